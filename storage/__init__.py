@@ -1,0 +1,1 @@
+"""SQL store, artifact store and model registry. Imports no ML or orchestration code."""

@@ -1,0 +1,30 @@
+"""Where the store lives: database URL, data directory and artifact root, from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StorageSettings(BaseSettings):
+    """Storage locations; every field can be set as DISTILLERY_<NAME> or in `.env`."""
+
+    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path(".distillery")
+    database_url: str | None = None
+    artifact_root: Path | None = None
+    # Rows newer than this are left for the next cycle: a PostgreSQL sequence value is taken
+    # at insert time but becomes visible at commit, so the newest ids may still have gaps.
+    watermark_settle_seconds: float = 5.0
+
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'distillery.db').resolve()}"
+
+    def resolved_artifact_root(self) -> Path:
+        """The configured artifact root, or `<data dir>/artifacts`."""
+        return (self.artifact_root or self.data_dir / "artifacts").resolve()

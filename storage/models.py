@@ -1,0 +1,224 @@
+"""The SQL data model: devices, their feedback, dataset snapshots, runs, versions, channels."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that must be timezone-aware going in and always reads back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: store timezone-aware timestamps only")
+        value = value.astimezone(UTC)
+        # SQLite has no zone support; keep naive UTC there so values sort as text.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with JSON for dict columns and aware UTC timestamps."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime()}
+
+
+class Device(Base):
+    """A phone install; it authenticates with a bearer token of which only a hash is kept."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(32))
+    app_version: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None]
+
+
+class FeedbackBatch(Base):
+    """One accepted upload; its id is returned to the phone."""
+
+    __tablename__ = "feedback_batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    client_timestamp: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Interaction(Base):
+    """A prompt the phone's model answered, with the user's rating and correction.
+
+    `seq` orders rows by arrival and is what snapshot watermarks refer to; `id` is the
+    client-generated idempotency key. The pipeline never updates or deletes these rows.
+    """
+
+    __tablename__ = "interactions"
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("feedback_batches.id"))
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[str] = mapped_column(String(64))
+    prompt: Mapped[str] = mapped_column(Text)
+    response: Mapped[str] = mapped_column(Text)
+    correction: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None]
+    latency_ms: Mapped[int | None]
+    category: Mapped[str | None] = mapped_column(String(128))
+    client_created_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_interactions_received_at", "received_at"),)
+
+
+class DatasetSnapshot(Base):
+    """An immutable, reproducible dataset built from interactions up to a watermark."""
+
+    __tablename__ = "dataset_snapshots"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"))
+    watermark: Mapped[int] = mapped_column(BigInteger)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    code_version: Mapped[str] = mapped_column(String(64))
+    split_sizes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    filter_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRun(Base):
+    """One distillation of a student from a teacher on a snapshot."""
+
+    __tablename__ = "training_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    student: Mapped[str] = mapped_column(String(128), index=True)
+    teacher: Mapped[str] = mapped_column(String(128))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"))
+    strategy: Mapped[str] = mapped_column(String(32))
+    strategy_reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output_dir: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class ModelVersion(Base):
+    """A trained student version: lineage, metrics, gate decision and file manifest."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    student: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(String(256))
+    base_revision: Mapped[str | None] = mapped_column(String(64))
+    teacher: Mapped[str | None] = mapped_column(String(256))
+    strategy: Mapped[str | None] = mapped_column(String(32))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"))
+    training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # [{"path", "size", "sha256", "quantization"}], relative to the version's directory.
+    files: Mapped[list[Any]] = mapped_column(default=list)
+    min_app_version: Mapped[str | None] = mapped_column(String(32))
+    hub_revision: Mapped[str | None] = mapped_column(String(64))
+    # pending -> published (visible) | rejected | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[datetime | None]
+
+    snapshot: Mapped[DatasetSnapshot | None] = relationship()
+
+    __table_args__ = (UniqueConstraint("student", "version", name="uq_model_versions_student"),)
+
+
+class Evaluation(Base):
+    """Metrics of one model version on one evaluation set."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    student: Mapped[str] = mapped_column(String(128), index=True)
+    label: Mapped[str] = mapped_column(String(64))  # candidate / stable / base
+    eval_set: Mapped[str] = mapped_column(String(128))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Channel(Base):
+    """A named pointer (stable, candidate) from a student to one of its versions."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    student: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(32))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+    __table_args__ = (UniqueConstraint("student", "name", name="uq_channels_student_name"),)
+
+
+class ChannelEvent(Base):
+    """Audit trail: every promotion and rollback of a channel pointer."""
+
+    __tablename__ = "channel_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    student: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))  # promote / rollback
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(64), default="pipeline")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
