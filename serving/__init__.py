@@ -1,1 +1,1 @@
-"""The phone-facing HTTP service. Imports storage only: no torch, transformers, trl, peft or prefect."""
+"""The phone-facing HTTP service. Imports storage only, never torch/transformers/prefect."""

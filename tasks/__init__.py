@@ -1,1 +1,1 @@
-"""The work of each pipeline stage as plain typed functions (Prefect tasks or callable through .fn)."""
+"""The work of each pipeline stage as plain typed functions (Prefect tasks, callable via .fn)."""
