@@ -164,7 +164,8 @@ class ModelVersion(Base):
     training_run_id: Mapped[int | None] = mapped_column(ForeignKey("training_runs.id"))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # [{"path", "size", "sha256", "quantization"}], relative to the version's directory.
+    # [{"name", "path", "size", "sha256", "quantization", "url"?}]: `path` is relative to the
+    # artifact root (served at /api/artifacts/<path>); a Hub-hosted file carries its own `url`.
     files: Mapped[list[Any]] = mapped_column(default=list)
     min_app_version: Mapped[str | None] = mapped_column(String(32))
     hub_revision: Mapped[str | None] = mapped_column(String(64))
