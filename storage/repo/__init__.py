@@ -1,0 +1,1 @@
+"""Repository functions: keyword-only `session`, never commit (the caller owns the transaction)."""
