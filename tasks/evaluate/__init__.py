@@ -1,0 +1,1 @@
+"""Evaluation of students: metrics, evaluation sets, A/B comparison, gate, report, card."""
