@@ -1,0 +1,23 @@
+"""Which registry backend to publish to, from the environment (DISTILLERY_REGISTRY, ...)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrySettings(BaseSettings):
+    """Registry backend settings; the Hub token is deliberately not one of them.
+
+    The token comes only from HF_TOKEN or a Prefect Secret block (read by tasks/publish.py).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
+
+    registry: Literal["local", "hub"] = "local"
+    hub_namespace: str | None = None
+    hub_endpoint: str | None = None
+    hub_private: bool = True
+    # Name of a Prefect Secret block holding the Hub token, tried when HF_TOKEN is unset.
+    hub_token_secret: str | None = None
