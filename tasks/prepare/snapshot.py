@@ -1,0 +1,149 @@
+"""Build or reuse a versioned dataset snapshot from interactions, and find earlier ones."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from storage.config import StorageSettings
+from storage.db import Database
+from storage.models import DatasetSnapshot
+from storage.repo.snapshots import add_snapshot, find_snapshot, latest_snapshot, list_snapshots
+from tasks.prepare.config import PrepareConfig, SnapshotInfo
+from tasks.prepare.process import FirstPass
+from tasks.prepare.select import iter_window, select_window
+from tasks.prepare.store import MANIFEST, carried_splits, read_manifest, write_snapshot
+
+
+def code_version() -> str:
+    """A hash of this stage's source: a code change gives new fingerprints."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build_snapshot(
+    db: Database,
+    *,
+    config: PrepareConfig,
+    artifact_root: Path,
+    settle_seconds: float | None = None,
+    since: int | None = None,
+    now: datetime | None = None,
+) -> SnapshotInfo:
+    """Turn interactions newer than the last watermark (or `since`) into a snapshot.
+
+    Reuses the snapshot with the same fingerprint when one exists; returns the latest one
+    with `skipped_reason` when no new interactions have settled.
+    """
+    settings = StorageSettings()
+    settle = settings.watermark_settle_seconds if settle_seconds is None else settle_seconds
+    root = Path(artifact_root) / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    with db.transaction() as session:
+        parent = latest_snapshot(session=session)
+        after = since if since is not None else (parent.watermark if parent else 0)
+        window = select_window(session, after=after, config=config, settle_seconds=settle, now=now)
+        if window.new_count == 0:
+            info = _info(parent) if parent else SnapshotInfo(None, None, None, watermark=after)
+            info.skipped_reason = "no new interactions"
+            return info
+        carried = carried_splits([Path(s.path) for s in list_snapshots(session=session)])
+        work = root / f".work-{uuid.uuid4().hex}"
+        work.mkdir()
+        try:
+            first = FirstPass(config, work, carried)
+            try:
+                for row in iter_window(session, window):
+                    first.feed(row)
+            finally:
+                first.close()
+            version = code_version()
+            fingerprint = _fingerprint(first, config, version)
+            existing = find_snapshot(session=session, fingerprint=fingerprint)
+            if existing is not None:
+                return _info(existing, reason="snapshot exists", new=window.new_count)
+            stats = {**first.stats(), "new": window.new_count, "replay": len(window.replay_seqs)}
+            manifest: dict[str, Any] = {
+                "fingerprint": fingerprint,
+                "code_version": version,
+                "config": config.to_dict(),
+                "watermark": window.upto,
+                "since": window.after,
+                "parent": parent.fingerprint if parent else None,
+                "new_records": window.new_count,
+            }
+            final = root / fingerprint
+            if (final / MANIFEST).is_file():  # saved by an earlier run that did not record it
+                manifest = read_manifest(final)
+            else:
+                thresholds = first.caps.thresholds() if config.group_cap else None
+                write_snapshot(work, final, thresholds, {**manifest, "filter_stats": stats})
+                manifest = read_manifest(final)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return _record(db, final, manifest, parent.id if parent else None)
+
+
+def previous_test_splits(db: Database, *, before_snapshot_id: int | None = None) -> list[Path]:
+    """Test-split directories of earlier snapshots (oldest first), for measuring forgetting."""
+    with db.transaction() as session:
+        rows = list_snapshots(session=session)
+    wanted = [r for r in rows if before_snapshot_id is None or r.id < before_snapshot_id]
+    return [Path(r.path) / "test" for r in wanted if (Path(r.path) / "test").is_dir()]
+
+
+def _fingerprint(first: FirstPass, config: PrepareConfig, version: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    digest.update(version.encode())
+    digest.update(first.members.digest())
+    digest.update(first.overrides.digest())
+    return digest.hexdigest()
+
+
+def _record(
+    db: Database, final: Path, manifest: dict[str, Any], parent: int | None
+) -> SnapshotInfo:
+    """Insert the snapshot row; a concurrent identical build that won the race is reused."""
+    fingerprint = manifest["fingerprint"]
+    try:
+        with db.transaction(write=True) as session:
+            row = find_snapshot(session=session, fingerprint=fingerprint) or add_snapshot(
+                session=session,
+                fingerprint=fingerprint,
+                watermark=manifest["watermark"],
+                path=str(final),
+                code_version=manifest["code_version"],
+                config=manifest["config"],
+                split_sizes=manifest["split_sizes"],
+                filter_stats=manifest["filter_stats"],
+                parent_id=parent,
+            )
+    except IntegrityError:
+        with db.transaction() as session:
+            row = find_snapshot(session=session, fingerprint=fingerprint)
+        if row is None:
+            raise
+    return _info(row, new=manifest["new_records"])
+
+
+def _info(row: DatasetSnapshot, *, reason: str | None = None, new: int = 0) -> SnapshotInfo:
+    return SnapshotInfo(
+        snapshot_id=row.id,
+        fingerprint=row.fingerprint,
+        path=Path(row.path),
+        split_sizes=dict(row.split_sizes),
+        new_records=new,
+        skipped_reason=reason,
+        watermark=row.watermark,
+        filter_stats=dict(row.filter_stats),
+    )
