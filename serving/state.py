@@ -1,0 +1,59 @@
+"""Per-app state shared by the routes: settings, database, auth, caches and metrics."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from serving.auth import Authenticator
+from serving.catalog import CatalogCache
+from serving.metrics import ServiceMetrics
+from serving.schemas import feedback_model
+from serving.settings import ServiceSettings
+from storage.db import Database
+
+
+def app_version() -> str:
+    """The installed distillery version."""
+    try:
+        return version("distillery")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class ServiceState:
+    """Everything a route needs, built once by create_app."""
+
+    settings: ServiceSettings
+    database: Database
+    artifact_root: Path
+    schema_head: str | None
+    auth: Authenticator = field(init=False)
+    catalog: CatalogCache = field(init=False)
+    metrics: ServiceMetrics = field(init=False)
+    feedback_model: type[BaseModel] = field(init=False)
+    version: str = field(default_factory=app_version)
+    _sqlite_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.auth = Authenticator(self.database)
+        self.catalog = CatalogCache(self.database, self.settings)
+        self.metrics = ServiceMetrics()
+        self.feedback_model = feedback_model(self.settings)
+
+    def write_lock(self) -> AbstractContextManager[object]:
+        """On SQLite, writers of this process queue on a lock instead of busy-waiting."""
+        return self._sqlite_lock if self.database.is_sqlite else nullcontext()
+
+
+def service(request: Request) -> ServiceState:
+    """The ServiceState of the app handling this request."""
+    state: ServiceState = request.app.state.service
+    return state

@@ -1,0 +1,115 @@
+"""Read side of the model registry: stable releases, published files, version history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.models import Channel, ChannelEvent, ModelVersion
+
+
+@dataclass(frozen=True)
+class Release:
+    """The version a channel points to, with what a phone needs to download it."""
+
+    student: str
+    version: int
+    model_version_id: int
+    base_model: str
+    base_revision: str | None
+    min_app_version: str | None
+    published_at: datetime | None
+    files: list[dict[str, Any]]
+
+
+def catalog_state(*, session: Session) -> tuple[Any, ...]:
+    """A cheap key that changes whenever a channel moves or a version is added or published.
+
+    One round trip of aggregate sub-queries over small tables; callers cache whatever they
+    render from the catalog under this key.
+    """
+    mv = ModelVersion
+    query = select(
+        select(func.max(ChannelEvent.id)).scalar_subquery(),
+        select(func.max(Channel.updated_at)).scalar_subquery(),
+        select(func.count(Channel.id)).scalar_subquery(),
+        select(func.max(mv.id)).scalar_subquery(),
+        select(func.count(mv.id)).where(mv.status == "published").scalar_subquery(),
+        select(func.max(mv.published_at)).scalar_subquery(),
+    )
+    return tuple(session.execute(query).one())
+
+
+def channel_releases(*, session: Session, channel: str = "stable") -> list[Release]:
+    """For each student, the published version its `channel` points to (one query)."""
+    mv = ModelVersion
+    query = (
+        select(
+            Channel.student,
+            mv.version,
+            mv.id,
+            mv.base_model,
+            mv.base_revision,
+            mv.min_app_version,
+            mv.published_at,
+            mv.files,
+        )
+        .join(mv, mv.id == Channel.model_version_id)
+        .where(Channel.name == channel, mv.status == "published")
+        .order_by(Channel.student)
+    )
+    return [
+        Release(
+            student=student,
+            version=version,
+            model_version_id=version_id,
+            base_model=base_model,
+            base_revision=base_revision,
+            min_app_version=min_app_version,
+            published_at=published_at,
+            files=list(files or []),
+        )
+        for (
+            student,
+            version,
+            version_id,
+            base_model,
+            base_revision,
+            min_app_version,
+            published_at,
+            files,
+        ) in session.execute(query).tuples()
+    ]
+
+
+def published_file_paths(*, session: Session) -> set[str]:
+    """Artifact-root-relative paths of every file of every published version."""
+    query = select(ModelVersion.files).where(ModelVersion.status == "published")
+    return {
+        str(entry["path"])
+        for files in session.scalars(query)
+        for entry in files or []
+        if isinstance(entry, dict) and entry.get("path") and not entry.get("url")
+    }
+
+
+def version_history(*, session: Session, student: str) -> list[ModelVersion]:
+    """All versions of a student, newest first."""
+    query = select(ModelVersion).where(ModelVersion.student == student)
+    return list(session.scalars(query.order_by(ModelVersion.version.desc())))
+
+
+def channel_pointers(*, session: Session, student: str) -> dict[str, int]:
+    """Channel name -> model_version id for a student."""
+    query = select(Channel.name, Channel.model_version_id).where(Channel.student == student)
+    return dict(session.execute(query).tuples().all())
+
+
+def channel_events(*, session: Session, student: str) -> list[ChannelEvent]:
+    """The promotion/rollback audit trail of a student, oldest first."""
+    query = select(ChannelEvent).where(ChannelEvent.student == student)
+    return list(session.scalars(query.order_by(ChannelEvent.id)))
