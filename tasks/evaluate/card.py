@@ -1,0 +1,73 @@
+"""The model card's evaluation results (model-index metadata and a markdown section)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# metric key -> (model-index type, display name, digits); the order is the table's order.
+CARD_METRICS: dict[str, tuple[str, str, int]] = {
+    "perplexity": ("perplexity", "Perplexity", 3),
+    "bleu": ("bleu", "BLEU", 2),
+    "rouge1": ("rouge", "ROUGE-1", 4),
+    "rouge2": ("rouge", "ROUGE-2", 4),
+    "rougeL": ("rouge", "ROUGE-L", 4),
+    "mean_entropy": ("entropy", "Mean token entropy (nats)", 4),
+    "low_conf_share": ("low_confidence_share", "Share of tokens with p < 0.3", 4),
+    "ece": ("ece", "Expected calibration error", 4),
+}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def model_index(student: str, metrics_by_set: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """`{"model-index": [...]}` for the card's YAML front matter, one result per eval set."""
+    if not metrics_by_set:
+        raise ValueError("model_index needs metrics of at least one eval set")
+    results = []
+    for eval_set, metrics in metrics_by_set.items():
+        entries = [
+            {"type": kind, "name": name, "value": round(float(metrics[key]), digits)}
+            for key, (kind, name, digits) in CARD_METRICS.items()
+            if _finite(metrics.get(key))
+        ]
+        if not entries:
+            continue
+        results.append(
+            {
+                "task": {"type": "text-generation", "name": "Text Generation"},
+                "dataset": {"name": eval_set, "type": eval_set, "split": "test"},
+                "metrics": entries,
+            }
+        )
+    return {"model-index": [{"name": student, "results": results}]}
+
+
+def render_eval_section(
+    student: str,
+    metrics_by_set: dict[str, dict[str, float]],
+    decision: dict[str, Any] | None = None,
+) -> str:
+    """A markdown "Evaluation results" section: one row per set, then the gate's reasons."""
+    index = model_index(student, metrics_by_set)["model-index"][0]
+    columns = [name for _, name, _ in CARD_METRICS.values()]
+    lines = [
+        "## Evaluation results",
+        "",
+        f"Metrics of `{student}` per evaluation set (perplexity over answer tokens, "
+        "token-weighted; BLEU corpus-level; ROUGE F1 with stemming; greedy decoding).",
+        "",
+        "| eval set | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for result in index["results"]:
+        values = {m["name"]: m["value"] for m in result["metrics"]}
+        cells = [str(values.get(c, "")) for c in columns]
+        lines.append(f"| {result['dataset']['name']} | " + " | ".join(cells) + " |")
+    if decision is not None:
+        verdict = "promoted" if decision.get("promote") else "rejected"
+        lines += ["", f"**Release gate:** {verdict} ({decision.get('rule', 'stable')} rule).", ""]
+        lines += [f"- {reason}" for reason in decision.get("reasons", [])]
+    return "\n".join(lines) + "\n"

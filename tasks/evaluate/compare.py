@@ -1,0 +1,54 @@
+"""A/B: paired per-example deltas of a candidate against a reference, with bootstrap CIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from prefect import task
+
+from tasks.evaluate.bootstrap import paired_bootstrap, paired_bootstrap_bleu
+from tasks.evaluate.run import load_results
+
+
+def compare_results(
+    candidate: dict[str, Any],
+    reference: dict[str, Any],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Set -> {nll, rougeL, bleu} -> {mean_delta, ci_low, ci_high, n} (candidate - reference).
+
+    Examples are paired by id; both models must have seen the same prompts.
+    """
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, cand_set in candidate["sets"].items():
+        if name not in reference["sets"]:
+            raise ValueError(f"reference has no results on eval set {name!r}")
+        ref_by_id = {e["id"]: e for e in reference["sets"][name]["examples"]}
+        pairs = [(e, ref_by_id[e["id"]]) for e in cand_set["examples"] if e["id"] in ref_by_id]
+        if len(pairs) != len(cand_set["examples"]):
+            raise ValueError(f"eval set {name!r}: candidate and reference saw different prompts")
+        kw = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
+        out[name] = {
+            metric: paired_bootstrap(
+                [c[metric] for c, _ in pairs], [r[metric] for _, r in pairs], **kw
+            )
+            for metric in ("nll", "rougeL")
+        }
+        out[name]["bleu"] = paired_bootstrap_bleu(
+            np.array([c["bleu_stats"] for c, _ in pairs]),
+            np.array([r["bleu_stats"] for _, r in pairs]),
+            **kw,
+        )
+    return out
+
+
+def compare_files(candidate_path: str, reference_path: str, **kwargs: Any) -> dict:
+    """`compare_results` on two results files (what flows pass around: paths)."""
+    return compare_results(load_results(candidate_path), load_results(reference_path), **kwargs)
+
+
+compare_task = task(compare_files, name="compare-results")

@@ -1,0 +1,142 @@
+"""Prefect tasks the evaluation flows compose: sets, gate, storage, history, artifacts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from sqlalchemy import select
+
+from storage.config import StorageSettings
+from storage.db import get_database
+from storage.models import DatasetSnapshot, TrainingRun
+from storage.repo import evaluations as repo
+from tasks.evaluate.gate import GatePolicy, decide
+from tasks.evaluate.report import summary_rows, write_report
+from tasks.evaluate.run import load_results, metrics_by_set
+from tasks.evaluate.sets import eval_set_paths
+
+write_report_task = task(write_report, name="write-evaluation-report")
+
+
+def default_out_dir(student: str) -> str:
+    """A fresh folder for one evaluation: <data dir>/eval/runs/<student>-<UTC time>."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return str((StorageSettings().data_dir / "eval" / "runs" / f"{student}-{stamp}").resolve())
+
+
+@task(retries=2, retry_delay_seconds=2)
+def resolve_eval_sets(
+    snapshot_path: str | None, earlier_test_paths: list[str], fixed_set_path: str | None
+) -> dict[str, str]:
+    """Name -> path of the new test split, earlier test splits and the (cached) fixed set."""
+    return eval_set_paths(snapshot_path, earlier_test_paths, fixed_set_path)
+
+
+@task
+def gate_results(
+    candidate_path: str,
+    base_path: str,
+    stable_path: str | None,
+    deltas: dict[str, Any],
+    new_set: str,
+    policy: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The gate decision (as a dict) from results files and the deltas against the reference."""
+    stable = metrics_by_set(load_results(stable_path)) if stable_path else None
+    decision = decide(
+        metrics_by_set(load_results(candidate_path)),
+        base=metrics_by_set(load_results(base_path)),
+        stable=stable,
+        deltas=deltas["stable" if stable_path else "base"],
+        new_set=new_set,
+        policy=GatePolicy(**(policy or {})),
+    )
+    return decision.to_dict()
+
+
+@task(retries=2, retry_delay_seconds=2)
+def store_evaluations(
+    student: str,
+    results_paths: dict[str, str],
+    version_ids: dict[str, int | None] | None = None,
+    decision: dict[str, Any] | None = None,
+) -> list[int]:
+    """Evaluation rows per (model label, eval set); the gate JSON on the candidate's version."""
+    version_ids = version_ids or {}
+    ids: list[int] = []
+    with get_database().transaction(write=True) as session:
+        for label, path in results_paths.items():
+            for eval_set, metrics in metrics_by_set(load_results(path)).items():
+                row = repo.add_evaluation(
+                    session=session,
+                    student=student,
+                    label=label,
+                    eval_set=eval_set,
+                    metrics=metrics,
+                    model_version_id=version_ids.get(label),
+                )
+                ids.append(row.id)
+        candidate_version = version_ids.get("candidate")
+        if decision is not None and candidate_version is not None:
+            metrics = metrics_by_set(load_results(results_paths["candidate"]))
+            repo.record_gate(
+                session=session,
+                model_version_id=candidate_version,
+                decision=decision,
+                metrics=metrics,
+            )
+    return ids
+
+
+@task(retries=2, retry_delay_seconds=2)
+def evaluation_history(student: str) -> list[dict[str, Any]]:
+    """Stored evaluations of `student` with version numbers (for the report's history plot)."""
+    with get_database().transaction() as session:
+        return repo.metrics_history(session=session, student=student)
+
+
+def _adapter_of(output_dir: str | None) -> str | None:
+    root = Path(output_dir) if output_dir else None
+    for candidate in (root / "adapter", root) if root else ():
+        if (candidate / "adapter_config.json").is_file():
+            return str(candidate)
+    return None
+
+
+@task(retries=2, retry_delay_seconds=2)
+def live_targets() -> dict[str, Any]:
+    """Published versions (with adapter folders) and every snapshot dataset still on disk."""
+    with get_database().transaction() as session:
+        versions = []
+        for v in repo.live_versions(session=session):
+            run = session.get(TrainingRun, v.training_run_id) if v.training_run_id else None
+            versions.append(
+                {
+                    "model_version_id": v.id,
+                    "student": v.student,
+                    "version": v.version,
+                    "adapter_dir": _adapter_of(run.output_dir if run else None),
+                }
+            )
+        paths = session.scalars(select(DatasetSnapshot.path).order_by(DatasetSnapshot.id))
+        snapshots = [p for p in paths if p and Path(p).exists()]
+    return {"versions": versions, "snapshot_paths": snapshots}
+
+
+@task
+def publish_artifacts(
+    student: str, results_paths: dict[str, str], decision: dict[str, Any], report_path: str
+) -> None:
+    """A Prefect markdown artifact (the report text) and a table artifact (the metrics)."""
+    key = "".join(c if c.isalnum() else "-" for c in student.lower())
+    create_markdown_artifact(
+        Path(report_path).read_text(), key=f"evaluation-{key}", description="evaluation report"
+    )
+    rows = summary_rows({label: load_results(p) for label, p in results_paths.items()})
+    create_table_artifact(
+        rows, key=f"evaluation-metrics-{key}", description=f"promote={decision.get('promote')}"
+    )

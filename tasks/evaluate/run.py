@@ -1,0 +1,155 @@
+"""Evaluate one model (preset + optional adapter) on named eval sets; results go to JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from tasks.evaluate.model_metrics import generate_answers, score_targets
+from tasks.evaluate.sets import conversation, load_eval_set
+from tasks.evaluate.text_metrics import bleu_sentence_stats, corpus_bleu, rouge_per_example
+from tasks.evaluate.uncertainty import uncertainty_summary
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Decoding and metric settings; identical for every model compared in one evaluation."""
+
+    batch_size: int = 8
+    max_new_tokens: int = 64
+    max_length: int = 1024
+    limit: int | None = None  # first N examples of each set
+    ece_bins: int = 15
+    low_confidence: float = 0.3
+    spike_sigma: float = 2.0
+    spike_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_length < 2:
+            raise ValueError(f"EvalConfig needs positive sizes, got {self}")
+        if not 10 <= self.ece_bins <= 15:
+            raise ValueError(f"ece_bins should be 10-15, got {self.ece_bins}")
+
+
+def _uncertainty(config: EvalConfig, ent: list[float], conf: list[float], hit: Any) -> dict:
+    return uncertainty_summary(
+        ent,
+        conf,
+        hit,
+        low_confidence=config.low_confidence,
+        n_bins=config.ece_bins,
+        spike_sigma=config.spike_sigma,
+        spike_threshold=config.spike_threshold,
+    )
+
+
+def evaluate_dataset(model: Any, tokenizer: Any, dataset: Any, config: EvalConfig) -> dict:
+    """Metrics, per-example records and token entropies of one model on one dataset."""
+    rows = [dataset[i] for i in range(min(len(dataset), config.limit or len(dataset)))]
+    pairs = [conversation(r) for r in rows]
+    scores = score_targets(
+        model, tokenizer, pairs, batch_size=config.batch_size, max_length=config.max_length
+    )
+    hyps, gen_ent, gen_conf = generate_answers(
+        model,
+        tokenizer,
+        [p for p, _ in pairs],
+        batch_size=config.batch_size,
+        max_new_tokens=config.max_new_tokens,
+        max_length=config.max_length,
+    )
+    refs = [a for _, a in pairs]
+    rouge = rouge_per_example(hyps, refs)
+    stats = bleu_sentence_stats(hyps, refs)
+    n_tok = sum(s.n_tokens for s in scores)
+    if n_tok == 0:
+        raise ValueError("no answer tokens to score: every example was truncated away")
+    nll = sum(s.nll_sum for s in scores) / n_tok  # token-weighted, not a mean of per-example ppl
+    ent = [e for s in scores for e in s.entropies]
+    conf = [c for s in scores for c in s.confidences]
+    hit = [h for s in scores for h in s.correct]
+    gen_flat_ent = [e for row in gen_ent for e in row]
+    gen_flat_conf = [c for row in gen_conf for c in row]
+    target_u = _uncertainty(config, ent, conf, hit)
+    gen_u = _uncertainty(config, gen_flat_ent, gen_flat_conf, None)
+    metrics = {
+        "examples": float(len(rows)),
+        "tokens": float(n_tok),
+        "nll": nll,
+        "perplexity": math.exp(nll),
+        "bleu": corpus_bleu(hyps, refs),
+        **{k: sum(v) / len(v) for k, v in rouge.items()},
+        **{k: v for k, v in target_u.items() if k != "tokens"},
+        **{f"gen_{k}": v for k, v in gen_u.items()},
+    }
+    examples = [
+        {
+            "id": str(row.get("id", i)),
+            "nll": s.nll_sum / s.n_tokens if s.n_tokens else float("nan"),
+            "n_tokens": s.n_tokens,
+            "hypothesis": hyp,
+            "reference": ref,
+            "rougeL": rouge["rougeL"][i],
+            "bleu_stats": [int(x) for x in stats[i]],
+        }
+        for i, (row, s, hyp, ref) in enumerate(zip(rows, scores, hyps, refs, strict=True))
+    ]
+    return {
+        "metrics": metrics,
+        "examples": examples,
+        "token_entropies": [round(e, 5) for e in ent],
+        "gen_token_entropies": [round(e, 5) for e in gen_flat_ent],
+    }
+
+
+def evaluate_model(
+    preset: str,
+    adapter_dir: str | None,
+    eval_sets: dict[str, str],
+    out_path: str,
+    config: EvalConfig | None = None,
+    device: str | None = None,
+) -> str:
+    """Load the model once, evaluate it on every set, write results JSON; returns its path."""
+    from tasks.models.load import load_model_and_tokenizer
+
+    config = config or EvalConfig()
+    started = time.perf_counter()
+    model, tokenizer = load_model_and_tokenizer(
+        preset, adapter_dir=Path(adapter_dir) if adapter_dir else None, device=device
+    )
+    sets = {
+        name: evaluate_dataset(model, tokenizer, load_eval_set(path), config)
+        for name, path in eval_sets.items()
+    }
+    result = {
+        "preset": preset,
+        "adapter_dir": adapter_dir,
+        "eval_sets": eval_sets,
+        "config": asdict(config),
+        "sets": sets,
+        "wall_s": time.perf_counter() - started,
+    }
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result))
+    return str(out.resolve())
+
+
+evaluate_model_task = task(evaluate_model, name="evaluate-model")  # compute: fails loudly
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """A results JSON written by `evaluate_model`."""
+    return json.loads(Path(path).read_text())
+
+
+def metrics_by_set(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Eval set -> metric -> value, from a results dict."""
+    return {name: dict(s["metrics"]) for name, s in results["sets"].items()}

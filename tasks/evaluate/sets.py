@@ -1,0 +1,132 @@
+"""Evaluation sets: a snapshot's test split, earlier test splits, and the fixed benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from storage.config import StorageSettings
+
+FIXED_SET_NAME = "fixed"
+FIXED_SOURCE = "user_oriented_instructions"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def sample_records_path(path: str | Path | None = None) -> Path:
+    """The self-instruct records.jsonl: `path`, $DISTILLERY_SAMPLE_DATA, or ../shared/data."""
+    candidates = [path, os.environ.get("DISTILLERY_SAMPLE_DATA"), REPO_ROOT.parent / "shared/data"]
+    chosen = Path(next(c for c in candidates if c))
+    for option in (chosen, chosen / "self_instruct/records.jsonl", chosen / "records.jsonl"):
+        if option.is_file():
+            return option
+    raise FileNotFoundError(
+        f"no self-instruct records.jsonl at {chosen}: pass a path or set DISTILLERY_SAMPLE_DATA"
+    )
+
+
+def fixed_benchmark_set(path: str | Path | None = None, limit: int | None = None) -> Dataset:
+    """The user-oriented self-instruct tasks as an eval set (prompt = instruction + context)."""
+    source = sample_records_path(path)
+    rows: list[dict[str, Any]] = []
+    with source.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{source}:{line_no}: not JSON ({exc})") from None
+            if rec.get("source") != FIXED_SOURCE:
+                continue
+            context = (rec.get("context") or "").strip()
+            prompt = rec["instruction"].strip() + (f"\n\n{context}" if context else "")
+            target = rec["response"].strip()
+            rows.append(
+                {
+                    "id": str(rec.get("source_id") or rec["id"]),
+                    "prompt": prompt,
+                    "target": target,
+                    "messages": [
+                        {"role": "user", "content": prompt},
+                        {"role": "assistant", "content": target},
+                    ],
+                }
+            )
+            if limit is not None and len(rows) >= limit:
+                break
+    if not rows:
+        raise ValueError(f"{source} holds no {FIXED_SOURCE!r} records")
+    return Dataset.from_list(rows)
+
+
+def cache_fixed_benchmark(
+    out_dir: str | Path | None = None,
+    *,
+    source: str | Path | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Save the fixed set once (default <data dir>/eval/fixed[-N]) and return its path."""
+    name = FIXED_SET_NAME + (f"-{limit}" if limit else "")
+    target = Path(out_dir) if out_dir else StorageSettings().data_dir / "eval" / name
+    if (target / "dataset_info.json").exists() and not overwrite:
+        return target.resolve()
+    fixed_benchmark_set(source, limit).save_to_disk(str(target))
+    return target.resolve()
+
+
+def load_eval_set(path: str | Path, split: str = "test") -> Dataset:
+    """A saved Dataset, or the `split` of a saved DatasetDict (a snapshot), checked for columns."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"eval set {p} does not exist")
+    loaded = load_from_disk(str(p))
+    if isinstance(loaded, DatasetDict):
+        if split not in loaded:
+            raise ValueError(f"{p} has no {split!r} split (splits: {sorted(loaded)})")
+        loaded = loaded[split]
+    missing = {"prompt", "target"} - set(loaded.column_names)
+    if "messages" not in loaded.column_names and missing:
+        raise ValueError(f"eval set {p} needs 'messages' or 'prompt'+'target' columns")
+    if len(loaded) == 0:
+        raise ValueError(f"eval set {p} is empty")
+    return loaded
+
+
+def conversation(row: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
+    """The prompt messages (everything before the final answer) and the reference answer."""
+    messages = row.get("messages")
+    if messages:
+        if messages[-1]["role"] != "assistant":
+            raise ValueError(f"row {row.get('id')!r}: last message is not the assistant's")
+        return [dict(m) for m in messages[:-1]], messages[-1]["content"]
+    return [{"role": "user", "content": row["prompt"]}], row["target"]
+
+
+def snapshot_set_name(path: str | Path) -> str:
+    """The eval-set name of a snapshot's test split: `test:<snapshot directory name>`."""
+    return f"test:{Path(path).resolve().name}"
+
+
+def eval_set_paths(
+    snapshot_path: str | Path | None,
+    earlier_test_paths: tuple[str, ...] | list[str] = (),
+    fixed_set_path: str | Path | None = None,
+) -> dict[str, str]:
+    """Name -> path of every set: the new test split first, earlier test splits, then `fixed`."""
+    sets = (
+        {snapshot_set_name(snapshot_path): str(Path(snapshot_path).resolve())}
+        if snapshot_path
+        else {}
+    )
+    for p in earlier_test_paths:
+        name = snapshot_set_name(p)
+        if name in sets:
+            name = f"{name}#{len(sets)}"
+        sets[name] = str(Path(p).resolve())
+    sets[FIXED_SET_NAME] = str(Path(fixed_set_path or cache_fixed_benchmark()).resolve())
+    return sets
