@@ -14,7 +14,7 @@ from typing import Any
 
 from storage.db import Database
 from storage.registry.base import Registry
-from storage.registry.types import ChecksumMismatchError, FileSpec, VersionSpec
+from storage.registry.types import ChecksumMismatchError, FileSpec, RegistryError, VersionSpec
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -39,7 +39,7 @@ class HubRegistry(Registry):
         from huggingface_hub import HfApi
 
         if not namespace:
-            raise ValueError("the Hub registry needs a namespace (DISTILLERY_HUB_NAMESPACE)")
+            raise RegistryError("the Hub registry needs a namespace (DISTILLERY_HUB_NAMESPACE)")
         self.namespace = namespace
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
         self.private = private
