@@ -1,0 +1,103 @@
+"""Parity before publishing: perplexity of the GGUF read back vs the merged model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tasks.export import check_parity, llama_cpp_missing_reason, write_gguf
+from tasks.export.parity import perplexity, score_examples, score_texts
+from tasks.export.prefect_tasks import export_for_phones_task
+
+
+@pytest.fixture(scope="module")
+def llama_files(llama_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("parity-gguf")
+    return {q: write_gguf(llama_dir, out / f"m-{q}.gguf", q).path for q in ("F16", "Q4_0")}
+
+
+def test_f16_passes_and_q4_0_is_rejected_at_a_tight_tolerance(
+    llama_dir: Path, llama_files: dict, parity_texts: list[str]
+) -> None:
+    f16 = check_parity(llama_dir, llama_files["F16"], parity_texts, tolerance=0.005)
+    assert f16.quantization == "F16" and f16.passed and f16.n_tokens > 20
+    assert abs(f16.relative_delta) < 0.005
+    q4 = check_parity(llama_dir, llama_files["Q4_0"], parity_texts, tolerance=0.0001)
+    assert q4.quantization == "Q4_0" and not q4.passed and q4.tolerance == 0.0001
+    assert q4.ppl_reference == pytest.approx(f16.ppl_reference)
+    assert q4.relative_delta == pytest.approx((q4.ppl_gguf - q4.ppl_reference) / q4.ppl_reference)
+    # The same file at its default tolerance (15% for Q4_0) is publishable.
+    assert check_parity(llama_dir, llama_files["Q4_0"], parity_texts).passed
+
+
+def test_perplexity_matches_mean_loss(llama_dir: Path, parity_texts: list[str]) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(llama_dir)
+    model = AutoModelForCausalLM.from_pretrained(llama_dir).eval()
+    ids = tokenizer(parity_texts[0], return_tensors="pt")["input_ids"]
+    loss = model(ids, labels=ids).loss.item()
+    ppl, n = perplexity(model, score_texts(tokenizer, parity_texts[:1]))
+    assert n == ids.shape[1] - 1 and ppl == pytest.approx(math.exp(loss), rel=1e-5)
+
+
+def test_examples_score_only_the_answer(llama_dir: Path, llama_files: dict) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(llama_dir)
+    example = {
+        "messages": [
+            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "assistant", "content": "The capital of France is Paris."},
+        ]
+    }
+    [(ids, start)] = score_examples(tokenizer, [example])
+    answer = tokenizer.decode(ids[start:])
+    assert answer.startswith("The capital of France is Paris.") and "user" not in answer
+    result = check_parity(llama_dir, llama_files["F16"], examples=[example], tolerance=0.005)
+    assert result.passed and result.n_tokens == len(ids) - start
+
+
+def test_missing_inputs_are_refused(llama_dir: Path, llama_files: dict, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="texts or examples"):
+        check_parity(llama_dir, llama_files["F16"])
+    with pytest.raises(FileNotFoundError, match="nope.gguf"):
+        check_parity(llama_dir, tmp_path / "nope.gguf", ["text"])
+    with pytest.raises(ValueError, match="assistant"):
+        check_parity(llama_dir, llama_files["F16"], examples=[{"messages": []}])
+
+
+def test_export_for_phones_keeps_only_files_within_tolerance(
+    phi3_dir: Path, tmp_path: Path, parity_texts: list[str]
+) -> None:
+    report = export_for_phones_task.fn(
+        str(phi3_dir),
+        None,
+        str(tmp_path / "export"),
+        quantizations=("F16", "Q8_0", "Q4_0", "Q4_K_M"),
+        parity_texts=parity_texts,
+        tolerances={"Q4_0": 0.0001},
+        name="tiny-phi3",
+    )
+    json.dumps(report)  # small and serialisable, as flows pass it on
+    passed = {f["quantization"] for f in report["files"]}
+    assert {"F16", "Q8_0"} <= passed and "Q4_0" not in passed
+    skipped = {s["quantization"]: s["reason"] for s in report["skipped"]}
+    assert "parity failed" in skipped["Q4_0"]
+    if llama_cpp_missing_reason() is not None:
+        assert "llama-cpp-python" in skipped["Q4_K_M"]
+    assert {p["quantization"] for p in report["parity"]} >= {"F16", "Q8_0", "Q4_0"}
+    for item in report["files"]:
+        assert Path(item["path"]).is_file() and len(item["sha256"]) == 64
+    assert (Path(report["merged_dir"]) / "config.json").is_file()
+
+
+def test_export_refuses_unknown_quantization_and_missing_texts(
+    llama_dir: Path, tmp_path: Path
+) -> None:
+    from tasks.export import export_for_phones
+
+    with pytest.raises(ValueError, match="IQ1_S"):
+        export_for_phones(llama_dir, None, tmp_path, ("IQ1_S",), ["text"])
+    with pytest.raises(ValueError, match="parity"):
+        export_for_phones(llama_dir, None, tmp_path, ("Q8_0",))
