@@ -19,9 +19,10 @@ from tasks.prepare.records import (
     clean,
     group_key,
     hash_key,
+    hash_normalized,
     natural_split,
+    normalize,
     pair_key,
-    prompt_hash,
     rank,
     to_messages,
 )
@@ -74,10 +75,11 @@ class FirstPass:
             return reason
         prompt = scrub_pii(clean(row.prompt), self.pii)
         target = scrub_pii(clean(target), self.pii)
-        key = pair_key(prompt, target) ^ (kind == "negative")  # negatives dedupe on their own
-        if self.dedupe.seen(key):
+        normalized_prompt = normalize(prompt)
+        key = pair_key(normalized_prompt, normalize(target)) ^ (kind == "negative")
+        if self.dedupe.seen(key):  # negatives flip the low bit: deduped apart from targets
             return "duplicate"
-        phash = prompt_hash(prompt)
+        phash = hash_normalized(normalized_prompt)
         split = self._split(phash)
         common = {
             "id": record_id,

@@ -37,22 +37,29 @@ def choose_target(
 
 def clean(text: str) -> str:
     """NFC-normalized and stripped: one spelling of a text in the dataset."""
-    return unicodedata.normalize("NFC", text).strip()
+    return (text if text.isascii() else unicodedata.normalize("NFC", text)).strip()
 
 
 def normalize(text: str) -> str:
-    """The comparison form: NFKC, case-folded, whitespace collapsed."""
+    """The comparison form: NFKC, case-folded, whitespace collapsed (ASCII takes a fast path)."""
+    if text.isascii():
+        return " ".join(text.lower().split())
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def hash_normalized(normalized: str) -> str:
+    """The 128-bit hex hash of an already normalized text."""
+    return hashlib.blake2b(normalized.encode("utf-8", "replace"), digest_size=16).hexdigest()
 
 
 def prompt_hash(prompt: str) -> str:
     """A stable hex hash of the normalized prompt (split key, leakage key)."""
-    return hashlib.blake2b(normalize(prompt).encode("utf-8", "replace"), digest_size=16).hexdigest()
+    return hash_normalized(normalize(prompt))
 
 
-def pair_key(prompt: str, target: str) -> int:
-    """A 64-bit key of the normalized (prompt, target) pair, for dedupe."""
-    data = f"{normalize(prompt)}\x1f{normalize(target)}".encode("utf-8", "replace")
+def pair_key(normalized_prompt: str, normalized_target: str) -> int:
+    """A 64-bit key of a normalized (prompt, target) pair, for dedupe."""
+    data = f"{normalized_prompt}\x1f{normalized_target}".encode("utf-8", "replace")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
