@@ -82,7 +82,7 @@ def channel_releases(*, session: Session, channel: str = "stable") -> list[Relea
             min_app_version,
             published_at,
             files,
-        ) in session.execute(query).tuples()
+        ) in session.execute(query)
     ]
 
 
@@ -106,7 +106,7 @@ def version_history(*, session: Session, student: str) -> list[ModelVersion]:
 def channel_pointers(*, session: Session, student: str) -> dict[str, int]:
     """Channel name -> model_version id for a student."""
     query = select(Channel.name, Channel.model_version_id).where(Channel.student == student)
-    return dict(session.execute(query).tuples().all())
+    return {row.name: row.model_version_id for row in session.execute(query)}
 
 
 def channel_events(*, session: Session, student: str) -> list[ChannelEvent]:

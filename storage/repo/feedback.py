@@ -67,7 +67,10 @@ def insert_feedback_batch(
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(Interaction.id)
         )
-        accepted = len(session.execute(stmt, list(rows.values())).all())
+        # Sorted ids: concurrent batches take their row locks in one order, so overlapping
+        # uploads wait for each other on PostgreSQL instead of deadlocking.
+        ordered = [rows[key] for key in sorted(rows)]
+        accepted = len(session.execute(stmt, ordered).all())
     result = BatchResult(batch_id=batch_id, accepted=accepted, duplicates=total - accepted)
     session.execute(
         update(FeedbackBatch)
