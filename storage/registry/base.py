@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +48,22 @@ class Registry(ABC):
         spec: VersionSpec,
         files: Sequence[FileSpec],
         *,
-        card: str | None = None,
+        card: str | Callable[[int, list[dict[str, Any]]], str] | None = None,
         version: int | None = None,
     ) -> Published:
-        """Publish `files` as a new (or the given) version of `spec.student`; idempotent."""
+        """Publish `files` as a new (or the given) version of `spec.student`; idempotent.
+
+        `card` is the README.md text, or a function of (version, file entries) rendering it
+        once the version number is known.
+        """
         check_student(spec.student)
         planned = check_files(list(files))
         row, done = self._reserve(spec, planned, version)
         if done:
             return self._result(row, reused=True)
         manifest = build_manifest(spec, row.version, planned)
-        entries, hub_revision = self._place(spec, row.version, list(files), planned, manifest, card)
+        text = card(row.version, planned) if callable(card) else card
+        entries, hub_revision = self._place(spec, row.version, list(files), planned, manifest, text)
 
         def finish(session: Session) -> ModelVersion:
             current = version_repo.get_version_by_id(row.id, session=session)

@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from storage.db import Database
 from storage.registry import RegistryError
 from storage.registry.hub import HubRegistry
 from storage.repo import versions as version_repo
 from tests.storage.registry.conftest import make_export, make_spec
-from tests.storage.registry.hub_standin import HubState, create_standin
+from tests.storage.registry.hub_standin import HubState, create_standin, serve
 
+# huggingface_hub hands httpx2 a file object for LFS PUTs, which httpx2 flags as deprecated.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:httpx2.*")
 TOKEN = "hf_standin_token"
 CARD = """---
 license: apache-2.0
@@ -46,20 +44,8 @@ model-index:
 def standin() -> Iterator[tuple[str, HubState]]:
     """The stand-in served by uvicorn on a free loopback port."""
     app, state = create_standin(TOKEN)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("Hub stand-in did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", state
-    server.should_exit = True
-    thread.join(5)
+    with serve(app) as endpoint:
+        yield endpoint, state
 
 
 @pytest.fixture

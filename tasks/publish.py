@@ -1,0 +1,215 @@
+"""Publishing: render the model card, publish a version atomically, move channels.
+
+The backend comes from settings (DISTILLERY_REGISTRY=local|hub, DISTILLERY_HUB_NAMESPACE, ...);
+the Hub token only from HF_TOKEN or the Prefect Secret block named by
+DISTILLERY_HUB_TOKEN_SECRET. Publishing is idempotent, so these I/O tasks may retry.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+from prefect import task
+
+from storage.config import StorageSettings
+from storage.db import Database, get_database
+from storage.registry import (
+    FileSpec,
+    Registry,
+    RegistryError,
+    RegistrySettings,
+    VersionSpec,
+    open_registry,
+)
+from tasks.evaluate.card import model_index, render_eval_section
+
+METADATA_KEYS = {
+    "base_model",
+    "base_revision",
+    "teacher",
+    "strategy",
+    "snapshot_id",
+    "snapshot_fingerprint",
+    "training_run_id",
+    "min_app_version",
+    "license",
+}
+
+
+def hub_token(settings: RegistrySettings) -> str | None:
+    """The Hub token from HF_TOKEN, else from the configured Prefect Secret block."""
+    token = os.environ.get("HF_TOKEN")
+    if token:
+        return token
+    if settings.hub_token_secret:
+        from prefect.blocks.system import Secret
+
+        return str(Secret.load(settings.hub_token_secret).get())
+    return None
+
+
+def configured_registry(database_url: str | None = None) -> Registry:
+    """The registry the settings name, on the configured (or given) database."""
+    settings = RegistrySettings()
+    storage = StorageSettings()
+    database = _database(database_url, storage)
+    token = None
+    if settings.registry == "hub":
+        token = hub_token(settings)
+        if not token:
+            raise RegistryError(
+                "publishing to the Hub needs a token: set HF_TOKEN or name a Prefect Secret "
+                "block in DISTILLERY_HUB_TOKEN_SECRET"
+            )
+    return open_registry(database, settings=settings, storage=storage, token=token)
+
+
+def gate_says_promote(gate: dict[str, Any] | None) -> bool:
+    """Whether a gate decision dict ({"promote": bool} or {"decision": "promote"}) promotes."""
+    if not gate:
+        return False
+    if "promote" in gate:
+        return bool(gate["promote"])
+    return str(gate.get("decision", "")).lower() == "promote"
+
+
+def metrics_by_set(metrics: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """Metrics per eval set; a flat {metric: value} dict counts as one set, 'evaluation'."""
+    if not metrics:
+        return {}
+    if all(isinstance(v, dict) for v in metrics.values()):
+        return {str(k): dict(v) for k, v in metrics.items()}
+    return {"evaluation": {k: v for k, v in metrics.items() if isinstance(v, int | float)}}
+
+
+def render_model_card(
+    student: str,
+    *,
+    version: int | None,
+    metrics: dict[str, Any] | None,
+    gate: dict[str, Any] | None,
+    lineage: dict[str, Any],
+    files: list[dict[str, Any]] | None = None,
+    license: str | None = None,
+    min_app_version: str | None = None,
+) -> str:
+    """README.md for a version: YAML front matter (model-index, base_model, tags, license),
+    files, lineage table, evaluation results and the gate decision."""
+    by_set = metrics_by_set(metrics)
+    front: dict[str, Any] = {
+        "license": license or "apache-2.0",
+        "base_model": lineage.get("base_model"),
+        "pipeline_tag": "text-generation",
+        "library_name": "gguf",
+        "tags": ["distillery", "distillation", "gguf", "on-device"],
+    }
+    index = model_index(student, by_set) if by_set else None
+    if index and index["model-index"][0]["results"]:
+        front.update(index)
+    title = f"{student} v{version}" if version is not None else student
+    lines = ["---", yaml.safe_dump(front, sort_keys=False).rstrip(), "---", f"# {title}", ""]
+    lines += [
+        f"A small on-device model distilled from `{lineage.get('teacher') or 'n/a'}` into "
+        f"`{lineage.get('base_model')}` by the distillery pipeline, for phones (GGUF).",
+        "",
+    ]
+    if files:
+        lines += [
+            "## Files",
+            "",
+            "| file | quantization | size (bytes) | sha256 |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {f['name']} | {f.get('quantization') or ''} | {f['size']} | `{f['sha256']}` |"
+            for f in files
+        ]
+        lines.append("")
+    if min_app_version:
+        lines += [f"Requires app version {min_app_version} or newer.", ""]
+    lines += ["## Lineage", "", "| | |", "|---|---|"]
+    lines += [f"| {key.replace('_', ' ')} | {_cell(value)} |" for key, value in lineage.items()]
+    lines.append("")
+    if by_set and index and index["model-index"][0]["results"]:
+        lines.append(render_eval_section(student, by_set))
+    lines += _gate_lines(gate)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value in (None, "") else f"`{value}`"
+
+
+def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
+    if not gate:
+        return ["## Release gate", "", "No gate decision was recorded.", ""]
+    verdict = "promote" if gate_says_promote(gate) else "reject"
+    lines = ["## Release gate", "", f"**Decision:** {verdict}"]
+    if gate.get("reference"):
+        lines[-1] += f" (compared with {gate['reference']})"
+    lines.append("")
+    lines += [f"- {reason}" for reason in gate.get("reasons", [])]
+    return lines + [""]
+
+
+@task(name="publish-version", retries=2, retry_delay_seconds=5)
+def publish_version(
+    student: str,
+    files: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
+    version: int | None = None,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Publish exported files (dicts with path, quantization, sha256, size) as a version."""
+    unknown = set(metadata) - METADATA_KEYS
+    if unknown:
+        raise RegistryError(
+            f"unknown metadata keys {sorted(unknown)}; known: {sorted(METADATA_KEYS)}"
+        )
+    if not metadata.get("base_model"):
+        raise RegistryError("metadata needs 'base_model' (the Hub id of the student's base)")
+    spec = VersionSpec(student=student, metrics=metrics or {}, gate=gate or {}, **metadata)
+    specs = [FileSpec.from_dict(f) for f in files]
+    registry = configured_registry(database_url)
+
+    def card(number: int, entries: list[dict[str, Any]]) -> str:
+        return render_model_card(
+            student,
+            version=number,
+            metrics=spec.metrics,
+            gate=spec.gate,
+            lineage=spec.lineage(),
+            files=entries,
+            license=spec.license,
+            min_app_version=spec.min_app_version,
+        )
+
+    published = registry.publish(spec, specs, card=card, version=version)
+    return {"backend": registry.backend, **published.__dict__}
+
+
+@task(name="promote", retries=2, retry_delay_seconds=5)
+def promote(
+    student: str,
+    version: int,
+    channel: str = "stable",
+    reason: str = "",
+    actor: str = "pipeline",
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Point `channel` of `student` at a published version."""
+    database = _database(database_url, StorageSettings())
+    moved = open_registry(database).promote(
+        student, version, channel=channel, reason=reason, actor=actor
+    )
+    return dict(moved.__dict__)
+
+
+def _database(url: str | None, storage: StorageSettings) -> Database:
+    if url is None:
+        return get_database(storage)
+    return get_database(StorageSettings(database_url=url), migrate=False)
