@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -13,7 +16,7 @@ import httpx
 
 from storage.db import Database
 from storage.repo.feedback import interaction_ids
-from tests.serving.conftest import interaction, upload
+from tests.serving.conftest import REPO_ROOT, free_port, interaction, upload, wait_healthy
 
 
 def register_sync(base_url: str) -> tuple[str, dict[str, str]]:
@@ -105,3 +108,18 @@ def test_sixteen_clients_upload_overlapping_batches(live_server: str, db: Databa
     assert sum(a["accepted"] for a in answers) == len(unique)
     assert sum(a["accepted"] + a["duplicates"] for a in answers) == len(sent) == 16 * 4 * 2 * 25
     assert len({a["batch_id"] for a in answers}) == len(answers)
+
+
+def test_distillery_serve_command(tmp_path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)]
+    env = {**os.environ, "DISTILLERY_DATA_DIR": str(tmp_path), "DISTILLERY_DATABASE_URL": ""}
+    proc = subprocess.Popen(cmd + ["--log-level", "warning"], cwd=REPO_ROOT, env=env)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        latest = httpx.get(f"http://127.0.0.1:{port}/api/models/mobile/latest")
+        assert latest.json() == {"channel": "stable", "models": []}
+        assert (tmp_path / "distillery.db").exists()  # the embedded default, migrated
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
