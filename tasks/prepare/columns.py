@@ -77,7 +77,9 @@ class StreamWriter:
             self._columns = {name: [] for name in self.schema.names}
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Flush and close the file (an empty file still gets one empty batch for datasets)."""
         self.flush()
+        if self.rows == 0:
+            self._writer.write_batch(pa.RecordBatch.from_pylist([], schema=self.schema))
         self._writer.close()
         self._sink.close()

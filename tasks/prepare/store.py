@@ -46,8 +46,9 @@ def write_snapshot(
     bars_were_on = not datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # a bar per split only clutters flow logs
     try:
-        DatasetDict(splits).save_to_disk(str(staging))
-        negatives.save_to_disk(str(staging / "negatives"))
+        shards = {split: _shards(ds) for split, ds in splits.items()}
+        DatasetDict(splits).save_to_disk(str(staging), num_shards=shards)
+        negatives.save_to_disk(str(staging / "negatives"), num_shards=_shards(negatives))
         manifest.update(split_sizes=sizes, negatives=negatives.num_rows)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         try:
@@ -60,6 +61,11 @@ def write_snapshot(
         if bars_were_on:
             datasets.enable_progress_bars()
     return sizes
+
+
+def _shards(dataset: Dataset) -> int:
+    """datasets' own shard count (500 MB each) but at least one: an empty split then loads."""
+    return max(1, min(dataset.num_rows, dataset.data.nbytes // (500 << 20) + 1))
 
 
 def _apply_cap(staged: Path, out: Path, thresholds: dict[str, int] | None) -> Path:

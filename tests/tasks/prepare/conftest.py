@@ -31,8 +31,14 @@ def make_row(n: int, **overrides: Any) -> dict[str, Any]:
     return row
 
 
-def insert(db: Database, rows: list[dict[str, Any]], *, device: str = "phone-1") -> None:
-    """Store rows as one feedback batch of one device, received well in the past."""
+def insert(
+    db: Database,
+    rows: list[dict[str, Any]],
+    *,
+    device: str = "phone-1",
+    received_at: datetime | None = None,
+) -> None:
+    """Store rows as one feedback batch of one device, received well in the past by default."""
     with db.transaction(write=True) as session:
         if session.get(Device, device) is None:
             session.add(Device(id=device, token_hash="x" * 64, platform="android", app_version="1"))
@@ -45,7 +51,7 @@ def insert(db: Database, rows: list[dict[str, Any]], *, device: str = "phone-1")
                     device_id=device,
                     batch_id=batch.id,
                     client_created_at=PAST,
-                    received_at=PAST + timedelta(seconds=i),
+                    received_at=received_at or PAST + timedelta(seconds=i),
                     **row,
                 )
             )
