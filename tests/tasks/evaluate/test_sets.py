@@ -1,0 +1,90 @@
+"""Evaluation sets: the fixed benchmark from the sample data, its cache, snapshot test splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from datasets import Dataset
+
+from tasks.evaluate.sets import (
+    cache_fixed_benchmark,
+    conversation,
+    eval_set_paths,
+    fixed_benchmark_set,
+    load_eval_set,
+    snapshot_set_name,
+)
+
+
+def _rec(i: int, instruction: str, context: str, response: str, source: str) -> dict:
+    return {
+        "id": i,
+        "instruction": instruction,
+        "context": context,
+        "response": response,
+        "source": source,
+        "source_id": f"u{i}",
+    }
+
+
+def _records(path: Path) -> Path:
+    recs = [
+        _rec(0, "Fix the grammar.", "he go home", "He goes home.", "user_oriented_instructions"),
+        _rec(1, "Train on me.", "", "No.", "seed_tasks"),
+        _rec(2, "Name a color.", "", "Blue.", "user_oriented_instructions"),
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    return path
+
+
+def test_fixed_set_keeps_only_user_oriented_records(tmp_path: Path) -> None:
+    data = fixed_benchmark_set(_records(tmp_path / "records.jsonl"))
+    assert data["id"] == ["u0", "u2"]
+    assert data[0]["prompt"] == "Fix the grammar.\n\nhe go home"
+    assert data[1]["prompt"] == "Name a color."
+    assert data[0]["target"] == "He goes home."
+    prompt, answer = conversation(data[0])
+    assert prompt == [{"role": "user", "content": "Fix the grammar.\n\nhe go home"}]
+    assert answer == "He goes home."
+    assert len(fixed_benchmark_set(tmp_path / "records.jsonl", limit=1)) == 1
+
+
+def test_fixed_set_found_through_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "self_instruct").mkdir()
+    _records(tmp_path / "self_instruct" / "records.jsonl")
+    monkeypatch.setenv("DISTILLERY_SAMPLE_DATA", str(tmp_path))
+    assert len(fixed_benchmark_set()) == 2
+    monkeypatch.setenv("DISTILLERY_SAMPLE_DATA", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="DISTILLERY_SAMPLE_DATA"):
+        fixed_benchmark_set()
+
+
+def test_shared_sample_data_has_the_user_oriented_tasks() -> None:
+    # The repo's ../shared/data default: 252 user-oriented tasks in the self-instruct sample.
+    data = fixed_benchmark_set(limit=30)
+    assert len(data) == 30 and all(data["target"])
+
+
+def test_cached_copy_is_reused_without_the_source(tmp_path: Path) -> None:
+    src = _records(tmp_path / "records.jsonl")
+    cached = cache_fixed_benchmark(tmp_path / "cache", source=src)
+    src.unlink()  # later runs must not depend on shared/
+    assert cache_fixed_benchmark(tmp_path / "cache", source=src) == cached
+    assert load_eval_set(cached)["id"] == ["u0", "u2"]
+
+
+def test_snapshot_test_split_and_set_names(tmp_path: Path, snapshot_dir: Path) -> None:
+    assert len(load_eval_set(snapshot_dir)) == 6
+    with pytest.raises(ValueError, match="no 'nope' split"):
+        load_eval_set(snapshot_dir, split="nope")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_eval_set(tmp_path / "missing")
+    Dataset.from_list([{"x": 1}]).save_to_disk(str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="'messages' or 'prompt'"):
+        load_eval_set(tmp_path / "bad")
+    fixed = cache_fixed_benchmark(tmp_path / "fixed", source=_records(tmp_path / "r.jsonl"))
+    sets = eval_set_paths(snapshot_dir, [str(snapshot_dir)], fixed)
+    assert list(sets) == ["test:snap-new", "test:snap-new#1", "fixed"]
+    assert snapshot_set_name(snapshot_dir) == "test:snap-new"
