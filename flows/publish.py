@@ -1,0 +1,36 @@
+"""The publish flow: publish exported files as a version, promote it if the gate said so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.publish import gate_says_promote, promote, publish_version
+
+
+@flow(name="publish")
+def publish_flow(
+    student: str,
+    files: list[dict[str, Any]],
+    metadata: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Publish (atomic, idempotent) then move 'stable' when the gate decided to promote.
+
+    `files` are the export task's file dicts (path, quantization, size, sha256); `metadata`
+    carries base model, lineage and minimum app version (see tasks.publish.METADATA_KEYS).
+    """
+    published = publish_version(student, files, metadata, metrics, gate, database_url=database_url)
+    promotion = None
+    if gate_says_promote(gate):
+        reasons = "; ".join((gate or {}).get("reasons", [])[:3])
+        promotion = promote(
+            student,
+            published["version"],
+            reason=f"release gate: {reasons}" if reasons else "release gate passed",
+            database_url=database_url,
+        )
+    return {"published": published, "promotion": promotion}
