@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,17 @@ class LocalRegistry(Registry):
         entries = [{**entry, "path": f"{rel}/{entry['name']}"} for entry in planned]
         return entries, None
 
-    def cleanup_staging(self) -> list[Path]:
-        """Remove every leftover staging directory under models/; the removed paths."""
+    def cleanup_staging(self, older_than_s: float = 3600.0) -> list[Path]:
+        """Remove leftover staging directories under models/; the removed paths.
+
+        Only those untouched for `older_than_s`, so a publish running right now keeps its own.
+        """
         removed: list[Path] = []
+        cutoff = time.time() - older_than_s
         for staging in sorted((self.artifact_root / "models").glob(f"*/{STAGING_PREFIX}*")):
-            shutil.rmtree(staging, ignore_errors=True)
-            removed.append(staging)
+            if staging.stat().st_mtime <= cutoff:
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
         return removed
 
     def _clean_staging(self, parent: Path, version: int) -> None:
