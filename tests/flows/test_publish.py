@@ -148,3 +148,20 @@ def test_service_reflects_promotion_and_rollback_at_once(
             assert back.json()["models"][0]["version"] == 1
 
     asyncio.run(scenario())
+
+
+def test_hub_token_comes_from_a_prefect_secret_block_when_hf_token_is_unset(
+    harness: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.blocks.system import Secret
+
+    from storage.registry import RegistrySettings
+    from tasks.publish import hub_token
+
+    Secret(value="hf_from_block").save("distillery-hub-token", overwrite=True)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    settings = RegistrySettings(registry="hub", hub_token_secret="distillery-hub-token")
+    assert hub_token(settings) == "hf_from_block"
+    monkeypatch.setenv("HF_TOKEN", "hf_from_env")
+    assert hub_token(settings) == "hf_from_env"
+    assert hub_token(RegistrySettings(registry="hub", hub_token_secret=None)) == "hf_from_env"
