@@ -18,6 +18,8 @@ class RegistrySettings(BaseSettings):
     registry: Literal["local", "hub"] = "local"
     hub_namespace: str | None = None
     hub_endpoint: str | None = None
-    hub_private: bool = True
+    # Phones download from the Hub's resolve URLs without a token: repos are public unless
+    # set private (then only token holders, not phones, can fetch the files).
+    hub_private: bool = False
     # Name of a Prefect Secret block holding the Hub token, tried when HF_TOKEN is unset.
     hub_token_secret: str | None = None

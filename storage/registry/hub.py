@@ -32,7 +32,7 @@ class HubRegistry(Registry):
         namespace: str,
         token: str | None,
         endpoint: str | None = None,
-        private: bool = True,
+        private: bool = False,
     ) -> None:
         super().__init__(database, artifact_root)
         # Imported here: the base install (service + store) does not ship huggingface_hub.

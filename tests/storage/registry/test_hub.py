@@ -62,8 +62,17 @@ def hub(
     yield endpoint, state
 
 
-def make_registry(db: Database, tmp_path: Path, endpoint: str, token: str = TOKEN) -> HubRegistry:
-    return HubRegistry(db, tmp_path / "artifacts", namespace="acme", token=token, endpoint=endpoint)
+def make_registry(
+    db: Database, tmp_path: Path, endpoint: str, token: str = TOKEN, private: bool = True
+) -> HubRegistry:
+    return HubRegistry(
+        db,
+        tmp_path / "artifacts",
+        namespace="acme",
+        token=token,
+        endpoint=endpoint,
+        private=private,
+    )
 
 
 def test_publish_creates_repo_branch_commit_tag_and_pinned_urls(
@@ -104,10 +113,11 @@ def test_second_version_gets_its_own_branch_and_tag(
     sqlite_db: Database, tmp_path: Path, hub: tuple[str, HubState]
 ) -> None:
     endpoint, state = hub
-    registry = make_registry(sqlite_db, tmp_path, endpoint)
+    registry = make_registry(sqlite_db, tmp_path, endpoint, private=False)
     registry.publish(make_spec(), [make_export(tmp_path / "a")], card=CARD)
     second = registry.publish(make_spec(), [make_export(tmp_path / "b")], card=CARD)
     repo = state.repos["acme/smol-student"]
+    assert not repo.private
     assert second.version == 2
     assert repo.tags["release-v2"] == repo.branches["v2"] == second.hub_revision
     assert repo.tags["release-v1"] != second.hub_revision
