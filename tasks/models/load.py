@@ -122,6 +122,18 @@ def cuda_4bit_available() -> bool:
     return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
 
 
+def load_tokenizer(preset_name: str) -> PreTrainedTokenizerBase:
+    """The preset's tokenizer alone (pad token set), without loading weights."""
+    preset = get_preset(preset_name)
+    if preset.source == "hub":
+        tok = AutoTokenizer.from_pretrained(preset.hub_id, revision=preset.revision)
+    else:
+        tok = AutoTokenizer.from_pretrained(materialize_preset(preset_name))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
 def load_model_and_tokenizer(
     preset_name: str,
     *,
@@ -153,11 +165,7 @@ def load_model_and_tokenizer(
         )
         kwargs["device_map"] = {"": torch.device(device).index or 0}
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(
-        source, **({"revision": preset.revision} if preset.source == "hub" else {})
-    )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(preset_name)
     if not quantize_4bit:
         model.to(device)
     if quantize_4bit and for_training:

@@ -1,0 +1,1 @@
+"""Distillation: pair preflight, cached teacher signals, LoRA training with a KD loss."""

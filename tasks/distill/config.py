@@ -1,0 +1,101 @@
+"""Hyperparameters of one distillation run, and what it returns."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Strategy = Literal["auto", "logit", "sequence"]
+
+
+@dataclass
+class DistillConfig:
+    """How to distill: strategy, loss, teacher signals, LoRA training and outputs."""
+
+    strategy: Strategy = "auto"  # "logit"/"sequence" force one; logit on mismatched vocab fails
+    alpha: float = 0.5  # weight of cross-entropy; 1 - alpha goes to the divergence
+    temperature: float = 2.0
+    divergence: Literal["forward_kl", "jsd"] = "forward_kl"
+    top_k: int = 16
+    max_length: int | None = None  # tokens per record; None = the student preset's max_seq_len
+    gen_max_new_tokens: int = 128
+    gen_batch_size: int = 8
+    teacher_batch_size: int = 8
+    learning_rate: float = 2e-4
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_batch_size: int | None = None  # None = preset
+    grad_accum: int | None = None  # None = preset
+    lora_r: int | None = None  # None = preset
+    lora_alpha: int | None = None
+    save_steps: int = 50
+    save_total_limit: int = 2
+    logging_steps: int = 5
+    seed: int = 0
+    max_train_records: int | None = None
+    warm_start_adapter: Path | None = None
+    replay_snapshots: list[Path] = field(default_factory=list)
+    replay_fraction: float = 0.2  # replayed records as a share of the new training records
+    resume: bool = True  # continue from the last checkpoint in output_dir if one exists
+    merge: bool = False  # also write the merged full model
+    device: str | None = None
+    quantize_4bit: bool | None = None  # None = 4-bit when CUDA + bitsandbytes and preset allows
+    gradient_checkpointing: bool = False
+    train_split: str = "train"
+    eval_split: str = "validation"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("auto", "logit", "sequence"):
+            raise ValueError(f"strategy must be auto, logit or sequence, got {self.strategy!r}")
+        if self.divergence not in ("forward_kl", "jsd"):
+            raise ValueError(f"divergence must be forward_kl or jsd, got {self.divergence!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.warm_start_adapter is not None:
+            self.warm_start_adapter = Path(self.warm_start_adapter)
+        self.replay_snapshots = [Path(p) for p in self.replay_snapshots]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (paths as strings)."""
+        out = dataclasses.asdict(self)
+        out["warm_start_adapter"] = (
+            str(self.warm_start_adapter) if self.warm_start_adapter else None
+        )
+        out["replay_snapshots"] = [str(p) for p in self.replay_snapshots]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DistillConfig:
+        """The inverse of to_dict; unknown keys are an error naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown DistillConfig fields: {unknown}")
+        return cls(**data)
+
+
+@dataclass
+class DistillResult:
+    """What a finished run produced."""
+
+    run_id: int | None
+    output_dir: Path
+    adapter_dir: Path
+    strategy: str
+    metrics: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict."""
+        return {
+            "run_id": self.run_id,
+            "output_dir": str(self.output_dir),
+            "adapter_dir": str(self.adapter_dir),
+            "strategy": self.strategy,
+            "metrics": self.metrics,
+        }

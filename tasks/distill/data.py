@@ -1,0 +1,112 @@
+"""Snapshot records: loading, hashing, and chat tokenization with assistant-only labels."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset, DatasetDict, load_from_disk
+from transformers import PreTrainedTokenizerBase
+
+Messages = list[dict[str, str]]
+
+
+def load_snapshot(path: Path, splits: tuple[str, ...] = ("train",)) -> DatasetDict:
+    """A snapshot saved with save_to_disk; checks the splits and the `messages` column."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"snapshot {path} does not exist")
+    data = load_from_disk(str(path))
+    if not isinstance(data, DatasetDict):
+        raise ValueError(f"snapshot {path} is a single Dataset; expected a DatasetDict with splits")
+    for split in splits:
+        if split not in data:
+            raise ValueError(f"snapshot {path} has no {split!r} split (has {list(data)})")
+        if "messages" not in data[split].column_names:
+            raise ValueError(f"snapshot {path} split {split!r} has no 'messages' column")
+    return data
+
+
+def check_messages(messages: Messages) -> Messages:
+    """Plain role/content dicts ending with a non-empty assistant turn after a user turn."""
+    msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
+    if len(msgs) < 2 or msgs[-1]["role"] != "assistant" or msgs[-2]["role"] != "user":
+        roles = [m["role"] for m in msgs]
+        raise ValueError(f"a record must end with a user then an assistant turn, got roles {roles}")
+    return msgs
+
+
+def record_hash(messages: Messages) -> str:
+    """sha256 of the canonical JSON of the messages (role and content only)."""
+    canon = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return hashlib.sha256(
+        json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def training_records(
+    snapshot: Path,
+    split: str,
+    *,
+    replay: list[Path],
+    replay_fraction: float,
+    seed: int,
+    limit: int | None = None,
+) -> list[Messages]:
+    """The split's records plus a seeded replay sample from older snapshots, deduplicated."""
+    records = [check_messages(m) for m in load_snapshot(snapshot, (split,))[split]["messages"]]
+    if limit is not None:
+        records = records[:limit]
+    seen = {record_hash(m) for m in records}
+    older: list[Messages] = []
+    for path in replay:
+        for m in load_snapshot(path, ("train",))["train"]["messages"]:
+            msgs = check_messages(m)
+            if (h := record_hash(msgs)) not in seen:
+                seen.add(h)
+                older.append(msgs)
+    n_replay = min(len(older), round(replay_fraction * len(records)))
+    return records + random.Random(seed).sample(older, n_replay)
+
+
+def prompt_ids(tok: PreTrainedTokenizerBase, messages: Messages) -> list[int]:
+    """Token ids of everything before the final assistant answer, with the generation prompt."""
+    enc = tok.apply_chat_template(
+        messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True
+    )
+    return list(enc["input_ids"])
+
+
+def tokenize_record(
+    tok: PreTrainedTokenizerBase, messages: Messages, max_length: int
+) -> dict[str, Any] | None:
+    """input_ids and labels (-100 outside the final answer), truncated; None if no label is left."""
+    prompt = prompt_ids(tok, messages)
+    full = list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    if full[: len(prompt)] != prompt:
+        raise ValueError("chat template renders the prompt differently once the answer follows")
+    full = full[:max_length]
+    labels = [-100] * min(len(prompt), len(full)) + full[len(prompt) :]
+    if all(x == -100 for x in labels[1:]):
+        return None
+    return {"input_ids": full, "labels": labels}
+
+
+def tokenize_records(
+    tok: PreTrainedTokenizerBase, records: list[Messages], max_length: int
+) -> tuple[Dataset, int]:
+    """A Dataset of input_ids/labels/record_hash, and how many records truncation emptied."""
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "record_hash": []}
+    dropped = 0
+    for messages in records:
+        row = tokenize_record(tok, messages, max_length)
+        if row is None:
+            dropped += 1
+            continue
+        rows["input_ids"].append(row["input_ids"])
+        rows["labels"].append(row["labels"])
+        rows["record_hash"].append(record_hash(messages))
+    return Dataset.from_dict(rows), dropped

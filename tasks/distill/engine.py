@@ -1,0 +1,188 @@
+"""The distillation entry point: preflight → teacher signals (cached) → LoRA training → run row."""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from accelerate import PartialState
+from datasets import DatasetDict
+from transformers import TrainerCallback
+
+from storage.db import Database
+from storage.repo import runs
+from tasks.distill.config import DistillConfig, DistillResult
+from tasks.distill.data import load_snapshot, tokenize_records, training_records
+from tasks.distill.preflight import PreflightResult, preflight, tokenizer_fingerprint
+from tasks.distill.signals import attach_topk, fill_topk_cache, teacher_answers
+from tasks.distill.teacher_cache import TeacherCache
+from tasks.distill.train import train_student
+from tasks.models.load import load_model_and_tokenizer, load_tokenizer
+from tasks.models.presets import get_preset
+
+log = logging.getLogger(__name__)
+
+
+def run_preflight(teacher: str, student: str, strategy: str = "auto") -> PreflightResult:
+    """Compare the two presets' tokenizers and choose (or refuse) the strategy."""
+    result = preflight(
+        load_tokenizer(teacher),
+        load_tokenizer(student),
+        requested=strategy,
+        teacher_name=teacher,
+        student_name=student,
+    )
+    log.info("preflight %s → %s: %s (%s)", teacher, student, result.strategy, result.reason)
+    return result
+
+
+def prepare_signals(
+    snapshot_path: Path,
+    *,
+    teacher: str,
+    student: str,
+    strategy: str,
+    config: DistillConfig,
+    work_dir: Path,
+    cache_root: Path | None = None,
+) -> dict[str, Any]:
+    """Tokenized train/validation data with teacher signals, saved under `work_dir/prepared`."""
+    t_preset, s_tok, t_tok = get_preset(teacher), load_tokenizer(student), load_tokenizer(teacher)
+    max_length = config.max_length or get_preset(student).max_seq_len
+    records = training_records(
+        snapshot_path,
+        config.train_split,
+        replay=config.replay_snapshots,
+        replay_fraction=config.replay_fraction,
+        seed=config.seed,
+        limit=config.max_train_records,
+    )
+
+    def load_teacher() -> Any:
+        return load_model_and_tokenizer(teacher, device=config.device)[0]
+
+    key = {"teacher_id": t_preset.hub_id, "revision": t_preset.revision, "root": cache_root}
+    key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
+    if strategy == "logit":
+        cache = TeacherCache.open(
+            kind="topk",
+            max_length=max_length,
+            k=config.top_k,
+            temperature=config.temperature,
+            **key,
+        )
+        train, dropped = tokenize_records(s_tok, records, max_length)
+        fill_topk_cache(
+            cache,
+            train,
+            load_teacher,
+            k=config.top_k,
+            temperature=config.temperature,
+            batch_size=config.teacher_batch_size,
+            pad_id=t_tok.pad_token_id,
+        )
+        train = attach_topk(cache, train)
+    else:
+        cache = TeacherCache.open(
+            kind="generate",
+            max_length=max_length,
+            max_new_tokens=config.gen_max_new_tokens,
+            decoding="greedy",
+            **key,
+        )
+        answered = teacher_answers(
+            cache,
+            records,
+            load_teacher,
+            t_tok,
+            max_new_tokens=config.gen_max_new_tokens,
+            batch_size=config.gen_batch_size,
+        )
+        train, dropped = tokenize_records(s_tok, answered, max_length)
+    splits = {"train": train}
+    snapshot = load_snapshot(snapshot_path, (config.train_split,))
+    if config.eval_split in snapshot:  # reference answers: the student's held-out perplexity
+        splits["validation"] = tokenize_records(
+            s_tok, list(snapshot[config.eval_split]["messages"]), max_length
+        )[0]
+    prepared = Path(work_dir) / "prepared"
+    DatasetDict(splits).save_to_disk(str(prepared))
+    stats = cache.stats.to_dict()
+    log.info("teacher %s cache: %d hits, %d misses", teacher, stats["hits"], stats["misses"])
+    return {
+        "prepared_dir": str(prepared),
+        "teacher_cache": stats,
+        "train_records": len(train),
+        "dropped_records": dropped,
+    }
+
+
+def distill(
+    snapshot_path: Path,
+    *,
+    teacher: str,
+    student: str,
+    output_dir: Path,
+    config: DistillConfig,
+    db: Database | None = None,
+    snapshot_id: int | None = None,
+    callbacks: list[TrainerCallback] | None = None,
+    cache_root: Path | None = None,
+) -> DistillResult:
+    """Distill `teacher` into a LoRA adapter on `student` from a saved snapshot."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    state = PartialState()
+    pre = run_preflight(teacher, student, config.strategy)
+    (output_dir / "preflight.json").write_text(json.dumps(pre.to_dict(), indent=2))
+    run_id = None
+    if db is not None and state.is_main_process:
+        with db.transaction(write=True) as session:
+            run_id = runs.create_run(
+                session=session,
+                student=student,
+                teacher=teacher,
+                strategy=pre.strategy,
+                strategy_reason=pre.reason,
+                config=config.to_dict(),
+                snapshot_id=snapshot_id,
+                output_dir=str(output_dir),
+            ).id
+    try:
+        with state.main_process_first():  # other ranks then find every signal cached
+            signals = prepare_signals(
+                snapshot_path,
+                teacher=teacher,
+                student=student,
+                strategy=pre.strategy,
+                config=config,
+                work_dir=output_dir,
+                cache_root=cache_root,
+            )
+        train_metrics = train_student(
+            Path(signals["prepared_dir"]),
+            student=student,
+            output_dir=output_dir,
+            config=config,
+            callbacks=callbacks,
+        )
+    except BaseException as exc:
+        if run_id is not None:
+            with db.transaction(write=True) as session:  # type: ignore[union-attr]
+                runs.fail_run(session=session, run_id=run_id, error=traceback.format_exc())
+        log.error("distillation %s → %s failed: %s", teacher, student, exc)
+        raise
+    metrics = {
+        **train_metrics,
+        "teacher_cache": signals["teacher_cache"],
+        "dropped_records": signals["dropped_records"],
+        "strategy_reason": pre.reason,
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if run_id is not None:
+        with db.transaction(write=True) as session:  # type: ignore[union-attr]
+            runs.finish_run(session=session, run_id=run_id, metrics=metrics)
+    return DistillResult(run_id, output_dir, output_dir / "adapter", pre.strategy, metrics)

@@ -1,0 +1,169 @@
+"""Teacher signals through the cache: top-k log-probs per target token, or generated answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import PreTrainedTokenizerBase
+
+from tasks.distill.data import Messages, prompt_ids, record_hash
+from tasks.distill.teacher_cache import TeacherCache
+
+log = logging.getLogger(__name__)
+
+
+def target_mask(labels: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: positions whose next token is a target (the logits that predict labels)."""
+    mask = torch.zeros_like(labels, dtype=torch.bool)
+    mask[:, :-1] = labels[:, 1:] != -100
+    return mask
+
+
+def pad_batch(
+    rows: list[dict[str, Any]], pad_id: int, side: str = "right"
+) -> dict[str, torch.Tensor]:
+    """input_ids / attention_mask (and labels if present) padded to the longest row."""
+    width = max(len(r["input_ids"]) for r in rows)
+    out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+    for r in rows:
+        n, fill = len(r["input_ids"]), width - len(r["input_ids"])
+        for key, row, value in (
+            ("input_ids", r["input_ids"], pad_id),
+            ("attention_mask", [1] * n, 0),
+            ("labels", r.get("labels", [-100] * n), -100),
+        ):
+            out[key].append(row + [value] * fill if side == "right" else [value] * fill + row)
+    return {k: torch.tensor(v) for k, v in out.items()}
+
+
+@torch.no_grad()
+def topk_of_batch(
+    model: Any, batch: dict[str, torch.Tensor], k: int, temperature: float
+) -> list[dict[str, torch.Tensor]]:
+    """Per row: top-k ids/log-probs (at `temperature`) and tail mass at its target positions."""
+    device = next(model.parameters()).device
+    mask = target_mask(batch["labels"])
+    logits = model(
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        logits_to_keep=mask.to(device),
+        use_cache=False,
+    ).logits  # [N, V]: only the target positions, row-major over the batch
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    top_lp, top_ids = logp.topk(k, dim=-1)
+    tail = (1 - top_lp.exp().sum(-1)).clamp(min=0)
+    out, start = [], 0
+    for n in mask.sum(1).tolist():
+        sl = slice(start, start + n)
+        out.append({"ids": top_ids[sl].int(), "logprobs": top_lp[sl], "tail": tail[sl]})
+        start += n
+    return out
+
+
+def _length_batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    # Sorting by length keeps padding (wasted teacher compute) small.
+    ordered = sorted(rows, key=lambda r: len(r["input_ids"]))
+    for i in range(0, len(ordered), size):
+        yield ordered[i : i + size]
+
+
+def fill_topk_cache(
+    cache: TeacherCache,
+    data: Dataset,
+    load_teacher: Any,
+    *,
+    k: int,
+    temperature: float,
+    batch_size: int,
+    pad_id: int,
+) -> int:
+    """Send only records missing from the cache through the teacher; returns how many."""
+    _, missing = cache.split(list(data["record_hash"]))
+    if not missing:
+        return 0
+    want = set(missing)
+    rows = [r for r in data if r["record_hash"] in want]
+    rows = list({r["record_hash"]: r for r in rows}.values())
+    model = load_teacher()
+    for batch_rows in _length_batches(rows, batch_size):
+        signals = topk_of_batch(model, pad_batch(batch_rows, pad_id), k, temperature)
+        for row, sig in zip(batch_rows, signals, strict=True):
+            cache.put(row["record_hash"], sig)
+    log.info("teacher top-k: %d records computed, %d from cache", len(rows), cache.stats.hits)
+    return len(rows)
+
+
+def attach_topk(cache: TeacherCache, data: Dataset) -> Dataset:
+    """Add t_ids / t_logprobs / t_tail columns from the cache, checking token counts match."""
+
+    def add(row: dict[str, Any]) -> dict[str, Any]:
+        tensors, _ = cache.get(row["record_hash"])
+        n_targets = sum(1 for x in row["labels"][1:] if x != -100)
+        if tensors["ids"].shape[0] != n_targets:
+            raise ValueError(
+                f"cached teacher signals for record {row['record_hash'][:12]} cover "
+                f"{tensors['ids'].shape[0]} tokens but the record has {n_targets} targets"
+            )
+        return {
+            "t_ids": tensors["ids"].tolist(),
+            "t_logprobs": tensors["logprobs"].tolist(),
+            "t_tail": tensors["tail"].tolist(),
+        }
+
+    return data.map(add, desc="attach teacher top-k")
+
+
+@torch.no_grad()
+def generate_batch(
+    model: Any, tok: PreTrainedTokenizerBase, prompts: list[list[int]], max_new_tokens: int
+) -> list[list[int]]:
+    """Greedy answers for a batch of prompt ids (left padding), cut at EOS."""
+    device = next(model.parameters()).device
+    batch = pad_batch([{"input_ids": p} for p in prompts], tok.pad_token_id, side="left")
+    out = model.generate(
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    answers = []
+    for row in out[:, batch["input_ids"].shape[1] :].tolist():
+        if tok.eos_token_id in row:
+            row = row[: row.index(tok.eos_token_id)]
+        answers.append(row)
+    return answers
+
+
+def teacher_answers(
+    cache: TeacherCache,
+    records: list[Messages],
+    load_teacher: Any,
+    tok: PreTrainedTokenizerBase,
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[Messages]:
+    """Records with the final answer replaced by the teacher's (cached by prompt)."""
+    by_prompt = {record_hash(m[:-1]): m for m in records}
+    _, missing = cache.split(list(by_prompt))
+    if missing:
+        model = load_teacher()
+        ids = {h: prompt_ids(tok, by_prompt[h]) for h in missing}
+        order = sorted(missing, key=lambda h: len(ids[h]))
+        for i in range(0, len(order), batch_size):
+            chunk = order[i : i + batch_size]
+            answers = generate_batch(model, tok, [ids[h] for h in chunk], max_new_tokens)
+            for h, ans in zip(chunk, answers, strict=True):
+                text = tok.decode(ans, skip_special_tokens=True).strip()
+                cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
+    out = []
+    for m in records:
+        _, meta = cache.get(record_hash(m[:-1]))
+        out.append([*m[:-1], {"role": "assistant", "content": meta["text"]}])
+    return out

@@ -1,0 +1,120 @@
+"""On-disk teacher signals, one safetensors file per record, keyed by everything they depend on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from storage.config import StorageSettings
+
+
+def default_cache_root() -> Path:
+    """`<data dir>/teacher_cache`."""
+    return (StorageSettings().data_dir / "teacher_cache").resolve()
+
+
+@dataclass
+class CacheStats:
+    """Lookups answered from disk vs records that had to go through the teacher."""
+
+    hits: int = 0
+    misses: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict with the hit rate."""
+        total = self.hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / total if total else 0.0,
+        }
+
+
+@dataclass
+class TeacherCache:
+    """Signals of one teacher under one setting; `namespace` fixes everything but the record."""
+
+    root: Path
+    key: dict[str, Any]
+    stats: CacheStats = field(default_factory=CacheStats)
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        kind: str,
+        teacher_id: str,
+        revision: str,
+        tokenizer_hash: str,
+        max_length: int,
+        root: Path | None = None,
+        **settings: Any,
+    ) -> TeacherCache:
+        """A cache for `kind` ("topk"|"generate") keyed by teacher, tokenizer, length, settings."""
+        key = {
+            "kind": kind,
+            "teacher": teacher_id,
+            "revision": revision,
+            "tokenizer": tokenizer_hash,
+            "max_length": max_length,
+            **settings,
+        }
+        cache = cls(Path(root) if root else default_cache_root(), key)
+        cache.dir.mkdir(parents=True, exist_ok=True)
+        meta = cache.dir / "key.json"
+        if not meta.exists():  # human-readable record of what this namespace means
+            meta.write_text(json.dumps(key, indent=2, sort_keys=True))
+        return cache
+
+    @property
+    def namespace(self) -> str:
+        """sha256 of the key (everything except the record)."""
+        return hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:32]
+
+    @property
+    def dir(self) -> Path:
+        """This namespace's folder."""
+        return self.root / self.namespace
+
+    def path(self, record_hash: str) -> Path:
+        """Where one record's entry lives."""
+        return self.dir / record_hash[:2] / f"{record_hash}.safetensors"
+
+    def split(self, record_hashes: list[str]) -> tuple[list[str], list[str]]:
+        """(cached, missing) record hashes, counting hits and misses once per distinct record."""
+        cached, missing = [], []
+        for h in dict.fromkeys(record_hashes):
+            (cached if self.path(h).is_file() else missing).append(h)
+        self.stats.hits += len(cached)
+        self.stats.misses += len(missing)
+        return cached, missing
+
+    def put(
+        self, record_hash: str, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None
+    ) -> None:
+        """Write one entry atomically (temp file + rename): readers never see half a file."""
+        target = self.path(record_hash)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        os.close(fd)
+        try:
+            contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            save_file(contiguous, tmp, metadata=meta or {})
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, record_hash: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """One entry's tensors and metadata."""
+        with safe_open(str(self.path(record_hash)), framework="pt") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})

@@ -1,0 +1,135 @@
+"""LoRA training of the student on prepared data (QLoRA on CUDA), resumable, with outputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import DatasetDict, load_from_disk
+from peft import get_peft_model
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig
+
+from tasks.distill.config import DistillConfig
+from tasks.distill.trainer import DistillTrainer, KDCollator, KDSettings
+from tasks.models.adapters import lora_config
+from tasks.models.load import load_model_and_tokenizer
+from tasks.models.presets import get_preset
+
+log = logging.getLogger(__name__)
+
+
+def load_student(student: str, config: DistillConfig, device: str) -> tuple[Any, Any]:
+    """The student with a trainable LoRA adapter: warm-started (verified) or fresh."""
+    model, tok = load_model_and_tokenizer(
+        student,
+        adapter_dir=config.warm_start_adapter,
+        device=device,
+        for_training=True,
+        quantize_4bit=config.quantize_4bit,
+    )
+    if config.warm_start_adapter is None:
+        cfg = lora_config(get_preset(student), r=config.lora_r, lora_alpha=config.lora_alpha)
+        model = get_peft_model(model, cfg)
+    return model, tok
+
+
+def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -> SFTConfig:
+    """TRL/Trainer arguments from the run config and the student preset."""
+    preset = get_preset(student)
+    on_cuda = device.startswith("cuda")
+    return SFTConfig(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=config.per_device_batch_size or preset.per_device_batch_size,
+        per_device_eval_batch_size=config.per_device_batch_size or preset.per_device_batch_size,
+        gradient_accumulation_steps=config.grad_accum or preset.grad_accum,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        eval_strategy="no",
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to=[],
+        remove_unused_columns=False,  # the teacher columns must reach the collator
+        dataset_kwargs={"skip_prepare_dataset": True},  # we tokenize and mask ourselves
+        max_length=None,
+        bf16=on_cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not on_cuda,
+        activation_checkpointing=config.gradient_checkpointing,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+
+
+def train_student(
+    prepared_dir: Path,
+    *,
+    student: str,
+    output_dir: Path,
+    config: DistillConfig,
+    callbacks: list[TrainerCallback] | None = None,
+) -> dict[str, Any]:
+    """Train, resume from the last checkpoint if any, evaluate, save adapter/logs; metrics."""
+    output_dir = Path(output_dir)
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    data = load_from_disk(str(prepared_dir))
+    assert isinstance(data, DatasetDict)
+    model, tok = load_student(student, config, device)
+    ckpt_dir = output_dir / "checkpoints"
+    trainer = DistillTrainer(
+        model=model,
+        args=sft_args(config, student, ckpt_dir, device),
+        train_dataset=data["train"],
+        eval_dataset=data["validation"] if "validation" in data else None,
+        processing_class=tok,
+        data_collator=KDCollator(tok.pad_token_id),
+        kd=KDSettings(config.alpha, config.temperature, config.divergence, config.top_k),
+        callbacks=callbacks,
+    )
+    last = get_last_checkpoint(str(ckpt_dir)) if config.resume and ckpt_dir.is_dir() else None
+    if last:
+        log.info("resuming from checkpoint %s", last)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    metrics: dict[str, Any] = {
+        "train_loss": result.training_loss,
+        "global_step": result.global_step,
+        "train_seconds": time.perf_counter() - started,
+        "resumed_from": Path(last).name if last else None,
+        "train_records": len(data["train"]),
+        "target_tokens": sum(sum(1 for x in r[1:] if x != -100) for r in data["train"]["labels"]),
+    }
+    if trainer.eval_dataset is not None and len(trainer.eval_dataset):
+        eval_loss = trainer.evaluate()["eval_loss"]
+        metrics.update(eval_loss=eval_loss, eval_perplexity=math.exp(min(eval_loss, 50.0)))
+    adapter_dir = output_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir, safe_serialization=True)
+    tok.save_pretrained(adapter_dir)
+    if config.merge:
+        metrics["merged_dir"] = str(merge_adapter(student, adapter_dir, output_dir / "merged"))
+    (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def merge_adapter(student: str, adapter_dir: Path, out_dir: Path) -> Path:
+    """Merge the adapter into a full-precision copy of the base (never into 4-bit weights)."""
+    model, tok = load_model_and_tokenizer(
+        student, adapter_dir=adapter_dir, device="cpu", quantize_4bit=False
+    )
+    merged = model.merge_and_unload()
+    merged.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+    return out_dir
