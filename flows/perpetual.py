@@ -1,0 +1,84 @@
+"""The perpetual cycle: prepare, then per student distill, evaluate, gate, export, publish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import State
+
+from flows.evaluate import evaluate_candidate_flow
+from tasks.cycle import (
+    CycleConfig,
+    cycle_state,
+    distill_student,
+    earlier_test_splits,
+    export_student,
+    prepare_snapshot,
+    student_plan,
+    summary_markdown,
+    timed_row,
+    training_slot,
+    version_metadata,
+)
+from tasks.publish import promote, publish_version
+from tasks.teacher import resolve_teacher
+
+
+@flow(name="student-cycle", persist_result=True, log_prints=True)
+def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -> dict[str, Any]:
+    """One student on one snapshot; returns a summary row (skipped / rejected / published)."""
+    row = timed_row(student)
+    plan = student_plan(student, snapshot["snapshot_id"], config.min_new_records)
+    if plan["skip"]:
+        return row.done("skipped", detail=plan["skip"], version=plan["existing_version"])
+    teacher = resolve_teacher(config.teacher, config.use_teacher_adapter)
+    with training_slot(student):  # one training per student at a time, across all runs
+        trained = distill_student(student, teacher, snapshot, plan["warm_adapter"], config)
+    verdict = evaluate_candidate_flow(
+        student_preset=student,
+        candidate_adapter_dir=trained["adapter_dir"],
+        snapshot_path=snapshot["path"],
+        stable_adapter_dir=plan["warm_adapter"],
+        earlier_test_paths=earlier_test_splits(snapshot["snapshot_id"]),
+        student=student,
+        stable_version_id=plan["stable_version_id"],
+        **config.evaluate,
+    )
+    verdict["detail"] = "; ".join(verdict["gate"].get("reasons", []))[:300]
+    if verdict["decision"] != "promote":
+        return row.done("rejected", decision=verdict["decision"], detail=verdict["detail"])
+    exported = export_student(student, trained, snapshot, config)
+    metadata = version_metadata(student, teacher, trained, snapshot)
+    candidate = verdict["metrics"]["candidate"]
+    published = publish_version(student, exported["files"], metadata, candidate, verdict["gate"])
+    promote(student, published["version"], reason=verdict["detail"])
+    return row.done(
+        "published", version=published["version"], decision="promote", detail=verdict["detail"]
+    )
+
+
+@flow(name="perpetual-cycle", persist_result=True, log_prints=True)
+def perpetual_cycle(config: CycleConfig | None = None) -> State:
+    """Prepare a snapshot from new feedback and run every configured student on it.
+
+    A failing student does not stop the others: its failure is recorded and the final state
+    is Failed named "PartiallyFailed" (all failed: "Failed"); the summary table is an artifact.
+    """
+    config = config or CycleConfig()
+    snapshot = prepare_snapshot(config.prepare)
+    rows: list[dict[str, Any]] = []
+    for student in config.students:
+        if snapshot.get("snapshot_id") is None:
+            rows.append({"student": student, "status": "skipped", "detail": "no data yet"})
+            continue
+        state = student_cycle(student, snapshot, config, return_state=True)
+        if state.is_failed() or state.is_crashed():
+            rows.append({"student": student, "status": "failed", "detail": state.message})
+        else:
+            rows.append(state.result())
+    markdown = summary_markdown(snapshot, rows)
+    create_markdown_artifact(markdown, key="perpetual-cycle-summary", description="cycle summary")
+    print(markdown)
+    return cycle_state({"snapshot": snapshot, "students": rows})

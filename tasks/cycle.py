@@ -1,0 +1,295 @@
+"""Per-student bookkeeping of a perpetual cycle: what to skip, where to warm-start, the slot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.states import Completed, Failed, State
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from storage.config import StorageSettings
+from storage.db import get_database
+from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
+
+STABLE = "stable"
+
+
+class CycleConfig(BaseModel):
+    """What one cycle trains; every field is editable in the Prefect UI (a typed parameter)."""
+
+    teacher: str = Field("smollm2-135m-instruct", description="teacher model preset")
+    students: list[str] = Field(
+        default_factory=lambda: ["smollm2-pruned-student"], description="student presets"
+    )
+    use_teacher_adapter: bool = Field(
+        True, description="distill from the bi-weekly fine-tuned teacher LoRA when one exists"
+    )
+    min_new_records: int = Field(8, ge=0, description="skip a student with fewer new records")
+    prepare: dict[str, Any] = Field(default_factory=dict, description="PrepareConfig overrides")
+    distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig overrides")
+    evaluate: dict[str, Any] = Field(
+        default_factory=dict,
+        description="evaluate_candidate_flow options: eval_options, gate_options, n_resamples",
+    )
+    quantizations: list[str] = Field(
+        default_factory=lambda: ["Q8_0"], description="GGUF files exported for phones"
+    )
+
+
+def training_limit_name(model: str) -> str:
+    """The Prefect global concurrency limit that serialises training of `model`."""
+    return f"training-{model}"
+
+
+def ensure_training_limit(model: str, limit: int = 1) -> str:
+    """Create the `training-<model>` limit (one slot) unless it exists; an operator edit stays."""
+    name = training_limit_name(model)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=limit)
+                )
+            except ObjectAlreadyExists:  # another run created it between our read and write
+                pass
+    return name
+
+
+@contextmanager
+def training_slot(model: str) -> Iterator[None]:
+    """Hold the single training slot of `model`; a second run waits here until it is free."""
+    with concurrency(ensure_training_limit(model), occupy=1, strict=True):
+        yield
+
+
+def _stable_row(session: Any, student: str) -> ModelVersion | None:
+    channel = session.scalar(
+        select(Channel).where(Channel.student == student, Channel.name == STABLE)
+    )
+    return channel.model_version if channel else None
+
+
+@task(retries=2, retry_delay_seconds=2)
+def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[str, Any]:
+    """Whether `student` trains on `snapshot_id`, and if so from which stable adapter.
+
+    Returns {"skip": reason | None, "existing_version", "warm_adapter", "stable_version",
+    "new_records"}. A version already built from this snapshot (published, pending or
+    rejected) means the cycle ran before: nothing is trained or published twice.
+    """
+    with get_database().transaction() as session:
+        snapshot = session.get(DatasetSnapshot, snapshot_id)
+        if snapshot is None:
+            raise ValueError(f"unknown snapshot id {snapshot_id}")
+        existing = session.scalar(
+            select(ModelVersion)
+            .where(
+                ModelVersion.student == student,
+                ModelVersion.snapshot_id == snapshot_id,
+                ModelVersion.status != "failed",
+            )
+            .order_by(ModelVersion.version.desc())
+        )
+        stable = _stable_row(session, student)
+        since = 0
+        if stable is not None and stable.snapshot is not None:
+            since = stable.snapshot.watermark
+        new_records = session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(Interaction.seq > since, Interaction.seq <= snapshot.watermark)
+        )
+        warm = None
+        if stable is not None and stable.training_run_id is not None:
+            run = session.get(TrainingRun, stable.training_run_id)
+            warm = _adapter_of(run.output_dir) if run and run.output_dir else None
+    plan: dict[str, Any] = {
+        "skip": None,
+        "existing_version": existing.version if existing else None,
+        "stable_version": stable.version if stable else None,
+        "stable_version_id": stable.id if stable else None,
+        "warm_adapter": warm,
+        "new_records": int(new_records or 0),
+    }
+    if existing is not None:
+        plan["skip"] = (
+            f"v{existing.version} ({existing.status}) was already built from snapshot {snapshot_id}"
+        )
+    elif plan["new_records"] < min_new_records:
+        plan["skip"] = (
+            f"too little new data: {plan['new_records']} new interactions since "
+            f"{'v' + str(stable.version) if stable else 'the start'} (minimum {min_new_records})"
+        )
+    return plan
+
+
+def _adapter_of(output_dir: str) -> str | None:
+    """The adapter folder inside a training run's output directory, None when it is gone."""
+    root = Path(output_dir)
+    for candidate in (root / "adapter", root):
+        if (candidate / "adapter_config.json").is_file():
+            return str(candidate)
+    return None
+
+
+class TimedRow:
+    """A summary row for one student that knows how long its work took."""
+
+    def __init__(self, student: str) -> None:
+        self.student = student
+        self.started = time.monotonic()
+
+    def done(self, status: str, **fields: Any) -> dict[str, Any]:
+        """The finished row: student, status, seconds and the given fields."""
+        seconds = round(time.monotonic() - self.started, 1)
+        return {"student": self.student, "status": status, "seconds": seconds, **fields}
+
+
+def timed_row(student: str) -> TimedRow:
+    """Start timing the row of `student`."""
+    return TimedRow(student)
+
+
+def cycle_state(summary: dict[str, Any]) -> State:
+    """Completed when no student failed, else Failed ("PartiallyFailed" if some succeeded)."""
+    rows = summary["students"]
+    failed = [r["student"] for r in rows if r["status"] == "failed"]
+    counts = ", ".join(
+        f"{n} {s}"
+        for s in ("published", "rejected", "skipped", "failed")
+        if (n := sum(r["status"] == s for r in rows))
+    )
+    if not failed:
+        return Completed(data=summary, message=counts or "no students configured")
+    name = "Failed" if len(failed) == len(rows) else "PartiallyFailed"
+    return Failed(name=name, data=summary, message=f"{counts}; failed: {', '.join(failed)}")
+
+
+SUMMARY_COLUMNS = ("student", "status", "version", "decision", "detail", "seconds")
+
+
+def summary_markdown(snapshot: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The cycle's summary as a markdown table (the Prefect artifact and the CLI's printout)."""
+    head = (
+        f"### Perpetual cycle on snapshot {snapshot.get('snapshot_id')} "
+        f"({snapshot.get('new_records', 0)} new records, splits {snapshot.get('split_sizes')})\n\n"
+    )
+    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
+    for row in rows:
+        cells = [str(row.get(c, "") if row.get(c) is not None else "") for c in SUMMARY_COLUMNS]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def run_dir(kind: str, model: str, snapshot_id: int) -> Path:
+    """Where a training on a snapshot writes: fixed, so a retried run resumes its checkpoint."""
+    root = StorageSettings().resolved_artifact_root()
+    return root / "runs" / kind / model / f"snapshot-{snapshot_id}"
+
+
+@task(name="distill-student")
+def distill_student(
+    student: str,
+    teacher: dict[str, Any],
+    snapshot: dict[str, Any],
+    warm_adapter: str | None,
+    config: CycleConfig,
+) -> dict[str, Any]:
+    """Compute task (no retries): LoRA-distill `student` from the teacher on the snapshot."""
+    from tasks.distill import distill
+    from tasks.distill.config import DistillConfig
+
+    overrides = {**config.distill, "warm_start_adapter": warm_adapter}
+    result = distill(
+        Path(snapshot["path"]),
+        teacher=teacher["preset"],
+        student=student,
+        output_dir=run_dir("students", student, snapshot["snapshot_id"]),
+        config=DistillConfig.from_dict(overrides),
+        db=get_database(),
+        snapshot_id=snapshot["snapshot_id"],
+        **({"teacher_adapter_dir": teacher["adapter_dir"]} if teacher["adapter_dir"] else {}),
+    )
+    return result.to_dict()
+
+
+@task(retries=2, retry_delay_seconds=2)
+def earlier_test_splits(snapshot_id: int) -> list[str]:
+    """Test splits of snapshots before this one (forgetting checks)."""
+    from tasks.prepare.snapshot import previous_test_splits
+
+    return [str(p) for p in previous_test_splits(get_database(), before_snapshot_id=snapshot_id)]
+
+
+def parity_texts(snapshot_path: str, limit: int = 8) -> list[str]:
+    """A few prompt + answer texts from the test split (else train) to check exported files."""
+    from tasks.prepare.store import load_snapshot
+
+    splits = load_snapshot(snapshot_path)
+    rows = splits["test"] if len(splits.get("test", [])) else splits["train"]
+    return [f"{r['prompt']}\n{r['target']}" for r in rows.select(range(min(limit, len(rows))))]
+
+
+@task(name="export-student")
+def export_student(
+    student: str, trained: dict[str, Any], snapshot: dict[str, Any], config: CycleConfig
+) -> dict[str, Any]:
+    """Compute task: merge the adapter into the base and write the phones' GGUF files."""
+    from tasks.export.pipeline import export_for_phones
+    from tasks.models.load import materialize_preset
+
+    report = export_for_phones(
+        materialize_preset(student),
+        Path(trained["adapter_dir"]),
+        Path(trained["output_dir"]) / "export",
+        config.quantizations,
+        parity_texts(snapshot["path"]),
+        name=student,
+    )
+    if not report.files:
+        raise RuntimeError(f"export of {student} kept no file within tolerance: {report.parity}")
+    return report.to_dict()
+
+
+def version_metadata(
+    student: str, teacher: dict[str, Any], trained: dict[str, Any], snapshot: dict[str, Any]
+) -> dict[str, Any]:
+    """Lineage of a new version: base model and revision, teacher, strategy, snapshot, run."""
+    from tasks.models.presets import get_preset
+
+    preset = get_preset(student)
+    return {
+        "base_model": preset.hub_id,
+        "base_revision": preset.revision,
+        "teacher": teacher["label"],
+        "strategy": trained["strategy"],
+        "snapshot_id": snapshot["snapshot_id"],
+        "snapshot_fingerprint": snapshot["fingerprint"],
+        "training_run_id": trained["run_id"],
+    }
+
+
+@task(name="prepare-snapshot")
+def prepare_snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
+    """New feedback into a snapshot (or the latest one when nothing new has settled)."""
+    from tasks.prepare.config import PrepareConfig
+    from tasks.prepare.snapshot import build_snapshot
+
+    info = build_snapshot(
+        get_database(),
+        config=PrepareConfig.from_dict(overrides),
+        artifact_root=StorageSettings().resolved_artifact_root(),
+    )
+    return info.summary()

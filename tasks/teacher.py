@@ -1,0 +1,118 @@
+"""The teacher's own LoRA: train it on the feedback, record it, hand it to later cycles."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from sqlalchemy import func, select
+
+from storage.config import StorageSettings
+from storage.db import get_database
+from storage.models import DatasetSnapshot, Interaction
+from tasks.cycle import run_dir
+
+
+def teacher_pointer(teacher: str, artifact_root: Path | None = None) -> Path:
+    """Where the newest fine-tuned adapter of `teacher` is recorded (a small JSON file)."""
+    root = artifact_root or StorageSettings().resolved_artifact_root()
+    return root / "teachers" / teacher / "current.json"
+
+
+def read_pointer(teacher: str) -> dict[str, Any] | None:
+    """The recorded adapter of `teacher`, None when there is none or its folder is gone."""
+    pointer = teacher_pointer(teacher)
+    if not pointer.is_file():
+        return None
+    recorded = dict(json.loads(pointer.read_text()))
+    if not (Path(recorded["adapter_dir"]) / "adapter_config.json").is_file():
+        return None
+    return recorded
+
+
+@task(retries=2, retry_delay_seconds=2)
+def resolve_teacher(teacher: str, use_adapter: bool) -> dict[str, Any]:
+    """The teacher preset and, when wanted and present, its bi-weekly fine-tuned LoRA."""
+    recorded = read_pointer(teacher) if use_adapter else None
+    adapter = recorded["adapter_dir"] if recorded else None
+    label = f"{teacher}+lora@snapshot-{recorded['snapshot_id']}" if recorded else teacher
+    return {"preset": teacher, "adapter_dir": adapter, "label": label}
+
+
+@task(retries=2, retry_delay_seconds=2)
+def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> dict[str, Any]:
+    """Whether to fine-tune `teacher` on this snapshot, and from which adapter to continue."""
+    recorded = read_pointer(teacher)
+    with get_database().transaction() as session:
+        snapshot = session.get(DatasetSnapshot, snapshot_id)
+        if snapshot is None:
+            raise ValueError(f"unknown snapshot id {snapshot_id}")
+        since = int(recorded["watermark"]) if recorded else 0
+        new = session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(Interaction.seq > since, Interaction.seq <= snapshot.watermark)
+        )
+    plan: dict[str, Any] = {
+        "skip": None,
+        "warm_adapter": recorded["adapter_dir"] if recorded else None,
+        "new_records": int(new or 0),
+    }
+    if recorded and recorded["snapshot_id"] == snapshot_id:
+        plan["skip"] = f"already fine-tuned on snapshot {snapshot_id}"
+    elif plan["new_records"] < min_new_records:
+        plan["skip"] = (
+            f"too little new data: {plan['new_records']} new interactions (minimum "
+            f"{min_new_records})"
+        )
+    return plan
+
+
+@task(name="finetune-teacher")
+def finetune_teacher(
+    teacher: str, snapshot: dict[str, Any], warm_adapter: str | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Compute task: plain SFT of a LoRA on the teacher (the distill code with alpha=1)."""
+    from tasks.distill import distill
+    from tasks.distill.config import DistillConfig
+
+    # alpha=1: the loss is cross-entropy on the feedback targets only, i.e. plain SFT.
+    values = {"strategy": "logit", **overrides, "alpha": 1.0, "warm_start_adapter": warm_adapter}
+    result = distill(
+        Path(snapshot["path"]),
+        teacher=teacher,
+        student=teacher,
+        output_dir=run_dir("teachers", teacher, snapshot["snapshot_id"]),
+        config=DistillConfig.from_dict(values),
+        db=get_database(),
+        snapshot_id=snapshot["snapshot_id"],
+    )
+    return result.to_dict()
+
+
+@task(retries=2, retry_delay_seconds=2)
+def record_teacher_adapter(teacher: str, trained: dict[str, Any], snapshot: dict[str, Any]) -> str:
+    """Point `current.json` at the new adapter atomically (write, fsync, rename)."""
+    pointer = teacher_pointer(teacher)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "teacher": teacher,
+        "adapter_dir": trained["adapter_dir"],
+        "run_id": trained.get("run_id"),
+        "snapshot_id": snapshot["snapshot_id"],
+        "watermark": snapshot["watermark"],
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    staging = pointer.with_suffix(".tmp")
+    with staging.open("w") as handle:
+        json.dump(record, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, pointer)
+    with (pointer.parent / "history.jsonl").open("a") as history:
+        history.write(json.dumps(record) + "\n")
+    return str(pointer)

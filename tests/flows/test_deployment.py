@@ -1,0 +1,123 @@
+"""The deployment path a user follows: server, `prefect deploy --all`, worker, a triggered run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.flows.prefect_server import PREFECT, prefect_cli, prefect_server
+
+REPO = Path(__file__).resolve().parents[2]
+POOL = "distillery-local"
+WEEKLY = "perpetual-cycle/weekly-student-retraining"
+
+
+def _api(api_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = httpx.post(f"{api_url}{path}", json=body or {}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _run_deployment(env: dict[str, str], params: dict[str, Any]) -> str:
+    """`prefect deployment run` with parameters; returns the flow run id."""
+    done = prefect_cli(
+        ["deployment", "run", WEEKLY, "--params", json.dumps(params)], env, REPO, timeout=120
+    )
+    match = re.search(r"UUID:\s*([0-9a-f-]{36})", done.stdout)
+    assert match, done.stdout
+    return match.group(1)
+
+
+def _worker_once(env: dict[str, str], timeout: float) -> str:
+    """A process worker that polls once and waits for the runs it picked up."""
+    done = subprocess.run(
+        [PREFECT, "worker", "start", "--pool", POOL, "--run-once", "--limit", "1"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.stdout + done.stderr
+
+
+def test_prefect_yaml_declares_the_seed_cadence() -> None:
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in config["deployments"]}
+    assert set(by_name) == {
+        "weekly-student-retraining",
+        "biweekly-teacher-finetuning",
+        "monthly-full-evaluation",
+    }
+    assert by_name["weekly-student-retraining"]["schedules"][0]["cron"] == "0 2 * * 1"
+    assert by_name["biweekly-teacher-finetuning"]["schedules"][0]["interval"] == 14 * 24 * 3600
+    assert by_name["monthly-full-evaluation"]["schedules"][0]["cron"].endswith("1 * *")
+    for deployment in by_name.values():
+        assert deployment["concurrency_limit"]["limit"] == 1
+        assert deployment["work_pool"]["name"] == POOL
+
+
+def test_deploy_all_then_a_worker_runs_the_weekly_cycle(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with prefect_server(tmp_path / "prefect-home") as (api_url, env):
+        env = {**env, "DISTILLERY_DATA_DIR": str(data), "DISTILLERY_REGISTRY": "local"}
+        prefect_cli(["work-pool", "create", POOL, "--type", "process"], env, REPO)
+        # `distillery deploy --all` is `prefect deploy --all` with a client fix for the
+        # fastapi 0.154 server (see flows/commands/deploy.py).
+        deployed = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "deploy", "--all"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+        deployments = {d["name"]: d for d in _api(api_url, "/deployments/filter")}
+        assert set(deployments) == {
+            "weekly-student-retraining",
+            "biweekly-teacher-finetuning",
+            "monthly-full-evaluation",
+        }
+        weekly = deployments["weekly-student-retraining"]
+        assert weekly["concurrency_limit"] == 1 or weekly["global_concurrency_limit"]["limit"] == 1
+        assert weekly["schedules"] and weekly["schedules"][0]["active"]
+        assert weekly["pull_steps"][0]["prefect.deployments.steps.set_working_directory"] == {
+            "directory": str(REPO)
+        }
+        # The typed parameter shows up as a schema the UI renders as a form.
+        assert "config" in weekly["parameter_openapi_schema"]["properties"]
+
+        # A custom run with the tiny presets, as from the UI's "Custom run" form. The store is
+        # empty, so the cycle prepares nothing and completes: the path, not the training.
+        tiny = {"teacher": "tiny-llama-teacher", "students": ["tiny-llama-student"]}
+        run_id = _run_deployment(env, {"config": tiny})
+        output = _worker_once(env, timeout=300)
+
+        run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=30).json()
+        assert run["state"]["type"] == "COMPLETED", (run["state"], output)
+        assert run["parameters"]["config"]["students"] == ["tiny-llama-student"]
+        # It ran from the repository (pull step) with this store: the database was created.
+        assert (data / "distillery.db").is_file()
+        artifacts = _api(
+            api_url,
+            "/artifacts/filter",
+            {"artifacts": {"key": {"any_": ["perpetual-cycle-summary"]}}},
+        )
+        assert any("tiny-llama-student" in a["data"] for a in artifacts)
+
+
+@pytest.fixture(autouse=True)
+def _clean_prefect_storage(tmp_path: Path) -> Any:
+    yield
+    shutil.rmtree(tmp_path / "prefect-home", ignore_errors=True)
