@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -17,6 +18,8 @@ from serving.metrics import ServiceMetrics
 from serving.schemas import feedback_model
 from serving.settings import ServiceSettings
 from storage.db import Database
+
+_TOUCH_INTERVAL_S = 60.0
 
 
 def app_version() -> str:
@@ -41,12 +44,23 @@ class ServiceState:
     feedback_model: type[BaseModel] = field(init=False)
     version: str = field(default_factory=app_version)
     _sqlite_lock: threading.Lock = field(default_factory=threading.Lock)
+    _touched: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.auth = Authenticator(self.database)
         self.catalog = CatalogCache(self.database, self.settings)
         self.metrics = ServiceMetrics()
         self.feedback_model = feedback_model(self.settings)
+
+    def due_for_touch(self, device_id: str) -> bool:
+        """True at most once a minute per device: last_seen_at needs no finer grain."""
+        now = time.monotonic()
+        if now - self._touched.get(device_id, float("-inf")) < _TOUCH_INTERVAL_S:
+            return False
+        if len(self._touched) >= 100_000:
+            self._touched.clear()
+        self._touched[device_id] = now
+        return True
 
     def write_lock(self) -> AbstractContextManager[object]:
         """On SQLite, writers of this process queue on a lock instead of busy-waiting."""

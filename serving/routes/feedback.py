@@ -117,7 +117,8 @@ async def _upload(state: ServiceState, request: Request) -> BatchResult:
                 interactions=rows,
                 client_timestamp=upload.timestamp,
             )
-            touch_device(session=session, device_id=device_id)
+            if state.due_for_touch(device_id):
+                touch_device(session=session, device_id=device_id)
         return result
 
     return await run_in_threadpool(store)
