@@ -88,6 +88,7 @@ def fill_topk_cache(
     want = set(missing)
     rows = [r for r in data if r["record_hash"] in want]
     rows = list({r["record_hash"]: r for r in rows}.values())
+    cache.stats.computed += len(rows)
     model = load_teacher()
     for batch_rows in _length_batches(rows, batch_size):
         signals = topk_of_batch(model, pad_batch(batch_rows, pad_id), k, temperature)
@@ -152,6 +153,7 @@ def teacher_answers(
     """Records with the final answer replaced by the teacher's (cached by prompt)."""
     by_prompt = {record_hash(m[:-1]): m for m in records}
     _, missing = cache.split(list(by_prompt))
+    cache.stats.computed += len(missing)
     if missing:
         model = load_teacher()
         ids = {h: prompt_ids(tok, by_prompt[h]) for h in missing}

@@ -28,6 +28,7 @@ class CacheStats:
 
     hits: int = 0
     misses: int = 0
+    computed: int = 0  # records actually sent through the teacher
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict with the hit rate."""
@@ -35,6 +36,7 @@ class CacheStats:
         return {
             "hits": self.hits,
             "misses": self.misses,
+            "computed": self.computed,
             "hit_rate": self.hits / total if total else 0.0,
         }
 
