@@ -1,0 +1,39 @@
+"""The prepare flow: new feedback into a versioned, leak-free dataset snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.prepare.report import build_snapshot_task, publish_report
+
+
+@flow(name="prepare", log_prints=True)
+def prepare_flow(
+    config: dict[str, Any] | None = None,
+    database_url: str | None = None,
+    artifact_root: str | None = None,
+    settle_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Build (or reuse) a snapshot from settled new interactions and publish its statistics.
+
+    `config` holds PrepareConfig overrides; storage locations default to the environment.
+    Returns snapshot id, fingerprint, path, split sizes, new-record count and skip reason.
+    """
+    summary = build_snapshot_task(
+        config or {},
+        database_url=database_url,
+        artifact_root=artifact_root,
+        settle_seconds=settle_seconds,
+    )
+    publish_report(summary)
+    print(
+        f"snapshot {summary['snapshot_id']} {summary['fingerprint']}: {summary['split_sizes']}"
+        + (f" ({summary['skipped_reason']})" if summary["skipped_reason"] else "")
+    )
+    return {k: v for k, v in summary.items() if k != "filter_stats"}
+
+
+if __name__ == "__main__":
+    prepare_flow()
