@@ -1,0 +1,202 @@
+"""A phone simulator: several devices register and upload rated, corrected feedback over HTTP.
+
+Interactions come from the sample data's `seed_tasks` records only (the
+`user_oriented_instructions` part is for evaluation and never uploaded). A phone's "model
+answer" is the reference answer, sometimes reproducibly degraded; ratings, corrections, PII
+and re-sent duplicates are drawn from the seed, so the same seed sends the same uploads
+(re-running it against the same service yields only duplicates: uploads are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_RECORDS = Path("/work/shared/data/self_instruct/records.jsonl")
+MODELS = (("phi-3-mini", "3.1.0"), ("llama-3.2-1b", "1.4.2"), ("tinyllama", "0.9.0"))
+PII_SNIPPETS = (
+    " You can reach me at {name}@example.com.",
+    " Call me on +1 555 {n:03d} 4567 if unclear.",
+    " My card is 4111 1111 1111 1111, is that safe?",
+    " Docs at https://api.example.com/v1?token=sk{n:06d}x",
+)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """How many phones, how much feedback, and the seed everything is drawn from."""
+
+    phones: int = 4
+    interactions: int = 100  # in total, spread over the phones
+    seed: int = 0
+    batch_size: int = 25
+    pii_rate: float = 0.05
+    resend_rate: float = 0.05  # share of interactions uploaded a second time
+    records: Path = DEFAULT_RECORDS
+
+
+@dataclass
+class SimulationReport:
+    """What the phones sent and what the service answered."""
+
+    devices: list[str] = field(default_factory=list)
+    sent: int = 0
+    resent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def load_seed_tasks(path: Path = DEFAULT_RECORDS) -> list[dict[str, Any]]:
+    """(prompt, reference, category) of the training-eligible `seed_tasks` records."""
+    tasks = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("source") != "seed_tasks":  # user_oriented_instructions: evaluation only
+            continue
+        prompt = rec["instruction"].strip()
+        if rec.get("context", "").strip():
+            prompt += "\n\n" + rec["context"].strip()
+        tasks.append({"prompt": prompt, "reference": rec["response"], "category": rec["category"]})
+    if not tasks:
+        raise ValueError(f"{path} holds no seed_tasks records")
+    return tasks
+
+
+def degrade(answer: str, rng: random.Random) -> str:
+    """A plausibly worse answer: truncated, word-shuffled or with words replaced."""
+    words = answer.split()
+    if len(words) < 4:
+        return answer + " (not sure)"
+    how = rng.choice(("truncate", "shuffle", "replace"))
+    if how == "truncate":
+        return " ".join(words[: max(2, len(words) // 3)]) + " ..."
+    if how == "shuffle":
+        rng.shuffle(words)
+        return " ".join(words)
+    return " ".join("something" if rng.random() < 0.3 else w for w in words)
+
+
+def make_interaction(
+    task: dict[str, Any], rng: random.Random, model: tuple[str, str], created: datetime, pii: float
+) -> tuple[dict[str, Any], str]:
+    """One interaction dict of the upload contract, and the outcome it simulates."""
+    prompt, reference = task["prompt"], task["reference"]
+    if rng.random() < pii:
+        prompt += rng.choice(PII_SNIPPETS).format(
+            name=f"user{rng.randint(1, 999)}", n=rng.randint(0, 999)
+        )
+    roll = rng.random()
+    response, rating, correction, outcome = reference, rng.choice((4, 5)), None, "good"
+    if roll >= 0.35:
+        response = degrade(reference, rng)
+        if roll < 0.60:
+            rating, correction, outcome = rng.choice((1, 2)), reference, "corrected"
+        elif roll < 0.75:
+            rating, outcome = rng.choice((1, 2)), "bad"
+        elif roll < 0.85:
+            rating, outcome = 3, "mediocre"
+        else:
+            rating, outcome = None, "unrated"
+    item: dict[str, Any] = {
+        "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        "model_name": model[0],
+        "model_version": model[1],
+        "prompt": prompt,
+        "response": response,
+        "latency_ms": rng.randint(80, 2500),
+        "category": task["category"],
+        "created_at": created.isoformat(),
+    }
+    if rating is not None:
+        item["rating"] = rating
+    if correction is not None:
+        item["correction"] = correction
+    return item, outcome
+
+
+async def simulate(client: httpx.AsyncClient, config: SimulationConfig) -> SimulationReport:
+    """Play `config.phones` phones concurrently against the service behind `client`."""
+    if config.phones < 1 or config.interactions < 0 or config.batch_size < 1:
+        raise ValueError("need phones >= 1, interactions >= 0 and batch_size >= 1")
+    tasks = load_seed_tasks(config.records)
+    report = SimulationReport()
+    shares = [config.interactions // config.phones] * config.phones
+    for i in range(config.interactions % config.phones):
+        shares[i] += 1
+    await asyncio.gather(
+        *(_phone(client, config, tasks, i, n, report) for i, n in enumerate(shares))
+    )
+    report.devices.sort()
+    return report
+
+
+async def _phone(
+    client: httpx.AsyncClient,
+    config: SimulationConfig,
+    tasks: list[dict[str, Any]],
+    index: int,
+    count: int,
+    report: SimulationReport,
+) -> None:
+    rng = random.Random(f"{config.seed}:{index}")
+    platform = "android" if index % 2 == 0 else "ios"
+    reg = await client.post("/api/devices", json={"platform": platform, "app_version": "1.2.0"})
+    _check(reg, 201, "device registration")
+    device_id, token = reg.json()["device_id"], reg.json()["token"]
+    report.devices.append(device_id)
+    headers = {"Authorization": f"Bearer {token}"}
+    model = MODELS[index % len(MODELS)]
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=index)
+    sent: list[dict[str, Any]] = []
+    for first in range(0, count, config.batch_size):
+        batch = []
+        for k in range(first, min(count, first + config.batch_size)):
+            item, outcome = make_interaction(
+                rng.choice(tasks), rng, model, start + timedelta(minutes=k), config.pii_rate
+            )
+            batch.append(item)
+            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+        resend = [item for item in sent if rng.random() < config.resend_rate]
+        sent.extend(batch)
+        body = {
+            "device_id": device_id,
+            "timestamp": (start + timedelta(minutes=first)).isoformat(),
+            "interactions": batch + resend,
+        }
+        answer = await client.post("/api/training/feedback", json=body, headers=headers)
+        _check(answer, 200, "feedback upload")
+        report.batches += 1
+        report.sent += len(batch)
+        report.resent += len(resend)
+        report.accepted += answer.json()["accepted"]
+        report.duplicates += answer.json()["duplicates"]
+
+
+def _check(response: httpx.Response, expected: int, what: str) -> None:
+    if response.status_code != expected:
+        raise RuntimeError(
+            f"{what} failed: HTTP {response.status_code} from {response.request.url}: "
+            f"{response.text[:500]}"
+        )
+
+
+def run_simulation(
+    url: str, config: SimulationConfig, *, timeout: float = 30.0
+) -> SimulationReport:
+    """Simulate phones against a running service at `url`."""
+
+    async def main() -> SimulationReport:
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+            return await simulate(client, config)
+
+    return asyncio.run(main())
