@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import traceback
@@ -26,6 +27,17 @@ from tasks.models.presets import get_preset
 log = logging.getLogger(__name__)
 
 
+def adapter_fingerprint(adapter_dir: Path) -> str:
+    """sha256 of an adapter's config and weights (part of the teacher cache key)."""
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+        path = adapter_dir / name
+        if path.is_file():
+            digest.update(name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def run_preflight(teacher: str, student: str, strategy: str = "auto") -> PreflightResult:
     """Compare the two presets' tokenizers and choose (or refuse) the strategy."""
     result = preflight(
@@ -48,6 +60,7 @@ def prepare_signals(
     config: DistillConfig,
     work_dir: Path,
     cache_root: Path | None = None,
+    teacher_adapter_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Tokenized train/validation data with teacher signals, saved under `work_dir/prepared`."""
     t_preset, s_tok, t_tok = get_preset(teacher), load_tokenizer(student), load_tokenizer(teacher)
@@ -62,11 +75,19 @@ def prepare_signals(
     )
 
     def load_teacher() -> Any:
-        return load_model_and_tokenizer(teacher, device=config.device)[0]
+        return load_model_and_tokenizer(
+            teacher, adapter_dir=teacher_adapter_dir, device=config.device
+        )[0]
 
     key = {"teacher_id": t_preset.hub_id, "revision": t_preset.revision, "root": cache_root}
     key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
-    if strategy == "logit":
+    if teacher_adapter_dir is not None:  # a fine-tuned teacher is another teacher
+        key["adapter_sha256"] = adapter_fingerprint(Path(teacher_adapter_dir))
+    if strategy == "logit" and config.alpha >= 1.0:
+        # Pure cross-entropy (e.g. fine-tuning the teacher itself): no teacher signal is used.
+        cache = TeacherCache.open(kind="none", max_length=max_length, **key)
+        train, dropped = tokenize_records(s_tok, records, max_length)
+    elif strategy == "logit":
         cache = TeacherCache.open(
             kind="topk",
             max_length=max_length,
@@ -120,6 +141,45 @@ def prepare_signals(
     }
 
 
+def record_start(
+    db: Database,
+    teacher: str,
+    student: str,
+    pre: PreflightResult,
+    config: DistillConfig,
+    snapshot_id: int | None,
+    output_dir: Path,
+    teacher_adapter_dir: Path | None = None,
+) -> int:
+    """Insert the TrainingRun row (status running) with the strategy and its reason."""
+    with db.transaction(write=True) as session:
+        return runs.create_run(
+            session=session,
+            student=student,
+            teacher=teacher,
+            strategy=pre.strategy,
+            strategy_reason=pre.reason,
+            config={
+                **config.to_dict(),
+                "teacher_adapter_dir": str(teacher_adapter_dir) if teacher_adapter_dir else None,
+            },
+            snapshot_id=snapshot_id,
+            output_dir=str(output_dir),
+        ).id
+
+
+def record_finish(db: Database, run_id: int, metrics: dict[str, Any]) -> None:
+    """Mark the run succeeded with its metrics."""
+    with db.transaction(write=True) as session:
+        runs.finish_run(session=session, run_id=run_id, metrics=metrics)
+
+
+def record_failure(db: Database, run_id: int, error: str) -> None:
+    """Mark the run failed with the error text."""
+    with db.transaction(write=True) as session:
+        runs.fail_run(session=session, run_id=run_id, error=error)
+
+
 def distill(
     snapshot_path: Path,
     *,
@@ -131,6 +191,7 @@ def distill(
     snapshot_id: int | None = None,
     callbacks: list[TrainerCallback] | None = None,
     cache_root: Path | None = None,
+    teacher_adapter_dir: Path | None = None,
 ) -> DistillResult:
     """Distill `teacher` into a LoRA adapter on `student` from a saved snapshot."""
     output_dir = Path(output_dir)
@@ -140,19 +201,13 @@ def distill(
     (output_dir / "preflight.json").write_text(json.dumps(pre.to_dict(), indent=2))
     run_id = None
     if db is not None and state.is_main_process:
-        with db.transaction(write=True) as session:
-            run_id = runs.create_run(
-                session=session,
-                student=student,
-                teacher=teacher,
-                strategy=pre.strategy,
-                strategy_reason=pre.reason,
-                config=config.to_dict(),
-                snapshot_id=snapshot_id,
-                output_dir=str(output_dir),
-            ).id
+        run_id = record_start(
+            db, teacher, student, pre, config, snapshot_id, output_dir, teacher_adapter_dir
+        )
     try:
-        with state.main_process_first():  # other ranks then find every signal cached
+        # Rank 0 runs the teacher and writes the prepared data; the other ranks wait for it.
+        signals = {"prepared_dir": str(output_dir / "prepared"), "teacher_cache": {}}
+        if state.is_main_process:
             signals = prepare_signals(
                 snapshot_path,
                 teacher=teacher,
@@ -161,7 +216,9 @@ def distill(
                 config=config,
                 work_dir=output_dir,
                 cache_root=cache_root,
+                teacher_adapter_dir=teacher_adapter_dir,
             )
+        state.wait_for_everyone()
         train_metrics = train_student(
             Path(signals["prepared_dir"]),
             student=student,
@@ -170,19 +227,18 @@ def distill(
             callbacks=callbacks,
         )
     except BaseException as exc:
-        if run_id is not None:
-            with db.transaction(write=True) as session:  # type: ignore[union-attr]
-                runs.fail_run(session=session, run_id=run_id, error=traceback.format_exc())
+        if run_id is not None and db is not None:
+            record_failure(db, run_id, traceback.format_exc())
         log.error("distillation %s → %s failed: %s", teacher, student, exc)
         raise
     metrics = {
         **train_metrics,
         "teacher_cache": signals["teacher_cache"],
-        "dropped_records": signals["dropped_records"],
+        "dropped_records": signals.get("dropped_records"),
         "strategy_reason": pre.reason,
     }
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    if run_id is not None:
-        with db.transaction(write=True) as session:  # type: ignore[union-attr]
-            runs.finish_run(session=session, run_id=run_id, metrics=metrics)
+    if state.is_main_process:
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if run_id is not None and db is not None:
+        record_finish(db, run_id, metrics)
     return DistillResult(run_id, output_dir, output_dir / "adapter", pre.strategy, metrics)

@@ -115,12 +115,13 @@ def train_student(
         eval_loss = trainer.evaluate()["eval_loss"]
         metrics.update(eval_loss=eval_loss, eval_perplexity=math.exp(min(eval_loss, 50.0)))
     adapter_dir = output_dir / "adapter"
-    trainer.model.save_pretrained(adapter_dir, safe_serialization=True)
-    tok.save_pretrained(adapter_dir)
-    if config.merge:
-        metrics["merged_dir"] = str(merge_adapter(student, adapter_dir, output_dir / "merged"))
-    (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=2))
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    trainer.save_model(str(adapter_dir))  # rank 0 only; PEFT models save just the adapter
+    if trainer.is_world_process_zero():
+        if config.merge:
+            metrics["merged_dir"] = str(merge_adapter(student, adapter_dir, output_dir / "merged"))
+        history = json.dumps(trainer.state.log_history, indent=2)
+        (output_dir / "log_history.json").write_text(history)
+        (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

@@ -11,8 +11,7 @@ from tasks.distill.engine import prepare_signals
 from tasks.distill.signals import pad_batch, topk_of_batch
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.models.load import load_model_and_tokenizer
-
-from .conftest import save_snapshot, seed_records
+from tests.tasks.distill.snapshots import save_snapshot, seed_records
 
 PAIR = {"teacher": "tiny-llama-teacher", "student": "tiny-llama-student"}
 

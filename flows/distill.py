@@ -1,0 +1,57 @@
+"""The distill flow: preflight → teacher signals (cached) → LoRA training, recorded as a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from tasks.distill.steps import (
+    default_output_dir,
+    fail_run_task,
+    finish_run_task,
+    preflight_task,
+    start_run_task,
+    teacher_signals_task,
+    train_task,
+)
+
+
+@flow(name="distill", log_prints=True)
+def distill_flow(
+    snapshot_path: str,
+    teacher: str,
+    student: str,
+    config: dict[str, Any] | None = None,
+    output_dir: str | None = None,
+    snapshot_id: int | None = None,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    """Distill `teacher` into a LoRA on `student`; returns run id, paths, strategy, metrics."""
+    config = config or {}
+    out = output_dir or default_output_dir(student, snapshot_path)
+    pre = preflight_task(teacher, student, config.get("strategy", "auto"))
+    print(f"strategy {pre['strategy']}: {pre['reason']}")
+    run_id = start_run_task(teacher, student, pre, config, out, snapshot_id, database_url)
+    try:
+        signals = teacher_signals_task(
+            snapshot_path, teacher, student, pre["strategy"], config, out
+        )
+        print(f"teacher cache: {signals['teacher_cache']}")
+        metrics = train_task(signals["prepared_dir"], student, out, config)
+    except Exception as exc:
+        fail_run_task(run_id, f"{type(exc).__name__}: {exc}", database_url)
+        raise
+    metrics = {
+        **metrics,
+        "teacher_cache": signals["teacher_cache"],
+        "strategy_reason": pre["reason"],
+    }
+    finish_run_task(run_id, metrics, database_url)
+    return {
+        "run_id": run_id,
+        "output_dir": out,
+        "adapter_dir": f"{out}/adapter",
+        "strategy": pre["strategy"],
+        "metrics": metrics,
+    }

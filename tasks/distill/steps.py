@@ -1,0 +1,106 @@
+"""The distillation stages as Prefect tasks that pass paths, ids and dicts (never models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from storage.config import StorageSettings
+from storage.db import Database, get_database
+from tasks.distill.config import DistillConfig
+from tasks.distill.preflight import PreflightResult
+
+
+def _db(database_url: str | None) -> Database:
+    return Database(database_url) if database_url else get_database()
+
+
+def preflight_step(teacher: str, student: str, strategy: str = "auto") -> dict[str, Any]:
+    """Compare tokenizers; the chosen strategy and why (raises when a forced one is impossible)."""
+    from tasks.distill.engine import run_preflight
+
+    return run_preflight(teacher, student, strategy).to_dict()
+
+
+def start_run_step(
+    teacher: str,
+    student: str,
+    preflight: dict[str, Any],
+    config: dict[str, Any],
+    output_dir: str,
+    snapshot_id: int | None = None,
+    database_url: str | None = None,
+) -> int:
+    """Insert the TrainingRun row; returns its id."""
+    from tasks.distill.engine import record_start
+
+    pre = PreflightResult(**preflight)
+    cfg = DistillConfig.from_dict(config)
+    return record_start(
+        _db(database_url), teacher, student, pre, cfg, snapshot_id, Path(output_dir)
+    )
+
+
+def teacher_signals_step(
+    snapshot_path: str,
+    teacher: str,
+    student: str,
+    strategy: str,
+    config: dict[str, Any],
+    output_dir: str,
+) -> dict[str, Any]:
+    """Prepared data with cached teacher signals; path and cache hit/miss counts."""
+    from tasks.distill.engine import prepare_signals
+
+    return prepare_signals(
+        Path(snapshot_path),
+        teacher=teacher,
+        student=student,
+        strategy=strategy,
+        config=DistillConfig.from_dict(config),
+        work_dir=Path(output_dir),
+    )
+
+
+def train_step(
+    prepared_dir: str, student: str, output_dir: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    """LoRA training (resumes from the last checkpoint); the training metrics."""
+    from tasks.distill.train import train_student
+
+    return train_student(
+        Path(prepared_dir),
+        student=student,
+        output_dir=Path(output_dir),
+        config=DistillConfig.from_dict(config),
+    )
+
+
+def finish_run_step(run_id: int, metrics: dict[str, Any], database_url: str | None = None) -> None:
+    """Mark the run succeeded with its metrics."""
+    from tasks.distill.engine import record_finish
+
+    record_finish(_db(database_url), run_id, metrics)
+
+
+def fail_run_step(run_id: int, error: str, database_url: str | None = None) -> None:
+    """Mark the run failed."""
+    from tasks.distill.engine import record_failure
+
+    record_failure(_db(database_url), run_id, error)
+
+
+def default_output_dir(student: str, snapshot_path: str) -> str:
+    """`<artifact root>/runs/distill/<student>/<snapshot folder name>`."""
+    root = StorageSettings().resolved_artifact_root()
+    return str(root / "runs" / "distill" / student / Path(snapshot_path).name)
+
+
+preflight_task = task(name="distill-preflight")(preflight_step)
+start_run_task = task(name="distill-start-run", retries=2, retry_delay_seconds=2)(start_run_step)
+teacher_signals_task = task(name="teacher-signals")(teacher_signals_step)
+train_task = task(name="distill-train")(train_step)
+finish_run_task = task(name="distill-finish-run", retries=2, retry_delay_seconds=2)(finish_run_step)
+fail_run_task = task(name="distill-fail-run", retries=2, retry_delay_seconds=2)(fail_run_step)
