@@ -28,13 +28,23 @@ def create_app(
         artifact_root=settings.resolved_artifact_root(),
         schema_head=database.head_revision(),
     )
-    app = FastAPI(title="distillery", version=app_version(), docs_url="/api/docs")
+    # FastAPI's OpenTelemetry hooks check the global providers on every request; we export
+    # Prometheus metrics, so they are off unless asked for.
+    otel = settings.opentelemetry
+    app = FastAPI(
+        title="distillery",
+        version=app_version(),
+        docs_url="/api/docs",
+        telemetry={"tracing": otel, "metrics": otel, "logs": otel},
+    )
     app.state.service = state
     for module in (feedback, models, artifacts, health):
         app.include_router(module.router)
     app.add_route("/metrics", state.metrics.render, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
+    # Added first, so it runs inside the timing middleware.
+    app.add_middleware(models.LatestFastPath)
     app.add_middleware(TimingMiddleware, metrics=state.metrics)
     return app
 

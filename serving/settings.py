@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     # after that one cheap query decides whether to re-render. 0 checks on every request.
     manifest_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
     artifact_root: Path | None = None
+    # FastAPI's native OpenTelemetry spans/metrics (Prometheus /metrics is always on).
+    opentelemetry: bool = False
 
     @field_validator("quantization_preference", mode="before")
     @classmethod
