@@ -212,3 +212,19 @@ def test_monthly_reevaluation_covers_every_live_version(
         rows = repo.list_evaluations(session=session, student=PRESET, label="live")
     assert {r.eval_set for r in rows} == {"test:snap-2", "fixed"}
     assert all(r.model_version_id is not None and r.metrics["perplexity"] > 1 for r in rows)
+
+
+def test_cli_caches_the_fixed_set_and_evaluates_a_model(
+    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+
+    assert main(["evaluate", "fixed-set", "--limit", "5", "--out", str(tmp_path / "fx")]) == 0
+    assert "5 examples" in capsys.readouterr().out
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "model", "--preset", PRESET, "--adapter", world["trained"]]
+    argv += ["--set", world["new"], "--out", str(out), "--max-new-tokens", "3", "--limit", "2"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["sets"]["snap-2"]["examples"] == 2
+    assert printed["sets"]["snap-2"]["perplexity"] > 1 and out.is_file()
