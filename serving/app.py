@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from serving.http import ApiError, error_response, json_response
 from serving.metrics import TimingMiddleware
-from serving.routes import artifacts, feedback, health, models
+from serving.routes import artifacts, feedback, health, manifest, models
 from serving.schemas import field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
@@ -44,7 +44,8 @@ def create_app(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     # Added first, so it runs inside the timing middleware.
-    app.add_middleware(models.LatestFastPath)
+    app.router.routes.append(manifest.LATEST_ROUTE)
+    app.add_middleware(manifest.LatestFastPath)
     app.add_middleware(TimingMiddleware, metrics=state.metrics)
     return app
 

@@ -1,4 +1,4 @@
-"""What phones download: the latest stable manifest, and each student's version history."""
+"""Version history of a student: every version, its channels and the promotion audit trail."""
 
 from __future__ import annotations
 
@@ -7,77 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.http import ApiError, error_response, json_response
+from serving.http import ApiError, json_response
 from serving.state import service
 from storage.repo.catalog import channel_events, channel_pointers, version_history
 
 router = APIRouter(prefix="/api/models")
-
-
-def _etag_matches(header: str | None, etag: str) -> bool:
-    """If-None-Match uses the weak comparison: W/ prefixes are ignored, * matches anything."""
-    if not header:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
-
-
-async def latest_mobile(request: Request) -> Response:
-    """Per student, the version its stable channel points to, with download URLs and hashes.
-
-    `current_version` (the version the phone runs) adds `update_available`; `student`
-    narrows the list to one student. `device_id` is accepted for future staged rollouts.
-    Phones poll this: LatestFastPath answers it ahead of the router, whose matching and
-    parameter solving cost more than the whole cached answer (bench/manifest.py).
-    """
-    state = service(request)
-    query = request.query_params
-    current_version, student = query.get("current_version"), query.get("student")
-    version: int | None = None
-    if current_version is not None:
-        try:
-            version = int(current_version)
-        except ValueError:
-            raise ApiError(
-                422, "current_version: must be an integer version number", reason="invalid"
-            ) from None
-    await state.catalog.ensure_fresh()
-    base_url = state.settings.public_base_url or str(request.base_url)
-    body, etag = state.catalog.manifest(base_url.rstrip("/"), student, version)
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if _etag_matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    return Response(body, headers=headers, media_type="application/json")
-
-
-LATEST_PATH = f"{router.prefix}/mobile/latest"
-router.add_route(LATEST_PATH, latest_mobile, methods=["GET"])
-_LATEST_ROUTE = Route(LATEST_PATH, latest_mobile, methods=["GET"])  # the metrics label
-
-
-class LatestFastPath:
-    """ASGI middleware answering GET of the latest manifest without routing (same handler)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "GET"
-            or scope["path"] != scope.get("root_path", "") + LATEST_PATH
-        ):
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = _LATEST_ROUTE
-        try:
-            response = await latest_mobile(Request(scope, receive))
-        except ApiError as exc:
-            response = error_response(exc)
-        await response(scope, receive, send)
 
 
 def _metrics_summary(metrics: dict[str, Any]) -> dict[str, float]:
