@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -23,6 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RECORDS = Path("/work/shared/data/self_instruct/records.jsonl")
 MODELS = ("phi-3-mini", "llama-3.2-1b", "tinyllama")
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -158,14 +166,13 @@ def main() -> int:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         extra = phase_read(args.db) if args.phase == "read" else phase_build(args.db, args.work)
         wall = round(time.perf_counter() - start, 2)
-        print(
-            json.dumps(
-                {"phase": args.phase, "wall_s": wall, "peak_rss_mb": round(peak_rss_mb()), **extra}
-            )
-        )
+        used = round(cpu_seconds() - cpu, 2)
+        load = round(os.getloadavg()[0], 1)  # other work on the machine inflates wall time
+        line = {"phase": args.phase, "wall_s": wall, "cpu_s": used, "load_avg_1m": load}
+        print(json.dumps({**line, "peak_rss_mb": round(peak_rss_mb()), **extra}))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         work = Path(tmp)

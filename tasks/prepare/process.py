@@ -1,4 +1,4 @@
-"""Pass one over the selected rows: filter, scrub, choose target, dedupe, split, stage to disk."""
+"""Pass one, the ordered part: dedupe, split, group-cap ranks, staging to disk, statistics."""
 
 from __future__ import annotations
 
@@ -9,27 +9,20 @@ from typing import Any
 
 from tasks.prepare.columns import NEGATIVE_FEATURES, STAGED_SCHEMA, StreamWriter
 from tasks.prepare.config import SPLITS, PrepareConfig
-from tasks.prepare.pii import scrub_pii
-from tasks.prepare.quality import check_rating, check_text
+from tasks.prepare.examine import Examined
 from tasks.prepare.records import (
-    SPLIT_NAMES,
     Deduper,
     GroupCap,
-    choose_target,
-    clean,
     group_key,
     hash_key,
-    hash_normalized,
     natural_split,
-    normalize,
-    pair_key,
     rank,
     to_messages,
 )
 
 
 class FirstPass:
-    """Streams rows to staged per-split files and a negatives file, counting every decision.
+    """Takes examined rows in seq order into staged per-split files and a negatives file.
 
     `carried` maps 64-bit prompt-hash keys to the split earlier snapshots gave them, so a
     prompt keeps its split (test above all) whatever the current ratios say.
@@ -39,7 +32,7 @@ class FirstPass:
         self.config = config
         self.carried = carried
         self.dropped: Counter[str] = Counter()
-        self.pii: dict[str, int] = {}
+        self.pii: Counter[str] = Counter()
         self.selected = 0
         self.forced = 0
         self.members = hashlib.sha256()  # over member ids in order: part of the fingerprint
@@ -51,55 +44,39 @@ class FirstPass:
         }
         self.negatives = StreamWriter(workdir / "negatives.arrow", NEGATIVE_FEATURES.arrow_schema)
 
-    def feed(self, row: Any) -> None:
-        """Decide one interaction row (seq, id, model_name, ..., category)."""
-        record_id = str(row.id)
+    def take(self, record_id: str, result: Examined | str) -> None:
+        """Account for one selected row: its id and what `examine` made of it."""
         self.selected += 1
         self.members.update(record_id.encode() + b"\n")
-        reason = self._process(record_id, row)
-        if reason:
-            self.dropped[reason] += 1
+        if isinstance(result, str):
+            self.dropped[result] += 1
+        elif self.dedupe.seen(result.pair_key):
+            self.dropped["duplicate"] += 1
+        else:
+            self._stage(result)
 
-    def _process(self, record_id: str, row: Any) -> str | None:
+    def _stage(self, ex: Examined) -> None:
         cfg = self.config
-        if reason := check_rating(row.rating):
-            return reason
-        kind, target, source = choose_target(row.response, row.correction, row.rating, cfg)
-        if kind == "drop":
-            return source
-        reason = check_text(row.prompt, min_chars=cfg.min_chars, max_chars=cfg.max_prompt_chars)
-        reason = reason or check_text(
-            target, min_chars=cfg.min_chars, max_chars=cfg.max_target_chars
-        )
-        if reason:
-            return reason
-        prompt = scrub_pii(clean(row.prompt), self.pii)
-        target = scrub_pii(clean(target), self.pii)
-        normalized_prompt = normalize(prompt)
-        key = pair_key(normalized_prompt, normalize(target)) ^ (kind == "negative")
-        if self.dedupe.seen(key):  # negatives flip the low bit: deduped apart from targets
-            return "duplicate"
-        phash = hash_normalized(normalized_prompt)
-        split = self._split(phash)
-        common = {
-            "id": record_id,
-            "messages": to_messages(prompt, target, cfg.system_prompt),
-            "prompt": prompt,
-            "category": row.category,
-            "model_name": row.model_name,
-            "model_version": row.model_version,
-            "prompt_hash": phash,
-            "rating": row.rating,
+        split = self._split(ex.prompt_hash)
+        row: dict[str, Any] = {
+            "id": ex.record_id,
+            "messages": to_messages(ex.prompt, ex.target, cfg.system_prompt),
+            "prompt": ex.prompt,
+            "category": ex.category,
+            "model_name": ex.model_name,
+            "model_version": ex.model_version,
+            "prompt_hash": ex.prompt_hash,
+            "rating": ex.rating,
         }
-        if kind == "negative":
-            self.negatives.add({**common, "rejected": target, "split": split})
-            return source  # counted as dropped from training, kept as a negative
-        group = group_key(common, cfg.group_by)
-        record_rank = rank(record_id, cfg.seed, "cap")
+        if ex.kind == "negative":
+            self.dropped[ex.source] += 1  # dropped from training, kept as a negative
+            self.negatives.add({**row, "rejected": ex.target, "split": split})
+            return
+        group = group_key(row, cfg.group_by)
+        record_rank = rank(ex.record_id, cfg.seed, "cap")
         self.caps.add(group, record_rank)
-        common.update(target=target, target_source=source, _group=group, _rank=record_rank)
-        self.staged[split].add(common)
-        return None
+        row.update(target=ex.target, target_source=ex.source, _group=group, _rank=record_rank)
+        self.staged[split].add(row)
 
     def _split(self, phash: str) -> str:
         natural = natural_split(phash, self.config)
@@ -126,6 +103,3 @@ class FirstPass:
             "forced_split": self.forced,
             "groups": dict(sorted(self.caps.counts.items())),
         }
-
-
-__all__ = ["FirstPass", "SPLIT_NAMES"]

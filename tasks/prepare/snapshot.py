@@ -18,8 +18,11 @@ from storage.models import DatasetSnapshot
 from storage.repo.snapshots import add_snapshot, find_snapshot, latest_snapshot, list_snapshots
 from tasks.prepare.config import PrepareConfig, SnapshotInfo
 from tasks.prepare.process import FirstPass
-from tasks.prepare.select import iter_window, select_window
+from tasks.prepare.reader import examined_rows
+from tasks.prepare.select import select_window
 from tasks.prepare.store import MANIFEST, carried_splits, read_manifest, write_snapshot
+
+READER_MIN_ROWS = 50_000  # below this a second process costs more than it saves
 
 
 def code_version() -> str:
@@ -38,11 +41,13 @@ def build_snapshot(
     settle_seconds: float | None = None,
     since: int | None = None,
     now: datetime | None = None,
+    reader_process: bool | None = None,
 ) -> SnapshotInfo:
     """Turn interactions newer than the last watermark (or `since`) into a snapshot.
 
     Reuses the snapshot with the same fingerprint when one exists; returns the latest one
-    with `skipped_reason` when no new interactions have settled.
+    with `skipped_reason` when no new interactions have settled. `reader_process` (default:
+    for windows of READER_MIN_ROWS or more) reads and examines rows in a second process.
     """
     settings = StorageSettings()
     settle = settings.watermark_settle_seconds if settle_seconds is None else settle_seconds
@@ -61,9 +66,17 @@ def build_snapshot(
         work.mkdir()
         try:
             first = FirstPass(config, work, carried)
+            size = window.new_count + len(window.replay_seqs)
+            if reader_process is None:
+                reader_process = size >= READER_MIN_ROWS and db.url.database not in (
+                    None,
+                    "",
+                    ":memory:",
+                )
             try:
-                for row in iter_window(session, window):
-                    first.feed(row)
+                rows = examined_rows(db, window, config, first.pii, process=reader_process)
+                for record_id, result in rows:
+                    first.take(record_id, result)
             finally:
                 first.close()
             version = code_version()

@@ -225,3 +225,22 @@ def test_bad_data_is_counted_not_fatal(db: Database, tmp_path: Path) -> None:
     assert dropped["invalid_rating"] == 2 and dropped["too_long"] == 1
     assert dropped["control_chars"] == 1 and dropped["non_text"] == 1
     assert sum(info.split_sizes.values()) == 3
+
+
+def test_reader_process_gives_the_same_snapshot(db: Database, tmp_path: Path) -> None:
+    rows = [make_row(i) for i in range(60)]
+    rows += [make_row(100, prompt="mail x@example.org now"), make_row(101, rating=0)]
+    other = Database(f"sqlite:///{tmp_path / 'other.db'}")
+    other.upgrade()
+    insert(db, rows)
+    insert(other, rows)
+    config = PrepareConfig(group_cap=30)
+    split = build_snapshot(db, config=config, artifact_root=tmp_path / "a", reader_process=True)
+    inline = build_snapshot(
+        other, config=config, artifact_root=tmp_path / "b", reader_process=False
+    )
+    assert split.fingerprint == inline.fingerprint
+    assert split.filter_stats == inline.filter_stats
+    assert split.filter_stats["pii"] == {"EMAIL": 1}
+    assert file_hashes(split.path) == file_hashes(inline.path)
+    other.dispose()
