@@ -98,6 +98,7 @@ def main() -> None:
                     concurrency=args.concurrency,
                     p50_ms=round(result["p50_ms"], 2),
                     p99_ms=round(result["p99_ms"], 2),
+                    client_processes=result["client_processes"],
                 )
             with server("bare") as base:
                 run_load(base, requests[:5], args.concurrency)
@@ -114,6 +115,7 @@ def main() -> None:
                     concurrency=args.concurrency,
                     p50_ms=round(result["p50_ms"], 2),
                     p99_ms=round(result["p99_ms"], 2),
+                    client_processes=result["client_processes"],
                 )
         real_m, bare_m = statistics.median(real), statistics.median(bare)
         emit(

@@ -94,6 +94,7 @@ def main() -> None:
                 p50_ms=round(result["p50_ms"], 3),
                 p99_ms=round(result["p99_ms"], 3),
                 requests_per_s=round(count / result["wall_s"]),
+                client_processes=result["client_processes"],
             )
 
         for r in range(rounds):  # noqa: B007 (read by record)
