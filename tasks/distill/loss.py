@@ -18,10 +18,11 @@ def student_buckets(logits: torch.Tensor, t_ids: torch.Tensor, temperature: floa
     """[N, k+1] student log-probabilities on the teacher's top-k ids, then the rest collapsed.
 
     Collapsing every other token into one bucket keeps the divergence exact on what the teacher
-    cache knows (its top-k and their total) without inventing the teacher's tail shape.
+    cache knows (its top-k and their total) without inventing the teacher's tail shape. Only a
+    logsumexp runs over the vocabulary: no [N, V] log-softmax is materialised.
     """
-    logp = F.log_softmax(logits.float() / temperature, dim=-1)
-    top = logp.gather(-1, t_ids.long())
+    scaled = logits.float() / temperature
+    top = scaled.gather(-1, t_ids.long()) - torch.logsumexp(scaled, dim=-1, keepdim=True)
     tail = torch.log1p(-top.exp().sum(-1).clamp(max=1 - 1e-6)).unsqueeze(-1)
     return torch.cat([top, tail], -1)
 

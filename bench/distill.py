@@ -1,0 +1,323 @@
+"""Benchmark distillation: KD-with-cache step cost, cache savings, FLOP use, batched generation.
+
+Prints JSON lines, one per figure, each with the baseline it was measured beside in this run:
+(a) plain SFT step, (b) KD step with cached top-k (goal b/a <= 1.10), (c) online KD step
+(teacher forward every step), (d) teacher cost of a second cycle with 10% new records over a
+full recompute (goal <= 0.12), (e) training FLOP utilisation, 6·params·tokens/step time over
+a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s
+(goal >= 10x).
+
+    python bench/distill.py --quick                      # tiny models, seconds
+    python bench/distill.py                              # SmolLM2 pair on CPU (minutes)
+    python bench/distill.py --device cuda --preset llama-1b
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from datasets import Dataset, concatenate_datasets  # noqa: E402
+from peft import get_peft_model  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
+
+from tasks.distill.signals import fill_topk_cache, generate_batch  # noqa: E402
+from tasks.distill.teacher_cache import TeacherCache  # noqa: E402
+from tasks.distill.train import sft_args  # noqa: E402
+from tasks.distill.trainer import DistillTrainer, KDCollator, KDSettings  # noqa: E402
+from tasks.models.adapters import lora_config  # noqa: E402
+from tasks.models.load import load_model_and_tokenizer  # noqa: E402
+from tasks.models.presets import get_preset  # noqa: E402
+from tasks.models.tiny import build_tiny_tokenizer  # noqa: E402
+
+PAIRS = {
+    "tiny": ("tiny-llama-teacher", "tiny-llama-student"),
+    "smollm2": ("smollm2-135m-instruct", "smollm2-pruned-student"),
+}
+# Llama-3.2-1B's shape (random weights: nothing is downloaded).
+LLAMA_1B = {
+    "vocab_size": 128256,
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 4096,
+    "tie_word_embeddings": True,
+    "rope_theta": 500000.0,
+}
+
+
+def emit(**row: Any) -> None:
+    """One JSON line, flushed."""
+    print(json.dumps(row), flush=True)
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work so wall-clock timings are real."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def models(preset: str, device: str) -> tuple[Any, Any, Any, int]:
+    """(teacher, student base, tokenizer, pad id) for the chosen preset."""
+    if preset == "llama-1b":
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        built = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            built.append(LlamaForCausalLM(LlamaConfig(**LLAMA_1B)).to(device, dtype))
+        return built[0].eval(), built[1], build_tiny_tokenizer("a"), 0
+    teacher_name, student_name = PAIRS[preset]
+    teacher, tok = load_model_and_tokenizer(teacher_name, device=device, quantize_4bit=False)
+    student, _ = load_model_and_tokenizer(
+        student_name, device=device, for_training=True, quantize_4bit=False
+    )
+    return teacher, student, tok, tok.pad_token_id
+
+
+def records(n: int, vocab: int, prompt_len: int, answer_len: int, seed: int) -> Dataset:
+    """Token-level records (prompt masked out of the labels), hashed by content."""
+    rng = random.Random(seed)
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "record_hash": []}
+    for i in range(n):
+        ids = [rng.randrange(3, vocab) for _ in range(prompt_len + answer_len)]
+        rows["input_ids"].append(ids)
+        rows["labels"].append([-100] * prompt_len + ids[prompt_len:])
+        rows["record_hash"].append(f"{seed:04d}{i:060d}")
+    return Dataset.from_dict(rows)
+
+
+class StepTimer(TrainerCallback):
+    """Wall-clock time of each optimizer step."""
+
+    def __init__(self, device: str) -> None:
+        self.device, self.times, self._t = device, [], 0.0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        sync(self.device)
+        self._t = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        sync(self.device)
+        self.times.append(time.perf_counter() - self._t)
+
+
+def step_time(student: Any, tok: Any, data: Dataset, args: Any, device: str, **kd: Any) -> float:
+    """Median step time (after 2 warm-up steps) of DistillTrainer on `data`."""
+    timer = StepTimer(device)
+    trainer = DistillTrainer(
+        model=student,
+        args=args,
+        train_dataset=data,
+        processing_class=tok,
+        data_collator=KDCollator(tok.pad_token_id),
+        callbacks=[timer],
+        kd=KDSettings(alpha=0.5, temperature=2.0, top_k=16),
+        **kd,
+    )
+    trainer.train()
+    return statistics.median(timer.times[2:])
+
+
+def with_topk(teacher: Any, data: Dataset, pad: int, k: int, batch: int, root: Path) -> Dataset:
+    """`data` with cached teacher top-k columns (filled here)."""
+    from tasks.distill.signals import attach_topk
+
+    cache = TeacherCache.open(
+        kind="topk",
+        teacher_id="bench",
+        revision="0",
+        tokenizer_hash="x",
+        max_length=4096,
+        k=k,
+        temperature=2.0,
+        root=root,
+    )
+    fill_topk_cache(
+        cache, data, lambda: teacher, k=k, temperature=2.0, batch_size=batch, pad_id=pad
+    )
+    return attach_topk(cache, data)
+
+
+def matmul_peak(device: str, dtype: torch.dtype, n: int) -> float:
+    """Best-of-5 FLOP/s of an n×n @ n×n matmul."""
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(5):
+        sync(device)
+        t = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--preset", choices=["tiny", "smollm2", "llama-1b"], default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny models, few steps")
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--seq", type=int, default=None, help="tokens per record")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--records", type=int, default=None, help="first-cycle records for (d)")
+    parser.add_argument("--gen-batch", type=int, default=None)
+    opt = parser.parse_args()
+    cuda = opt.device.startswith("cuda")
+    preset = opt.preset or ("tiny" if opt.quick else ("llama-1b" if cuda else "smollm2"))
+    batch = opt.batch or (8 if cuda else 4)
+    seq = opt.seq or (512 if cuda else (64 if preset == "tiny" else 256))
+    steps = opt.steps or (6 if opt.quick else 10)
+    n_records = opt.records or (20 if opt.quick else (200 if cuda else 40))
+    gen_batch = opt.gen_batch or (32 if cuda else 16)
+    context = {"device": opt.device, "preset": preset, "batch": batch, "seq": seq}
+    if cuda:
+        context["gpu"] = torch.cuda.get_device_name()
+    emit(figure="context", **context, torch=torch.__version__, threads=torch.get_num_threads())
+
+    teacher, base, tok, pad = models(preset, opt.device)
+    vocab = teacher.config.vocab_size
+    name = PAIRS.get(preset, ("", "tiny-llama-student"))[1]
+    student = get_peft_model(base, lora_config(get_preset(name)))
+    prompt_len = seq // 4
+    data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-distill-"))
+    kd_data = with_topk(teacher, data, pad, 16, batch, tmp / "cache-steps")
+    config = sft_args_for(batch, steps + 2, tmp, opt.device, name)
+
+    t_sft = step_time(student, tok, data, config, opt.device)
+    emit(figure="a_sft_step_s", value=t_sft, **context)
+    t_kd = step_time(student, tok, kd_data, config, opt.device)
+    emit(figure="b_kd_cached_step_s", value=t_kd, ratio_to_sft=t_kd / t_sft, goal="<= 1.10")
+    t_online = step_time(student, tok, data, config, opt.device, online_teacher=teacher)
+    emit(
+        figure="c_kd_online_step_s",
+        value=t_online,
+        ratio_to_sft=t_online / t_sft,
+        ratio_to_cached=t_online / t_kd,
+    )
+
+    # (d) cycle 1 fills the cache; cycle 2 adds 10% new records; full = cycle 2 from scratch.
+    first = records(n_records, vocab, prompt_len, seq - prompt_len, seed=2)
+    new = records(max(1, n_records // 10), vocab, prompt_len, seq - prompt_len, seed=3)
+    second = concatenate_datasets([first, new])
+    timings = {}
+    for label, cache_dir, rows in (
+        ("cycle1", "c", first),
+        ("cycle2", "c", second),
+        ("full", "f", second),
+    ):
+        cache = TeacherCache.open(
+            kind="topk",
+            teacher_id="bench",
+            revision="0",
+            tokenizer_hash="x",
+            max_length=4096,
+            k=16,
+            temperature=2.0,
+            root=tmp / cache_dir,
+        )
+        sync(opt.device)
+        t = time.perf_counter()
+        fill_topk_cache(
+            cache, rows, lambda: teacher, k=16, temperature=2.0, batch_size=batch, pad_id=pad
+        )
+        sync(opt.device)
+        timings[label] = (time.perf_counter() - t, cache.stats.to_dict())
+    emit(
+        figure="d_second_cycle_teacher_cost_ratio",
+        value=timings["cycle2"][0] / timings["full"][0],
+        goal="<= 0.12",
+        second_cycle_s=timings["cycle2"][0],
+        full_recompute_s=timings["full"][0],
+        second_cycle_cache=timings["cycle2"][1],
+        records=len(second),
+    )
+
+    # (e) 6·params·tokens per step over the measured matmul peak, in the training dtype.
+    params = sum(p.numel() for p in student.parameters())
+    tokens = batch * seq
+    train_dtype = torch.bfloat16 if cuda else torch.float32
+    peak = matmul_peak(opt.device, train_dtype, 8192 if cuda else 2048)
+    peak32 = matmul_peak(opt.device, torch.float32, 8192 if cuda else 2048)
+    flops = 6 * params * tokens / t_sft
+    emit(
+        figure="e_train_flop_utilisation",
+        value=flops / peak,
+        goal=">= 0.75",
+        achieved_tflops=flops / 1e12,
+        matmul_peak_tflops=peak / 1e12,
+        matmul_peak_dtype=str(train_dtype),
+        fp32_matmul_peak_tflops=peak32 / 1e12,
+        params=params,
+        tokens_per_step=tokens,
+        note="6N counts weight gradients that frozen LoRA bases never compute (real work ~4N)",
+        utilisation_4n=(4 * params * tokens / t_sft) / peak,
+    )
+
+    # (f) the same prompts, one at a time vs one batch (greedy, fixed length budget).
+    prompts = [
+        r[:prompt_len] for r in records(gen_batch, vocab, prompt_len, 0, seed=4)["input_ids"]
+    ]
+    gen_tok = _GenTok(pad, getattr(tok, "eos_token_id", None) if preset != "llama-1b" else -1)
+    new_tokens = 32
+    generate_batch(teacher, gen_tok, prompts[:2], 4)  # warm-up
+    rates = {}
+    for label, groups in (("unbatched", [[p] for p in prompts]), ("batched", [prompts])):
+        sync(opt.device)
+        t, produced = time.perf_counter(), 0
+        for group in groups:
+            produced += sum(len(a) for a in generate_batch(teacher, gen_tok, group, new_tokens))
+        sync(opt.device)
+        rates[label] = produced / (time.perf_counter() - t)
+    emit(
+        figure="f_batched_generation_speedup",
+        value=rates["batched"] / rates["unbatched"],
+        goal=">= 10",
+        batched_tokens_per_s=rates["batched"],
+        unbatched_tokens_per_s=rates["unbatched"],
+        batch=gen_batch,
+        max_new_tokens=new_tokens,
+    )
+    return 0
+
+
+class _GenTok:
+    """The two ids generate_batch needs (random-weight presets have no real tokenizer)."""
+
+    def __init__(self, pad: int, eos: int | None) -> None:
+        self.pad_token_id, self.eos_token_id = pad, eos
+
+
+def sft_args_for(batch: int, steps: int, tmp: Path, device: str, student: str) -> Any:
+    """Trainer arguments: fixed batch and steps, no checkpoints, no eval."""
+    from tasks.distill.config import DistillConfig
+
+    cfg = DistillConfig(
+        per_device_batch_size=batch,
+        grad_accum=1,
+        max_steps=steps,
+        save_steps=10**6,
+        logging_steps=10**6,
+        device=device,
+    )
+    args = sft_args(cfg, student if student else "tiny-llama-student", tmp / "ckpt", device)
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(main())
