@@ -9,13 +9,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
 from flows.evaluate import evaluate_candidate_flow
+from flows.prepare import prepare_flow
 from tasks.cycle import (
     CycleConfig,
     cycle_state,
     distill_student,
     earlier_test_splits,
     export_student,
-    prepare_snapshot,
+    record_gate_decision,
     student_plan,
     summary_markdown,
     timed_row,
@@ -47,6 +48,7 @@ def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -
         **config.evaluate,
     )
     verdict["detail"] = "; ".join(verdict["gate"].get("reasons", []))[:300]
+    record_gate_decision(trained["run_id"], verdict["decision"])
     if verdict["decision"] != "promote":
         return row.done("rejected", decision=verdict["decision"], detail=verdict["detail"])
     exported = export_student(student, trained, snapshot, config)
@@ -67,7 +69,7 @@ def perpetual_cycle(config: CycleConfig | None = None) -> State:
     is Failed named "PartiallyFailed" (all failed: "Failed"); the summary table is an artifact.
     """
     config = config or CycleConfig()
-    snapshot = prepare_snapshot(config.prepare)
+    snapshot = prepare_flow(config=config.prepare, settle_seconds=config.settle_seconds)
     rows: list[dict[str, Any]] = []
     for student in config.students:
         if snapshot.get("snapshot_id") is None:

@@ -7,7 +7,8 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, Field
 
-from tasks.cycle import prepare_snapshot, training_slot
+from flows.prepare import prepare_flow
+from tasks.cycle import training_slot
 from tasks.teacher import finetune_teacher, record_teacher_adapter, teacher_plan
 
 
@@ -17,6 +18,7 @@ class TeacherConfig(BaseModel):
     teacher: str = Field("smollm2-135m-instruct", description="teacher model preset")
     min_new_records: int = Field(8, ge=0, description="skip with fewer new records than this")
     prepare: dict[str, Any] = Field(default_factory=dict, description="PrepareConfig overrides")
+    settle_seconds: float | None = Field(None, ge=0, description="newest rows left for later")
     distill: dict[str, Any] = Field(
         default_factory=dict, description="training overrides (DistillConfig fields)"
     )
@@ -31,7 +33,7 @@ def teacher_finetune(config: TeacherConfig | None = None) -> dict[str, Any]:
     from its previous adapter. The adapter is recorded only after training succeeded.
     """
     config = config or TeacherConfig()
-    snapshot = prepare_snapshot(config.prepare)
+    snapshot = prepare_flow(config=config.prepare, settle_seconds=config.settle_seconds)
     if snapshot.get("snapshot_id") is None:
         return {"teacher": config.teacher, "status": "skipped", "detail": "no data yet"}
     plan = teacher_plan(config.teacher, snapshot["snapshot_id"], config.min_new_records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,9 @@ class CycleConfig(BaseModel):
     )
     min_new_records: int = Field(8, ge=0, description="skip a student with fewer new records")
     prepare: dict[str, Any] = Field(default_factory=dict, description="PrepareConfig overrides")
+    settle_seconds: float | None = Field(
+        None, ge=0, description="leave interactions younger than this for the next cycle"
+    )
     distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig overrides")
     evaluate: dict[str, Any] = Field(
         default_factory=dict,
@@ -102,6 +106,16 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[s
             )
             .order_by(ModelVersion.version.desc())
         )
+        rejected = session.scalar(
+            select(TrainingRun.id)
+            .where(
+                TrainingRun.student == student,
+                TrainingRun.snapshot_id == snapshot_id,
+                TrainingRun.status == "succeeded",
+                TrainingRun.metrics["gate_decision"].as_string() == "reject",
+            )
+            .limit(1)
+        )
         stable = _stable_row(session, student)
         since = 0
         if stable is not None and stable.snapshot is not None:
@@ -127,12 +141,25 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[s
         plan["skip"] = (
             f"v{existing.version} ({existing.status}) was already built from snapshot {snapshot_id}"
         )
+    elif rejected is not None:
+        plan["skip"] = f"the candidate of run {rejected} on snapshot {snapshot_id} was rejected"
     elif plan["new_records"] < min_new_records:
         plan["skip"] = (
             f"too little new data: {plan['new_records']} new interactions since "
             f"{'v' + str(stable.version) if stable else 'the start'} (minimum {min_new_records})"
         )
     return plan
+
+
+@task(retries=2, retry_delay_seconds=2)
+def record_gate_decision(run_id: int | None, decision: str) -> None:
+    """Note the gate's decision on the training run, so a rerun does not train it again."""
+    if run_id is None:
+        return
+    with get_database().transaction(write=True) as session:
+        run = session.get(TrainingRun, run_id)
+        if run is not None:
+            run.metrics = {**(run.metrics or {}), "gate_decision": decision}
 
 
 def _adapter_of(output_dir: str) -> str | None:
@@ -212,6 +239,13 @@ def distill_student(
     from tasks.distill.config import DistillConfig
 
     overrides = {**config.distill, "warm_start_adapter": warm_adapter}
+    extra: dict[str, Any] = {}
+    if teacher["adapter_dir"]:
+        if "teacher_adapter_dir" not in inspect.signature(distill).parameters:
+            raise RuntimeError(
+                "distill() cannot load a teacher adapter; set use_teacher_adapter=false"
+            )
+        extra["teacher_adapter_dir"] = Path(teacher["adapter_dir"])
     result = distill(
         Path(snapshot["path"]),
         teacher=teacher["preset"],
@@ -220,7 +254,7 @@ def distill_student(
         config=DistillConfig.from_dict(overrides),
         db=get_database(),
         snapshot_id=snapshot["snapshot_id"],
-        **({"teacher_adapter_dir": teacher["adapter_dir"]} if teacher["adapter_dir"] else {}),
+        **extra,
     )
     return result.to_dict()
 
@@ -279,17 +313,3 @@ def version_metadata(
         "snapshot_fingerprint": snapshot["fingerprint"],
         "training_run_id": trained["run_id"],
     }
-
-
-@task(name="prepare-snapshot")
-def prepare_snapshot(overrides: dict[str, Any]) -> dict[str, Any]:
-    """New feedback into a snapshot (or the latest one when nothing new has settled)."""
-    from tasks.prepare.config import PrepareConfig
-    from tasks.prepare.snapshot import build_snapshot
-
-    info = build_snapshot(
-        get_database(),
-        config=PrepareConfig.from_dict(overrides),
-        artifact_root=StorageSettings().resolved_artifact_root(),
-    )
-    return info.summary()

@@ -1,0 +1,146 @@
+"""The perpetual cycle on tiny presets under a real Prefect (test-harness) server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect import get_client
+from prefect.concurrency.sync import concurrency
+from sqlalchemy import select
+
+from flows.perpetual import perpetual_cycle
+from storage.db import get_database
+from storage.models import Channel, ModelVersion, TrainingRun
+from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
+from tests.tasks.prepare.conftest import insert, make_row
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "data" / "self_instruct" / "records.jsonl"
+GENEROUS_GATE = {
+    "ppl_tolerance": 0.9,
+    "first_version_fixed_tolerance": 0.9,
+    "text_ci_floor": -1e9,
+    "require_improvement": False,
+}
+
+
+def seed_rows(start: int, n: int) -> list[dict[str, Any]]:
+    """Interactions built from the seed tasks (training data only), rated 5."""
+    if not SEED.is_file():
+        pytest.skip(f"sample data missing at {SEED}")
+    records = [json.loads(line) for line in SEED.read_text().splitlines() if line.strip()]
+    records = [r for r in records if r["source"] == "seed_tasks"][start : start + n]
+    return [
+        make_row(start + i, prompt=r["instruction"], response=r["response"], category=r["category"])
+        for i, r in enumerate(records)
+    ]
+
+
+def tiny_config(**overrides: Any) -> CycleConfig:
+    values: dict[str, Any] = {
+        "teacher": "tiny-llama-teacher",
+        "students": ["tiny-llama-student", "no-such-student"],
+        "min_new_records": 10,
+        "settle_seconds": 0,
+        "distill": {"max_steps": 4, "learning_rate": 3e-3, "save_steps": 100},
+        "evaluate": {
+            "eval_options": {"limit": 6, "max_new_tokens": 8, "batch_size": 6},
+            "gate_options": GENEROUS_GATE,
+            "n_resamples": 50,
+        },
+        "quantizations": ["Q8_0"],
+    }
+    return CycleConfig(**{**values, **overrides})
+
+
+async def _artifacts(key: str) -> list[dict[str, Any]]:
+    """Artifacts with this key, newest first (raw filter: the typed client sends nulls)."""
+    body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 10}
+    async with get_client() as client:
+        response = await client._client.post("/artifacts/filter", json={**body, "offset": 0})
+        response.raise_for_status()
+        return list(response.json())
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DISTILLERY_REGISTRY", "local")
+    db = get_database()
+    yield db
+    db.dispose()
+
+
+def _rows(state: Any) -> dict[str, dict[str, Any]]:
+    summary = state.result(raise_on_failure=False)
+    return {row["student"]: row for row in summary["students"]}
+
+
+def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
+    prefect_harness: None, store: Any
+) -> None:
+    insert(store, seed_rows(0, 40))
+    first = perpetual_cycle(tiny_config(), return_state=True)
+
+    # One student failed (unknown preset), the other went all the way: partial failure.
+    assert first.is_failed() and first.name == "PartiallyFailed", first.message
+    rows = _rows(first)
+    assert rows["no-such-student"]["status"] == "failed"
+    assert "no-such-student" in rows["no-such-student"]["detail"]
+    assert rows["tiny-llama-student"]["status"] == "published", rows
+    assert rows["tiny-llama-student"]["version"] == 1
+    with store.transaction() as session:
+        v1 = session.scalar(
+            select(ModelVersion).where(ModelVersion.student == "tiny-llama-student")
+        )
+        assert v1 is not None and v1.status == "published" and v1.snapshot_id is not None
+        assert [f["quantization"] for f in v1.files] == ["Q8_0"]
+        stable = session.scalar(select(Channel).where(Channel.name == "stable"))
+        assert stable is not None and stable.model_version_id == v1.id
+        v1_run = session.get(TrainingRun, v1.training_run_id)
+        assert v1_run is not None and v1_run.config["warm_start_adapter"] is None
+    summary = asyncio.run(_artifacts("perpetual-cycle-summary"))
+    assert summary and "| tiny-llama-student | published | 1 |" in summary[0]["data"]
+
+    # Same data again: nothing is trained or published twice.
+    again = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
+    assert again.is_completed(), again.message
+    row = _rows(again)["tiny-llama-student"]
+    assert row["status"] == "skipped" and "already built from snapshot" in row["detail"]
+
+    # A little new data: skipped with the reason; enough: version 2 warm-started from v1.
+    insert(store, seed_rows(40, 4), device="phone-2")
+    few = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
+    assert "too little new data: 4 new" in _rows(few)["tiny-llama-student"]["detail"]
+    insert(store, seed_rows(44, 30), device="phone-3")
+    second = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
+    assert second.is_completed(), second.message
+    assert _rows(second)["tiny-llama-student"]["version"] == 2
+    with store.transaction() as session:
+        v2 = session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.student == "tiny-llama-student", ModelVersion.version == 2
+            )
+        )
+        assert v2 is not None
+        v2_run = session.get(TrainingRun, v2.training_run_id)
+        assert v2_run is not None
+        assert v2_run.config["warm_start_adapter"] == str(Path(v1_run.output_dir) / "adapter")
+
+
+def test_training_slot_admits_one_training_per_student(prefect_harness: None) -> None:
+    name = ensure_training_limit("slot-test-student")
+    assert ensure_training_limit("slot-test-student") == name  # idempotent
+    with training_slot("slot-test-student"):
+        # A second training of the same student cannot get the slot while this one holds it.
+        with pytest.raises(TimeoutError):
+            with concurrency(name, occupy=1, timeout_seconds=3, strict=True):
+                pass
+        # Another student trains independently.
+        with training_slot("slot-test-other-student"):
+            pass
+    with concurrency(name, occupy=1, timeout_seconds=30, strict=True):
+        pass  # released when the first training ended
