@@ -14,7 +14,7 @@ import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, NamedSplit, load_from_disk
-from datasets.table import MemoryMappedTable
+from datasets.table import InMemoryTable
 
 from tasks.prepare.columns import FEATURES, NEGATIVE_FEATURES, StreamWriter
 from tasks.prepare.config import SPLITS
@@ -22,34 +22,36 @@ from tasks.prepare.records import SPLIT_PRIORITY, hash_key
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+DATA_FILE = "data-00000-of-00001.arrow"  # one file per split: datasets loads any size
 
 
 def write_snapshot(
     work: Path, final: Path, thresholds: dict[str, int] | None, manifest: dict[str, Any]
 ) -> dict[str, int]:
-    """Cap the staged splits, save them and the negatives, write the manifest, move into place.
+    """Cap the staged splits into a save_to_disk layout beside the negatives, then move it.
 
-    Returns the split sizes. Saving goes to a temp dir renamed onto `final`, so a snapshot
-    directory is either complete or absent.
+    Returns the split sizes. Records stream batch by batch from the staged files straight
+    into each split's single data file (no memory map, no second copy), so memory stays
+    bounded; datasets writes only the small metadata files. Everything goes to a temp dir
+    renamed onto `final`, so a snapshot directory is either complete or absent.
     """
     fingerprint = manifest["fingerprint"]
-    splits: dict[str, Dataset] = {}
-    for split in SPLITS:
-        path = _apply_cap(work / f"staged-{split}.arrow", work / f"{split}.arrow", thresholds)
-        splits[split] = _mapped(path, FEATURES, split, fingerprint)
-    sizes = {split: ds.num_rows for split, ds in splits.items()}
-    stats = manifest.setdefault("filter_stats", {})
-    stats["records"] = sum(sizes.values())
-    stats["capped"] = stats.get("kept_before_cap", 0) - stats["records"]
-    negatives = _mapped(work / "negatives.arrow", NEGATIVE_FEATURES, "negatives", fingerprint)
     staging = final.parent / f".tmp-{fingerprint[:16]}-{uuid.uuid4().hex[:8]}"
-    bars_were_on = not datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()  # a bar per split only clutters flow logs
     try:
-        shards = {split: _shards(ds) for split, ds in splits.items()}
-        DatasetDict(splits).save_to_disk(str(staging), num_shards=shards)
-        negatives.save_to_disk(str(staging / "negatives"), num_shards=_shards(negatives))
-        manifest.update(split_sizes=sizes, negatives=negatives.num_rows)
+        sizes = {}
+        for split in SPLITS:
+            (staging / split).mkdir(parents=True)
+            out = staging / split / DATA_FILE
+            sizes[split] = _apply_cap(work / f"staged-{split}.arrow", out, thresholds)
+            _write_metadata(staging / split, FEATURES, split, fingerprint)
+        (staging / "negatives").mkdir()
+        os.replace(work / "negatives.arrow", staging / "negatives" / DATA_FILE)
+        _write_metadata(staging / "negatives", NEGATIVE_FEATURES, "negatives", fingerprint)
+        (staging / "dataset_dict.json").write_text(json.dumps({"splits": list(SPLITS)}))
+        stats = manifest.setdefault("filter_stats", {})
+        stats["records"] = sum(sizes.values())
+        stats["capped"] = stats.get("kept_before_cap", 0) - stats["records"]
+        manifest.update(split_sizes=sizes, negatives=stats.get("negatives", 0))
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         try:
             os.rename(staging, final)
@@ -58,41 +60,50 @@ def write_snapshot(
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if bars_were_on:
-            datasets.enable_progress_bars()
     return sizes
 
 
-def _shards(dataset: Dataset) -> int:
-    """datasets' own shard count (500 MB each) but at least one: an empty split then loads."""
-    return max(1, min(dataset.num_rows, dataset.data.nbytes // (500 << 20) + 1))
+def _write_metadata(directory: Path, features: Features, split: str, fingerprint: str) -> None:
+    """state.json and dataset_info.json as save_to_disk writes them, for one data file.
+
+    datasets itself writes them, from an empty Dataset of the same features, fingerprint and
+    split; only the file list is ours (our data file holds the same Arrow schema).
+    """
+    empty = Dataset(
+        InMemoryTable(features.arrow_schema.empty_table()),
+        info=DatasetInfo(features=features),
+        split=NamedSplit(split),
+        fingerprint=f"{fingerprint[:32]}-{split}",  # fixed, not random: reproducible bytes
+    )
+    scratch = directory / ".meta"
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        empty.save_to_disk(str(scratch), num_shards=1)
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+    state = json.loads((scratch / "state.json").read_text())
+    state["_data_files"] = [{"filename": DATA_FILE}]
+    (directory / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(scratch / "dataset_info.json", directory / "dataset_info.json")
+    shutil.rmtree(scratch)
 
 
-def _apply_cap(staged: Path, out: Path, thresholds: dict[str, int] | None) -> Path:
+def _apply_cap(staged: Path, out: Path, thresholds: dict[str, int] | None) -> int:
     """Copy staged records whose seeded rank is within their group's cap, minus helper columns."""
     writer = StreamWriter(out, FEATURES.arrow_schema)
-    with pa.memory_map(str(staged)) as source:
+    with pa.OSFile(str(staged)) as source:  # plain reads: a memory map would count as RSS
         for batch in pa.ipc.open_stream(source):
             if thresholds is not None:
-                limits = pa.array(
-                    [thresholds[g] for g in batch.column("_group").to_pylist()], pa.uint64()
-                )
+                groups = batch.column("_group").to_pylist()
+                limits = pa.array([thresholds[g] for g in groups], pa.uint64())
                 batch = batch.filter(pc.less_equal(batch.column("_rank"), limits))
             table = pa.Table.from_batches([batch]).select(FEATURES.arrow_schema.names)
             for part in table.cast(FEATURES.arrow_schema).to_batches():
                 writer.write_batch(part)
     writer.close()
-    return out
-
-
-def _mapped(path: Path, features: Features, split: str, fingerprint: str) -> Dataset:
-    """A memory-mapped Dataset over an Arrow stream file with a fixed (reproducible) fingerprint."""
-    return Dataset(
-        MemoryMappedTable.from_file(str(path)),
-        info=DatasetInfo(features=features),
-        split=NamedSplit(split),
-        fingerprint=f"{fingerprint[:32]}-{split}",
-    )
+    return writer.rows
 
 
 def load_snapshot(path: Path | str) -> DatasetDict:
