@@ -50,14 +50,21 @@ def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -
     verdict["detail"] = "; ".join(verdict["gate"].get("reasons", []))[:300]
     record_gate_decision(trained["run_id"], verdict["decision"])
     if verdict["decision"] != "promote":
-        return row.done("rejected", decision=verdict["decision"], detail=verdict["detail"])
+        return row.done(
+            "rejected", decision="reject", detail=verdict["detail"], report=verdict["report_path"]
+        )
     exported = export_student(student, trained, snapshot, config)
     metadata = version_metadata(student, teacher, trained, snapshot)
     candidate = verdict["metrics"]["candidate"]
     published = publish_version(student, exported["files"], metadata, candidate, verdict["gate"])
     promote(student, published["version"], reason=verdict["detail"])
     return row.done(
-        "published", version=published["version"], decision="promote", detail=verdict["detail"]
+        "published",
+        version=published["version"],
+        decision="promote",
+        detail=verdict["detail"],
+        report=verdict["report_path"],
+        files=[f["name"] for f in published["files"]],
     )
 
 

@@ -1,0 +1,182 @@
+"""The one-command demo: service, simulated phones, one full cycle, what a phone now sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from storage.config import StorageSettings
+from storage.db import get_database
+from storage.repo.snapshots import list_snapshots
+from tasks.cycle import CycleConfig
+
+
+@dataclass
+class DemoOptions:
+    """What the demo simulates and trains; the defaults fit ~10 minutes on 2 CPU cores."""
+
+    phones: int = 6
+    interactions: int = 20  # per phone
+    seed: int | None = None  # None: a new seed per run (run count), so each run brings new data
+    teacher: str = "smollm2-135m-instruct"
+    student: str = "smollm2-pruned-student"
+    max_steps: int = 24
+    eval_limit: int = 16  # examples per evaluation set
+    quantizations: list[str] = field(default_factory=lambda: ["Q8_0"])
+    port: int | None = None
+
+
+class Progress:
+    """Stage lines with the time since the demo started and each stage's own duration."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def line(self, text: str) -> None:
+        """Print one line prefixed with the elapsed wall time."""
+        print(f"[{time.monotonic() - self.started:7.1f}s] {text}", flush=True)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Announce a stage, then report how long it took (or that it failed)."""
+        self.line(f"▶ {name}")
+        begun = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            self.line(f"✗ {name} failed after {time.monotonic() - begun:.1f}s")
+            raise
+        self.line(f"✓ {name} ({time.monotonic() - begun:.1f}s)")
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_service(port: int, log_path: Path, timeout: float = 60) -> Iterator[str]:
+    """The phone-facing service under uvicorn in a subprocess; yields its base URL."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _healthy(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"service did not start; log: {log_path.read_text()}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def demo_seed(options: DemoOptions) -> int:
+    """The simulator seed: given, or the number of snapshots so far (a new one per run)."""
+    if options.seed is not None:
+        return options.seed
+    with get_database().transaction() as session:
+        return len(list_snapshots(session=session))
+
+
+def latest_manifest(url: str) -> dict[str, Any]:
+    """What a phone sees: GET /api/models/mobile/latest."""
+    response = httpx.get(f"{url}/api/models/mobile/latest", timeout=10)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def quiet_progress_bars() -> None:
+    """Weight-loading bars drown the stage lines; the stage lines say what is happening."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def demo_config(options: DemoOptions) -> CycleConfig:
+    """The cycle the demo runs: capped training and a small evaluation, sized for 2 cores."""
+    return CycleConfig(
+        teacher=options.teacher,
+        students=[options.student],
+        min_new_records=1,
+        settle_seconds=0,  # the uploads just happened; nothing else is writing
+        distill={
+            "max_steps": options.max_steps,
+            "max_length": 256,
+            "per_device_batch_size": 4,
+            "grad_accum": 1,
+            "save_steps": 1000,
+        },
+        evaluate={
+            "eval_options": {"limit": options.eval_limit, "max_new_tokens": 32, "batch_size": 8},
+            "n_resamples": 200,
+        },
+        quantizations=options.quantizations,
+    )
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    """Service up, phones upload feedback, one cycle, print the manifest; returns a summary."""
+    from flows.perpetual import perpetual_cycle
+    from flows.phones import SimulationConfig, run_simulation
+
+    quiet_progress_bars()
+    progress = Progress()
+    settings = StorageSettings()
+    progress.line(f"data in {settings.data_dir.resolve()} ({settings.resolved_database_url()})")
+    with progress.stage("database ready (migrations applied)"):
+        get_database(settings)
+    seed = demo_seed(options)
+    port = options.port or free_port()
+    with running_service(port, settings.data_dir / "logs" / "service.log") as url:
+        progress.line(f"service listening on {url} (log: {settings.data_dir / 'logs'})")
+        total = options.phones * options.interactions
+        with progress.stage(f"{options.phones} phones upload {total} interactions (seed {seed})"):
+            simulation = SimulationConfig(phones=options.phones, interactions=total, seed=seed)
+            report = run_simulation(url, simulation)
+            progress.line(
+                f"  accepted {report.accepted}, duplicates {report.duplicates}, "
+                f"{report.batches} batches from {len(report.devices)} devices"
+            )
+        stage = "perpetual cycle: prepare → distill → evaluate → gate → export → publish"
+        with progress.stage(stage):
+            state = perpetual_cycle(demo_config(options), return_state=True)
+            summary = state.result(raise_on_failure=False)
+        for row in summary["students"]:
+            progress.line(f"  {row['student']}: {row['status']} {row.get('detail', '')[:160]}")
+            if row.get("report"):
+                progress.line(f"  evaluation report: {row['report']}")
+        manifest = latest_manifest(url)
+        progress.line("a phone polling GET /api/models/mobile/latest now sees:")
+        print(json.dumps(manifest, indent=2), flush=True)
+    progress.line(f"done: cycle {state.name}: {state.message}")
+    return {"state": state.name, "summary": summary, "manifest": manifest}
