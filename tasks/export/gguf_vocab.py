@@ -29,8 +29,9 @@ def _pre_tokenizer_name(tokenizer_json: dict) -> tuple[str, str | None]:
     pre = tokenizer_json.get("pre_tokenizer") or {}
     parts = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
     kinds = [part.get("type") for part in parts]
+    # llama.cpp spells the plain GPT-2 regex "gpt-2" (its model type is "gpt2").
     if kinds == ["ByteLevel"] and parts[0].get("use_regex", True):
-        return "gpt2", None
+        return "gpt-2", None
     # SmolLM2: digits split one by one, then the GPT-2 regex; llama.cpp calls this "smollm".
     if kinds == ["Digits", "ByteLevel"]:
         return "smollm", None
