@@ -103,9 +103,7 @@ def record_gate(
     return version
 
 
-def link_evaluations(
-    *, session: Session, evaluation_ids: list[int], model_version_id: int
-) -> int:
+def link_evaluations(*, session: Session, evaluation_ids: list[int], model_version_id: int) -> int:
     """Attach evaluation rows made before the version existed (gate runs before publishing)."""
     if session.get(ModelVersion, model_version_id) is None:
         raise LookupError(f"model version {model_version_id} does not exist")

@@ -42,13 +42,21 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _point_name(h: dict[str, Any]) -> str:
+    # Unversioned rows (base, candidates before publishing) recur: tell them apart by time.
+    if h.get("version"):
+        return f"v{h['version']}"
+    when = str(h.get("created_at") or "")[5:16].replace("T", " ")
+    return f"{h['label']} {when}".strip()
+
+
 def plot_history(history: list[dict[str, Any]], path: Path) -> Path:
     """Perplexity and ROUGE-L per eval set across versions (Evaluation rows, oldest first)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("perplexity", "rougeL"), strict=True):
         for eval_set in sorted({h["eval_set"] for h in history}):
             points = [h for h in history if h["eval_set"] == eval_set and metric in h["metrics"]]
-            xs = [f"v{h['version']}" if h["version"] else h["label"] for h in points]
+            xs = [_point_name(h) for h in points]
             ax.plot(xs, [h["metrics"][metric] for h in points], marker="o", label=eval_set)
         ax.set_title(f"{metric} across versions")
         ax.tick_params(axis="x", rotation=45)
