@@ -26,11 +26,11 @@ RECORDS = Path("/work/shared/data/self_instruct/records.jsonl")
 MODELS = ("phi-3-mini", "llama-3.2-1b", "tinyllama")
 
 
-def cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children."""
+def cpu_seconds() -> tuple[float, float]:
+    """User + system CPU seconds of this process, and of its finished children (the reader)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -169,9 +169,12 @@ def main() -> int:
         start, cpu = time.perf_counter(), cpu_seconds()
         extra = phase_read(args.db) if args.phase == "read" else phase_build(args.db, args.work)
         wall = round(time.perf_counter() - start, 2)
-        used = round(cpu_seconds() - cpu, 2)
+        own, kids = (
+            round(after - before, 2) for after, before in zip(cpu_seconds(), cpu, strict=True)
+        )
         load = round(os.getloadavg()[0], 1)  # other work on the machine inflates wall time
-        line = {"phase": args.phase, "wall_s": wall, "cpu_s": used, "load_avg_1m": load}
+        line = {"phase": args.phase, "wall_s": wall, "cpu_s": own, "cpu_s_reader_process": kids}
+        line["load_avg_1m"] = load
         print(json.dumps({**line, "peak_rss_mb": round(peak_rss_mb()), **extra}))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:

@@ -38,15 +38,23 @@ def settled_watermark(
 
 
 def stream_interactions(
-    *, session: Session, after: int, upto: int, chunk_size: int = 5000
+    *,
+    session: Session,
+    after: int,
+    upto: int,
+    chunk_size: int = 5000,
+    stripe: tuple[int, int, int] | None = None,
 ) -> Iterator[Row]:
-    """Rows with after < seq <= upto in seq order, fetched in chunks (server-side cursor)."""
-    stmt = (
-        select(*RECORD_COLUMNS)
-        .where(Interaction.seq > after, Interaction.seq <= upto)
-        .order_by(Interaction.seq)
-        .execution_options(yield_per=chunk_size)
-    )
+    """Rows with after < seq <= upto in seq order, fetched in chunks (server-side cursor).
+
+    `stripe=(block, count, index)` keeps only seq blocks j = seq // block with
+    j % count == index, so `count` readers can share one range without overlap.
+    """
+    stmt = select(*RECORD_COLUMNS).where(Interaction.seq > after, Interaction.seq <= upto)
+    if stripe is not None:
+        block, count, index = stripe
+        stmt = stmt.where((Interaction.seq // block) % count == index)
+    stmt = stmt.order_by(Interaction.seq).execution_options(yield_per=chunk_size)
     yield from session.execute(stmt)
 
 

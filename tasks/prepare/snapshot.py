@@ -18,11 +18,12 @@ from storage.models import DatasetSnapshot
 from storage.repo.snapshots import add_snapshot, find_snapshot, latest_snapshot, list_snapshots
 from tasks.prepare.config import PrepareConfig, SnapshotInfo
 from tasks.prepare.process import FirstPass
-from tasks.prepare.reader import examined_rows
+from tasks.prepare.reader import examined_rows, reader_available
 from tasks.prepare.select import select_window
 from tasks.prepare.store import MANIFEST, carried_splits, read_manifest, write_snapshot
 
-READER_MIN_ROWS = 50_000  # below this a second process costs more than it saves
+READER_MIN_ROWS = 50_000  # below this, starting processes costs more than they save
+READERS = 2  # reader processes: with this one, they keep two cores busy
 
 
 def code_version() -> str:
@@ -41,13 +42,14 @@ def build_snapshot(
     settle_seconds: float | None = None,
     since: int | None = None,
     now: datetime | None = None,
-    reader_process: bool | None = None,
+    readers: int | None = None,
 ) -> SnapshotInfo:
     """Turn interactions newer than the last watermark (or `since`) into a snapshot.
 
     Reuses the snapshot with the same fingerprint when one exists; returns the latest one
-    with `skipped_reason` when no new interactions have settled. `reader_process` (default:
-    for windows of READER_MIN_ROWS or more) reads and examines rows in a second process.
+    with `skipped_reason` when no new interactions have settled. `readers` processes (default:
+    READERS for windows of READER_MIN_ROWS rows or more, else 0) read and examine rows
+    beside this one, which keeps the ordered steps.
     """
     settings = StorageSettings()
     settle = settings.watermark_settle_seconds if settle_seconds is None else settle_seconds
@@ -66,15 +68,11 @@ def build_snapshot(
         work.mkdir()
         try:
             first = FirstPass(config, work, carried)
-            size = window.new_count + len(window.replay_seqs)
-            if reader_process is None:
-                reader_process = size >= READER_MIN_ROWS and db.url.database not in (
-                    None,
-                    "",
-                    ":memory:",
-                )
+            if readers is None:
+                big = window.new_count + len(window.replay_seqs) >= READER_MIN_ROWS
+                readers = READERS if big and _readers_ok(db) else 0
             try:
-                rows = examined_rows(db, window, config, first.pii, process=reader_process)
+                rows = examined_rows(db, window, config, first.pii, readers=readers)
                 for record_id, result in rows:
                     first.take(record_id, result)
             finally:
@@ -112,6 +110,11 @@ def previous_test_splits(db: Database, *, before_snapshot_id: int | None = None)
         rows = list_snapshots(session=session)
     wanted = [r for r in rows if before_snapshot_id is None or r.id < before_snapshot_id]
     return [Path(r.path) / "test" for r in wanted if (Path(r.path) / "test").is_dir()]
+
+
+def _readers_ok(db: Database) -> bool:
+    """Reader processes can open this database (not in-memory) and start here."""
+    return db.url.database not in (None, "", ":memory:") and reader_available()
 
 
 def _fingerprint(first: FirstPass, config: PrepareConfig, version: str) -> str:

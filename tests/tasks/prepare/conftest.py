@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import insert as insert_stmt
 
 from storage.db import Database
 from storage.models import Device, FeedbackBatch, Interaction
@@ -45,16 +46,18 @@ def insert(
         batch = FeedbackBatch(device_id=device, received_at=PAST)
         session.add(batch)
         session.flush()
-        for i, row in enumerate(rows):
-            session.add(
-                Interaction(
-                    device_id=device,
-                    batch_id=batch.id,
-                    client_created_at=PAST,
-                    received_at=received_at or PAST + timedelta(seconds=i),
-                    **row,
-                )
-            )
+        values = [
+            {
+                **row,
+                "device_id": device,
+                "batch_id": batch.id,
+                "client_created_at": PAST,
+                "received_at": received_at or PAST + timedelta(seconds=i),
+            }
+            for i, row in enumerate(rows)
+        ]
+        if values:  # one executemany through the ORM: seq order follows list order
+            session.execute(insert_stmt(Interaction), values)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tasks.prepare import (
     previous_test_splits,
     read_manifest,
 )
+from tasks.prepare.reader import BLOCK
 from tests.tasks.prepare.conftest import insert, make_row
 
 
@@ -227,20 +228,30 @@ def test_bad_data_is_counted_not_fatal(db: Database, tmp_path: Path) -> None:
     assert sum(info.split_sizes.values()) == 3
 
 
-def test_reader_process_gives_the_same_snapshot(db: Database, tmp_path: Path) -> None:
-    rows = [make_row(i) for i in range(60)]
-    rows += [make_row(100, prompt="mail x@example.org now"), make_row(101, rating=0)]
+def test_reader_processes_give_the_same_snapshot(db: Database, tmp_path: Path) -> None:
+    # More than two blocks of seqs (they alternate between readers), then a replaying build.
+    rows = [make_row(i) for i in range(2 * BLOCK + 50)]
+    rows += [make_row(9000, prompt="mail x@example.org now"), make_row(9001, rating=0)]
+    newer = [make_row(20_000 + i) for i in range(300)]
     other = Database(f"sqlite:///{tmp_path / 'other.db'}")
     other.upgrade()
-    insert(db, rows)
-    insert(other, rows)
-    config = PrepareConfig(group_cap=30)
-    split = build_snapshot(db, config=config, artifact_root=tmp_path / "a", reader_process=True)
-    inline = build_snapshot(
-        other, config=config, artifact_root=tmp_path / "b", reader_process=False
-    )
-    assert split.fingerprint == inline.fingerprint
-    assert split.filter_stats == inline.filter_stats
-    assert split.filter_stats["pii"] == {"EMAIL": 1}
-    assert file_hashes(split.path) == file_hashes(inline.path)
+    builds = []
+    for database, readers in ((db, 3), (other, 0)):
+        root = tmp_path / str(readers)
+        insert(database, rows)
+        first = build_snapshot(
+            database, config=PrepareConfig(group_cap=900), artifact_root=root, readers=readers
+        )
+        insert(database, newer)
+        replaying = PrepareConfig(group_cap=900, replay_ratio=0.5)
+        second = build_snapshot(database, config=replaying, artifact_root=root, readers=readers)
+        builds.append((first, second))
+    (striped, striped_next), (inline, inline_next) = builds
+    assert striped.fingerprint == inline.fingerprint
+    assert striped.filter_stats == inline.filter_stats
+    assert striped.filter_stats["pii"] == {"EMAIL": 1}
+    assert file_hashes(striped.path) == file_hashes(inline.path)
+    assert striped_next.filter_stats["replay"] == 150
+    assert striped_next.fingerprint == inline_next.fingerprint
+    assert file_hashes(striped_next.path) == file_hashes(inline_next.path)
     other.dispose()
