@@ -81,10 +81,10 @@ def export_for_phones(
             report.skipped.append(result)
         else:
             written["Q4_K_M"] = result
+        if "F16" not in wanted:  # only Q4_K_M's source: never published, so not kept
+            written.pop("F16").path.unlink(missing_ok=True)
 
     for quant, gguf_file in written.items():
-        if quant not in wanted:
-            continue  # the F16 written only as Q4_K_M's source is not published
         started = time.perf_counter()
         parity = check_parity(
             merged,

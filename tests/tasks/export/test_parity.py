@@ -101,3 +101,17 @@ def test_export_refuses_unknown_quantization_and_missing_texts(
         export_for_phones(llama_dir, None, tmp_path, ("IQ1_S",), ["text"])
     with pytest.raises(ValueError, match="parity"):
         export_for_phones(llama_dir, None, tmp_path, ("Q8_0",))
+
+
+def test_q4_k_m_source_f16_is_not_left_behind(
+    llama_dir: Path, tmp_path: Path, parity_texts: list[str]
+) -> None:
+    from tasks.export import export_for_phones
+
+    report = export_for_phones(llama_dir, None, tmp_path, ("Q8_0", "Q4_K_M"), parity_texts)
+    assert [f.quantization for f in report.files] == ["Q8_0"] or (
+        llama_cpp_missing_reason() is None and "Q4_K_M" in {f.quantization for f in report.files}
+    )
+    assert not (tmp_path / "gguf" / "model-F16.gguf").exists()
+    if llama_cpp_missing_reason() is not None:
+        assert [s.quantization for s in report.skipped] == ["Q4_K_M"]
