@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import orjson
-from _common import emit, raw_request, run_load, server
+from _common import REPO_ROOT, emit, raw_request, run_load, server
 
 WORDS = "the model answered a question about cooking travel code math history and music".split()
 
@@ -63,7 +64,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
+    parser.add_argument(
+        "--database-url", default="", help="default: a fresh SQLite file; else an empty database"
+    )
     args = parser.parse_args()
     count = args.requests or (40 if args.quick else 300)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -71,6 +74,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         env = {"DISTILLERY_DATA_DIR": tmp, "DISTILLERY_DATABASE_URL": args.database_url}
         db = "sqlite" if not args.database_url else args.database_url.split(":", 1)[0]
+        if args.database_url:  # the service migrates only embedded SQLite by itself
+            sys.path.insert(0, str(REPO_ROOT))
+            from storage.db import Database
+
+            Database(args.database_url).upgrade()
         real: list[float] = []
         bare: list[float] = []
         for round_no in range(rounds):
