@@ -43,8 +43,8 @@ def create_app(
     app.add_route("/metrics", state.metrics.render, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
-    # Added first, so it runs inside the timing middleware.
-    app.router.routes.append(manifest.LATEST_ROUTE)
+    app.router.routes.append(manifest.LATEST_ROUTE)  # listed; LatestFastPath answers it
+    # Added before the timing middleware, so it runs inside it and is timed too.
     app.add_middleware(manifest.LatestFastPath)
     app.add_middleware(TimingMiddleware, metrics=state.metrics)
     return app

@@ -60,6 +60,7 @@ async def test_metrics_count_uploads_duplicates_and_rejects(client: httpx.AsyncC
     bad = upload(device_id, [interaction(rating=9)])
     await client.post("/api/training/feedback", json=bad, headers=auth)
 
+    await client.get("/api/models/mobile/latest")
     resp = await client.get("/metrics")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
@@ -71,6 +72,8 @@ async def test_metrics_count_uploads_duplicates_and_rejects(client: httpx.AsyncC
     assert sample(text, 'distillery_feedback_rejects_total{reason="invalid"}') == 1
     route = 'method="POST",route="/api/training/feedback",status="200"'
     assert sample(text, f"distillery_http_request_duration_seconds_count{{{route}}}") == 2
+    latest = 'method="GET",route="/api/models/mobile/latest",status="200"'
+    assert sample(text, f"distillery_http_request_duration_seconds_count{{{latest}}}") == 1
 
 
 def test_service_imports_no_ml_libraries() -> None:
