@@ -27,7 +27,8 @@ from tasks.publish import promote, publish_version
 from tasks.teacher import resolve_teacher
 
 
-@flow(name="student-cycle", persist_result=True, log_prints=True)
+# log_prints off: libraries that capture stdout (dill, via datasets) would flood the run log.
+@flow(name="student-cycle", persist_result=True, log_prints=False)
 def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -> dict[str, Any]:
     """One student on one snapshot; returns a summary row (skipped / rejected / published)."""
     row = timed_row(student)

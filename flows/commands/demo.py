@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit status 0 when the cycle completed."""
+    # Prefect reads its settings on import. Its in-process API server gets 20 s to start by
+    # default, too little on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     from flows.demo import DemoOptions, run_demo
 
     options = DemoOptions(
