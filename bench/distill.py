@@ -197,6 +197,9 @@ def main() -> int:
     data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-distill-"))
     kd_data = with_topk(teacher, data, pad, 16, batch, tmp / "cache-steps")
+    from tasks.distill.train import _fast_teacher_columns
+
+    kd_data = _fast_teacher_columns(kd_data)  # as train_student feeds it
     config = sft_args_for(batch, steps + 2, tmp, opt.device, name)
 
     t_sft = step_time(student, tok, data, config, opt.device)
@@ -273,9 +276,11 @@ def main() -> int:
     prompts = [
         r[:prompt_len] for r in records(gen_batch, vocab, prompt_len, 0, seed=4)["input_ids"]
     ]
-    gen_tok = _GenTok(pad, getattr(tok, "eos_token_id", None) if preset != "llama-1b" else -1)
+    # Random-weight presets: the last id as EOS (rarely drawn); real EOS otherwise.
+    gen_tok = _GenTok(pad, vocab - 1 if preset == "llama-1b" else tok.eos_token_id)
     new_tokens = 32
-    generate_batch(teacher, gen_tok, prompts[:2], 4)  # warm-up
+    for warm in ([prompts[0]], prompts):  # kernels and allocations for both shapes
+        generate_batch(teacher, gen_tok, warm, 4)
     rates = {}
     for label, groups in (("unbatched", [[p] for p in prompts]), ("batched", [prompts])):
         sync(opt.device)

@@ -30,11 +30,12 @@ def pad_batch(
     width = max(len(r["input_ids"]) for r in rows)
     out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
     for r in rows:
-        n, fill = len(r["input_ids"]), width - len(r["input_ids"])
+        ids = list(r["input_ids"])
+        n, fill = len(ids), width - len(ids)
         for key, row, value in (
-            ("input_ids", r["input_ids"], pad_id),
+            ("input_ids", ids, pad_id),
             ("attention_mask", [1] * n, 0),
-            ("labels", r.get("labels", [-100] * n), -100),
+            ("labels", list(r.get("labels", [-100] * n)), -100),
         ):
             out[key].append(row + [value] * fill if side == "right" else [value] * fill + row)
     return {k: torch.tensor(v) for k, v in out.items()}
@@ -85,9 +86,12 @@ def fill_topk_cache(
     _, missing = cache.split(list(data["record_hash"]))
     if not missing:
         return 0
-    want = set(missing)
-    rows = [r for r in data if r["record_hash"] in want]
-    rows = list({r["record_hash"]: r for r in rows}.values())
+    # Select the missing rows by index: iterating every row would cost more than the teacher
+    # saves on a mostly-cached cycle.
+    first_index: dict[str, int] = {}
+    for i, h in enumerate(data["record_hash"]):
+        first_index.setdefault(h, i)
+    rows = list(data.select([first_index[h] for h in missing]))
     cache.stats.computed += len(rows)
     model = load_teacher()
     for batch_rows in _length_batches(rows, batch_size):

@@ -22,12 +22,10 @@ class KDCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = pad_batch(examples, self.pad_token_id)
-        if "t_ids" in examples[0]:
-            batch["t_ids"] = torch.cat(
-                [torch.tensor(e["t_ids"], dtype=torch.long) for e in examples]
-            )
-            batch["t_logprobs"] = torch.cat([torch.tensor(e["t_logprobs"]) for e in examples])
-            batch["t_tail"] = torch.cat([torch.tensor(e["t_tail"]) for e in examples])
+        if "t_ids" in examples[0]:  # tensors when the dataset has torch format (fast path)
+            batch["t_ids"] = torch.cat([torch.as_tensor(e["t_ids"]) for e in examples]).long()
+            for key in ("t_logprobs", "t_tail"):
+                batch[key] = torch.cat([torch.as_tensor(e[key]) for e in examples]).float()
         return batch
 
 
