@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,12 +98,27 @@ def _check_rope(config: PretrainedConfig) -> None:
         raise ValueError(f"rope_type {rope_type!r} is not supported by this GGUF writer yet")
 
 
-def add_hparams(writer: gguf.GGUFWriter, config: PretrainedConfig, quantization: str) -> None:
+def model_name(config: PretrainedConfig, hf_dir: Path) -> tuple[str, str | None]:
+    """general.name: the Hub id when known, else the folder name; and a note if it was changed."""
+    name = str(getattr(config, "_name_or_path", "") or "")
+    if not name or name.startswith((".", "/")) or Path(name).exists():
+        name = Path(hf_dir).resolve().name
+    # llama.cpp applies SentencePiece token fix-ups to any model *named* phi3/phi-3 and fails on
+    # a byte-level vocabulary (no "</s>"); Phi-4 is phi3-arch + BPE and is not named so either.
+    if config.model_type == "phi3" and re.search(r"phi-?3", name, re.IGNORECASE):
+        renamed = re.sub(r"(?i)phi-?3", "phi", name)
+        return renamed, f"general.name {name!r} written as {renamed!r} (llama.cpp phi-3 fix-ups)"
+    return name, None
+
+
+def add_hparams(
+    writer: gguf.GGUFWriter, config: PretrainedConfig, quantization: str, name: str
+) -> None:
     """The <arch>.* keys llama.cpp reads to build the graph."""
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     writer.add_type("model")
-    writer.add_name(str(getattr(config, "_name_or_path", "") or config.model_type))
+    writer.add_name(name)
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)
     writer.add_block_count(config.num_hidden_layers)
@@ -171,9 +187,10 @@ def write_gguf(hf_dir: Path, out_path: Path, quantization: str) -> GGUFFile:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.name + ".partial")
     writer = gguf.GGUFWriter(tmp_path, gguf.MODEL_ARCH_NAMES[arch])
-    add_hparams(writer, config, quantization)
+    name, name_note = model_name(config, Path(hf_dir))
+    add_hparams(writer, config, quantization, name)
     add_vocab(writer, vocab)
-    notes = list(vocab.notes)
+    notes = list(vocab.notes) + ([name_note] if name_note else [])
     for name, array in tensors.items():
         type_name, note = choose_type(name, array.shape, quantization)
         if note:

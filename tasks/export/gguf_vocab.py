@@ -54,6 +54,13 @@ def build_vocab(tokenizer: PreTrainedTokenizerBase, vocab_size: int) -> GGUFVoca
         raise ValueError(
             f"GGUF export supports byte-level BPE tokenizers, got {tokenizer_json['model']['type']}"
         )
+    pre_types = json.dumps(tokenizer_json.get("pre_tokenizer"))
+    if tokenizer_json["model"].get("byte_fallback") or "Metaspace" in pre_types:
+        # Llama-2/TinyLlama/Phi-3 style: llama.cpp wants tokenizer model "llama" with scores.
+        raise ValueError(
+            "GGUF export supports byte-level BPE tokenizers; this one is SentencePiece-style "
+            "(byte_fallback/Metaspace), which is not supported yet"
+        )
     vocab = tokenizer.get_vocab()
     if len(vocab) > vocab_size:
         raise ValueError(f"tokenizer has {len(vocab)} tokens but the model only {vocab_size}")

@@ -157,3 +157,22 @@ def test_bad_inputs_are_named(llama_dir: Path, tmp_path: Path) -> None:
     (other / "config.json").write_text('{"model_type": "gpt2", "n_layer": 1, "n_embd": 32}')
     with pytest.raises(ValueError, match="gpt2"):
         write_gguf(other, tmp_path / "y.gguf", "F16")
+
+
+def test_sentencepiece_style_tokenizer_is_refused() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from tasks.export.gguf_vocab import build_vocab
+
+    backend = Tokenizer(models.BPE(vocab={"\u2581a": 0, "b": 1}, merges=[], byte_fallback=True))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    with pytest.raises(ValueError, match="SentencePiece"):
+        build_vocab(PreTrainedTokenizerFast(tokenizer_object=backend), 2)
+
+
+def test_phi3_name_avoids_llama_cpp_sentencepiece_fixups(phi3_dir: Path, exported: dict) -> None:
+    reader = GGUFReader(exported["phi3", "F16"])
+    name = reader.fields["general.name"].contents()
+    assert "phi3" not in name.lower() and "phi-3" not in name.lower()
+    assert "/" not in name  # a folder name, never a local path
