@@ -165,3 +165,18 @@ def test_warm_start_loads_matching_adapter_and_refuses_foreign_one(make_snapshot
             output_dir=tmp_path / "d",
             config=foreign,
         )
+
+
+def test_alpha_one_trains_without_teacher_signals(make_snapshot, tmp_path: Path) -> None:
+    # Fine-tuning a teacher on feedback is the same code with alpha=1: no teacher pass at all.
+    cfg = DistillConfig(alpha=1.0, max_length=64, **FAST)
+    res = distill(
+        make_snapshot(n_train=4),
+        teacher="tiny-llama-teacher",
+        student="tiny-llama-teacher",
+        output_dir=tmp_path / "t",
+        config=cfg,
+    )
+    assert res.strategy == "logit"
+    assert res.metrics["teacher_cache"]["computed"] == 0
+    assert res.metrics["global_step"] == 4
