@@ -96,7 +96,8 @@ def make_interaction(
             name=f"user{rng.randint(1, 999)}", n=rng.randint(0, 999)
         )
     roll = rng.random()
-    response, rating, correction, outcome = reference, rng.choice((4, 5)), None, "good"
+    rating: int | None = rng.choice((4, 5))
+    response, correction, outcome = reference, None, "good"
     if roll >= 0.35:
         response = degrade(reference, rng)
         if roll < 0.60:

@@ -103,7 +103,8 @@ def _read(
                 replay = fetch_by_seq(session=session, seqs=window.replay_seqs)
                 sender.send(("rows", [(str(r.id), examine(r, config, pii)) for r in replay]))
             mine = iter([b for b in _blocks(window) if b % count == index])
-            current, chunk = next(mine, None), []
+            chunk: list[Item] = []
+            current = next(mine, None)
             rows = stream_interactions(
                 session=session, after=window.after, upto=window.upto, stripe=(BLOCK, count, index)
             )

@@ -53,7 +53,7 @@ def build_snapshot(
     """
     settings = StorageSettings()
     settle = settings.watermark_settle_seconds if settle_seconds is None else settle_seconds
-    root = Path(artifact_root) / "datasets"
+    root = Path(artifact_root).resolve() / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     with db.transaction() as session:
         parent = latest_snapshot(session=session)
@@ -146,9 +146,10 @@ def _record(
             )
     except IntegrityError:
         with db.transaction() as session:
-            row = find_snapshot(session=session, fingerprint=fingerprint)
-        if row is None:
+            raced = find_snapshot(session=session, fingerprint=fingerprint)
+        if raced is None:
             raise
+        row = raced
     return _info(row, new=manifest["new_records"])
 
 
