@@ -22,6 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+READERS = 2  # reader processes the build uses on big windows (tasks.prepare.snapshot.READERS)
 RECORDS = Path("/work/shared/data/self_instruct/records.jsonl")
 MODELS = ("phi-3-mini", "llama-3.2-1b", "tinyllama")
 
@@ -175,7 +176,9 @@ def main() -> int:
         load = round(os.getloadavg()[0], 1)  # other work on the machine inflates wall time
         line = {"phase": args.phase, "wall_s": wall, "cpu_s": own, "cpu_s_reader_process": kids}
         line["load_avg_1m"] = load
-        print(json.dumps({**line, "peak_rss_mb": round(peak_rss_mb()), **extra}))
+        kids_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        line.update(peak_rss_mb=round(peak_rss_mb()), peak_rss_mb_reader=round(kids_rss))
+        print(json.dumps({**line, **extra}))
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         work = Path(tmp)
@@ -188,22 +191,19 @@ def main() -> int:
         print(json.dumps({**baseline, "role": "baseline: bare streaming read"}), flush=True)
         build = run_phase("build", db_path, work)
         print(json.dumps({**build, "role": "snapshot build"}), flush=True)
-        goals = {
-            "wall_s<=60": build["wall_s"] <= 60,
-            "peak_rss_mb<=1024": build["peak_rss_mb"] <= 1024,
+        # Memory of all build processes together, bounded by main + readers x largest reader.
+        rss_all = build["peak_rss_mb"] + READERS * build["peak_rss_mb_reader"]
+        cpu_all = round(build["cpu_s"] + build["cpu_s_reader_process"], 2)
+        summary = {
+            "phase": "summary",
+            "rows": args.rows,
+            "build_over_baseline_wall": round(build["wall_s"] / max(baseline["wall_s"], 1e-9), 2),
+            "build_cpu_s_all_processes": cpu_all,
+            "build_over_baseline_cpu": round(cpu_all / max(baseline["cpu_s"], 1e-9), 2),
+            "build_peak_rss_mb_all_processes_bound": rss_all,
+            "goals_met": {"wall_s<=60": build["wall_s"] <= 60, "rss_mb<=1024": rss_all <= 1024},
         }
-        print(
-            json.dumps(
-                {
-                    "phase": "summary",
-                    "rows": args.rows,
-                    "build_over_baseline": round(
-                        build["wall_s"] / max(baseline["wall_s"], 1e-9), 2
-                    ),
-                    "goals_met": goals,
-                }
-            )
-        )
+        print(json.dumps(summary))
     return 0
 
 
