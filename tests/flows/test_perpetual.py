@@ -144,3 +144,33 @@ def test_training_slot_admits_one_training_per_student(prefect_harness: None) ->
             pass
     with concurrency(name, occupy=1, timeout_seconds=30, strict=True):
         pass  # released when the first training ended
+
+
+def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) -> None:
+    from flows.teacher import TeacherConfig, teacher_finetune
+    from tasks.teacher import read_pointer
+
+    insert(store, seed_rows(80, 40))
+    config = TeacherConfig(
+        teacher="tiny-llama-teacher",
+        min_new_records=10,
+        settle_seconds=0,
+        distill={"max_steps": 2, "save_steps": 100},
+    )
+    trained = teacher_finetune(config)
+    assert trained["status"] == "trained", trained
+    pointer = read_pointer("tiny-llama-teacher")
+    assert pointer is not None and pointer["adapter_dir"] == trained["adapter_dir"]
+    with store.transaction() as session:
+        run = session.get(TrainingRun, trained["run_id"])
+        assert run is not None and run.student == run.teacher == "tiny-llama-teacher"
+        assert run.config["alpha"] == 1.0  # plain SFT on the feedback targets
+    again = teacher_finetune(config)
+    assert again["status"] == "skipped" and "already fine-tuned" in again["detail"]
+
+    # The next cycle distills from the fine-tuned teacher and records it in the lineage.
+    cycle = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
+    assert cycle.is_completed(), cycle.message
+    with store.transaction() as session:
+        version = session.scalar(select(ModelVersion))
+        assert version is not None and version.teacher == "tiny-llama-teacher+lora@snapshot-1"
