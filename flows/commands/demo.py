@@ -18,8 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None, help="default: a new one per run")
     parser.add_argument("--teacher", default="smollm2-135m-instruct")
     parser.add_argument("--student", default="smollm2-pruned-student")
-    parser.add_argument("--max-steps", type=int, default=24, help="training steps per cycle")
-    parser.add_argument("--eval-limit", type=int, default=16, help="examples per eval set")
+    parser.add_argument("--max-steps", type=int, default=10, help="training steps per cycle")
+    parser.add_argument("--eval-limit", type=int, default=12, help="examples per eval set")
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.set_defaults(func=run)
 
@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     # Prefect reads its settings on import. Its in-process API server gets 20 s to start by
     # default, too little on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    # Weight-loading and dataset bars would drown the stage lines (tqdm reads this on import).
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from flows.demo import DemoOptions, run_demo
 
     options = DemoOptions(
