@@ -117,6 +117,57 @@ def test_deploy_all_then_a_worker_runs_the_weekly_cycle(tmp_path: Path) -> None:
         assert any("tiny-llama-student" in a["data"] for a in artifacts)
 
 
+@pytest.mark.slow
+def test_a_deployed_cycle_trains_and_publishes_through_the_worker(tmp_path: Path) -> None:
+    """The weekly deployment on tiny presets with data: a version is published via the worker."""
+    from storage.db import Database
+    from tests.flows.test_perpetual import GENEROUS_GATE, seed_rows
+    from tests.tasks.prepare.conftest import insert
+
+    data = tmp_path / "data"
+    db = Database(f"sqlite:///{data / 'distillery.db'}")
+    db.upgrade()
+    insert(db, seed_rows(0, 40))
+    db.dispose()
+    with prefect_server(tmp_path / "prefect-home") as (api_url, env):
+        env = {**env, "DISTILLERY_DATA_DIR": str(data), "DISTILLERY_REGISTRY": "local"}
+        prefect_cli(["work-pool", "create", POOL, "--type", "process"], env, REPO)
+        deployed = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "deploy", "-n", "weekly-student-retraining"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        config = {
+            "teacher": "tiny-llama-teacher",
+            "students": ["tiny-llama-student"],
+            "min_new_records": 1,
+            "settle_seconds": 0,
+            "distill": {"max_steps": 3, "learning_rate": 3e-3},
+            "evaluate": {
+                "eval_options": {"limit": 4, "max_new_tokens": 8},
+                "gate_options": GENEROUS_GATE,
+                "n_resamples": 50,
+            },
+        }
+        run_id = _run_deployment(env, {"config": config})
+        output = _worker_once(env, timeout=1200)
+        run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=30).json()
+        assert run["state"]["type"] == "COMPLETED", (run["state"], output[-4000:])
+    db = Database(f"sqlite:///{data / 'distillery.db'}")
+    with db.transaction() as session:
+        from sqlalchemy import select
+
+        from storage.models import ModelVersion
+
+        version = session.scalar(select(ModelVersion))
+        assert version is not None and version.status == "published"
+    db.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _clean_prefect_storage(tmp_path: Path) -> Any:
     yield
