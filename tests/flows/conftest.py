@@ -11,5 +11,5 @@ from prefect.testing.utilities import prefect_test_harness
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """Run flows in this session against a throwaway Prefect database."""
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=180):  # 2 shared cores: starts slowly
         yield
