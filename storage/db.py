@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.config import StorageSettings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -42,15 +41,21 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply Alembic migrations up to `revision`."""
+        from alembic import command  # alembic is imported only where migrations are touched
+
         command.upgrade(alembic_config(self), revision)
 
     def current_revision(self) -> str | None:
         """The schema revision recorded in the database, None when not migrated."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head_revision(self) -> str | None:
         """The newest revision the code ships."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(alembic_config(self)).get_current_head()
 
     def dispose(self) -> None:
@@ -60,6 +65,8 @@ class Database:
 
 def alembic_config(db: Database) -> Config:
     """An Alembic config pointing at the packaged migrations and this database."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["engine"] = db.engine
