@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -120,6 +121,16 @@ def quiet_progress_bars() -> None:
     hf_logging.disable_progress_bar()
 
 
+def show_stage_logs() -> None:
+    """The stages' own INFO lines (preflight, teacher cache, merge, export) on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(name)s | %(message)s", "%H:%M:%S"))
+    for name in ("tasks", "storage"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+
+
 def demo_config(options: DemoOptions) -> CycleConfig:
     """The cycle the demo runs: capped training and a small evaluation, sized for 2 cores."""
     return CycleConfig(
@@ -149,6 +160,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     from flows.phones import SimulationConfig, run_simulation
 
     quiet_progress_bars()
+    show_stage_logs()
     progress = Progress()
     settings = StorageSettings()
     progress.line(f"data in {settings.data_dir.resolve()} ({settings.resolved_database_url()})")
@@ -172,6 +184,12 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             summary = state.result(raise_on_failure=False)
         for row in summary["students"]:
             progress.line(f"  {row['student']}: {row['status']} {row.get('detail', '')[:160]}")
+            if row.get("teacher_cache"):
+                cache = row["teacher_cache"]
+                progress.line(
+                    f"  teacher cache: {cache.get('misses')} records through the teacher, "
+                    f"{cache.get('hits')} reused from earlier cycles"
+                )
             if row.get("report"):
                 progress.line(f"  evaluation report: {row['report']}")
         manifest = latest_manifest(url)

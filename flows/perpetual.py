@@ -66,6 +66,7 @@ def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -
         detail=verdict["detail"],
         report=verdict["report_path"],
         files=[f["name"] for f in published["files"]],
+        teacher_cache=trained["metrics"].get("teacher_cache"),
     )
 
 

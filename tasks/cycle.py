@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import inspect
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -73,9 +75,34 @@ def ensure_training_limit(model: str, limit: int = 1) -> str:
 
 @contextmanager
 def training_slot(model: str) -> Iterator[None]:
-    """Hold the single training slot of `model`; a second run waits here until it is free."""
-    with concurrency(ensure_training_limit(model), occupy=1, strict=True):
-        yield
+    """Hold the single training slot of `model`; a second training waits here until it is free.
+
+    Across machines the slot is the Prefect global concurrency limit `training-<model>`, used
+    when a Prefect server is configured (its lease expires if a holder dies). In-process runs
+    with Prefect's ephemeral API (demo, CLI, notebook) keep no lease service, so a killed run
+    would leak the slot there: they rely on the file lock, which the OS drops with the process.
+    """
+    with _file_lock(model):
+        if PREFECT_API_URL.value():
+            with concurrency(ensure_training_limit(model), occupy=1, strict=True):
+                yield
+        else:
+            yield
+
+
+@contextmanager
+def _file_lock(model: str) -> Iterator[None]:
+    """An exclusive lock file per model under the artifact root, held while training."""
+    path = (
+        StorageSettings().resolved_artifact_root() / "locks" / f"{training_limit_name(model)}.lock"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks until the other training ends
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _stable_row(session: Any, student: str) -> ModelVersion | None:
@@ -85,7 +112,7 @@ def _stable_row(session: Any, student: str) -> ModelVersion | None:
     return channel.model_version if channel else None
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[str, Any]:
     """Whether `student` trains on `snapshot_id`, and if so from which stable adapter.
 
@@ -151,7 +178,7 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[s
     return plan
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def record_gate_decision(run_id: int | None, decision: str) -> None:
     """Note the gate's decision on the training run, so a rerun does not train it again."""
     if run_id is None:
@@ -226,7 +253,7 @@ def run_dir(kind: str, model: str, snapshot_id: int) -> Path:
     return root / "runs" / kind / model / f"snapshot-{snapshot_id}"
 
 
-@task(name="distill-student")
+@task(name="distill-student", persist_result=True)
 def distill_student(
     student: str,
     teacher: dict[str, Any],
@@ -259,7 +286,7 @@ def distill_student(
     return result.to_dict()
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def earlier_test_splits(snapshot_id: int) -> list[str]:
     """Test splits of snapshots before this one (forgetting checks)."""
     from tasks.prepare.snapshot import previous_test_splits
@@ -276,7 +303,7 @@ def parity_texts(snapshot_path: str, limit: int = 8) -> list[str]:
     return [f"{r['prompt']}\n{r['target']}" for r in rows.select(range(min(limit, len(rows))))]
 
 
-@task(name="export-student")
+@task(name="export-student", persist_result=True)
 def export_student(
     student: str, trained: dict[str, Any], snapshot: dict[str, Any], config: CycleConfig
 ) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def read_pointer(teacher: str) -> dict[str, Any] | None:
     return recorded
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def resolve_teacher(teacher: str, use_adapter: bool) -> dict[str, Any]:
     """The teacher preset and, when wanted and present, its bi-weekly fine-tuned LoRA."""
     recorded = read_pointer(teacher) if use_adapter else None
@@ -43,7 +43,7 @@ def resolve_teacher(teacher: str, use_adapter: bool) -> dict[str, Any]:
     return {"preset": teacher, "adapter_dir": adapter, "label": label}
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> dict[str, Any]:
     """Whether to fine-tune `teacher` on this snapshot, and from which adapter to continue."""
     recorded = read_pointer(teacher)
@@ -72,7 +72,7 @@ def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> dict[s
     return plan
 
 
-@task(name="finetune-teacher")
+@task(name="finetune-teacher", persist_result=True)
 def finetune_teacher(
     teacher: str, snapshot: dict[str, Any], warm_adapter: str | None, overrides: dict[str, Any]
 ) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def finetune_teacher(
     return result.to_dict()
 
 
-@task(retries=2, retry_delay_seconds=2)
+@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def record_teacher_adapter(teacher: str, trained: dict[str, Any], snapshot: dict[str, Any]) -> str:
     """Point `current.json` at the new adapter atomically (write, fsync, rename)."""
     pointer = teacher_pointer(teacher)
