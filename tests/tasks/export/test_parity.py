@@ -115,3 +115,24 @@ def test_q4_k_m_source_f16_is_not_left_behind(
     assert not (tmp_path / "gguf" / "model-F16.gguf").exists()
     if llama_cpp_missing_reason() is not None:
         assert [s.quantization for s in report.skipped] == ["Q4_K_M"]
+
+
+def test_prefect_task_wrappers_chain_with_small_values(
+    llama_dir: Path, tmp_path: Path, parity_texts: list[str]
+) -> None:
+    from tasks.export.prefect_tasks import (
+        check_parity_task,
+        merge_adapter_task,
+        quantize_q4_k_m_task,
+        write_gguf_task,
+    )
+
+    merged = merge_adapter_task.fn(str(llama_dir), None, str(tmp_path / "merged"))
+    written = write_gguf_task.fn(merged, str(tmp_path / "m-Q8_0.gguf"), "Q8_0")
+    assert written["quantization"] == "Q8_0" and Path(written["path"]).is_file()
+    parity = check_parity_task.fn(merged, written["path"], parity_texts)
+    assert parity["passed"] and parity["tolerance"] == 0.02
+    q4km = quantize_q4_k_m_task.fn(written["path"], str(tmp_path / "m-Q4_K_M.gguf"))
+    json.dumps([written, parity, q4km])
+    if llama_cpp_missing_reason() is not None:
+        assert "llama-cpp-python" in q4km["reason"]
