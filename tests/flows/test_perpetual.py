@@ -174,3 +174,21 @@ def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) 
     with store.transaction() as session:
         version = session.scalar(select(ModelVersion))
         assert version is not None and version.teacher == "tiny-llama-teacher+lora@snapshot-1"
+
+
+def test_in_process_runs_serialise_training_with_a_file_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a Prefect server (demo, CLI) the slot is a lock file the OS frees on exit."""
+    import fcntl
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
+    lock = tmp_path / "data" / "artifacts" / "locks" / "training-lock-student.lock"
+    with temporary_settings({PREFECT_API_URL: None}):
+        with training_slot("lock-student"):
+            with lock.open("a") as other, pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a second training
+        with lock.open("a") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
