@@ -23,12 +23,14 @@ QUANT_TYPES = {
     "F16": gguf.GGMLQuantizationType.F16,
     "Q8_0": gguf.GGMLQuantizationType.Q8_0,
     "Q4_0": gguf.GGMLQuantizationType.Q4_0,
+    "Q4_1": gguf.GGMLQuantizationType.Q4_1,
 }
 FILE_TYPES = {
     "F32": gguf.LlamaFileType.ALL_F32,
     "F16": gguf.LlamaFileType.MOSTLY_F16,
     "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
     "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+    "Q4_1": gguf.LlamaFileType.MOSTLY_Q4_1,
 }
 ARCHS = {"llama": gguf.MODEL_ARCH.LLAMA, "phi3": gguf.MODEL_ARCH.PHI3}
 # Embedding/output matrices hurt most when squeezed to 4 bits (llama.cpp's own quantizer keeps
@@ -77,7 +79,8 @@ def choose_type(name: str, shape: tuple[int, ...], quantization: str) -> tuple[s
         return "F32", None  # norms and other 1-D tensors stay F32, as llama.cpp expects
     if quantization == "F16":
         return "F16", None
-    wanted = "Q8_0" if quantization == "Q4_0" and name in EMBEDDING_TENSORS else quantization
+    four_bit = quantization in ("Q4_0", "Q4_1")
+    wanted = "Q8_0" if four_bit and name in EMBEDDING_TENSORS else quantization
     block = gguf.GGML_QUANT_SIZES[QUANT_TYPES[wanted]][0]
     if shape[-1] % block:
         return "F16", f"{name}: row size {shape[-1]} is not a multiple of {block}; stored F16"

@@ -12,7 +12,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 # Relative perplexity increase allowed per quantization before a file is not publishable.
-DEFAULT_TOLERANCES = {"F32": 0.001, "F16": 0.005, "Q8_0": 0.02, "Q4_0": 0.15, "Q4_K_M": 0.10}
+DEFAULT_TOLERANCES = {
+    "F32": 0.001,
+    "F16": 0.005,
+    "Q8_0": 0.02,
+    "Q4_0": 0.15,
+    "Q4_1": 0.15,
+    "Q4_K_M": 0.10,
+}
 
 
 @dataclass(frozen=True)
