@@ -114,10 +114,10 @@ def decide(
         limit = ref_ppl * (1.0 + tol)
         ok = cand_ppl <= limit
         change = (cand_ppl / ref_ppl - 1.0) * 100 if ref_ppl else float("inf")
-        verdict = "holds" if ok else "regresses"
+        verdict = "holds within" if ok else "regresses beyond"
         msg = (
             f"perplexity on {eval_set}: {cand_ppl:.4g} vs {ref_name} {ref_ppl:.4g} "
-            f"({change:+.2f}%, {verdict} within {tol:.0%})"
+            f"({change:+.2f}%, {verdict} the {tol:.0%} tolerance)"
         )
         add(Check(f"perplexity_no_regression[{eval_set}]", ok, cand_ppl, limit), msg)
 
@@ -133,17 +133,16 @@ def decide(
 
     if not first and policy.require_improvement:
         cand_ppl = _metric(candidate, "candidate", new_set, "perplexity")
-        limit = _metric(ref, ref_name, new_set, "perplexity") * (1.0 - policy.min_improvement)
+        ref_ppl = _metric(ref, ref_name, new_set, "perplexity")
+        limit = ref_ppl * (1.0 - policy.min_improvement)
         better_text = [n for n in policy.text_metrics if deltas[new_set][n]["ci_low"] > 0.0]
         ok = cand_ppl < limit or bool(better_text)
-        what = f"perplexity {cand_ppl:.4g} vs {limit:.4g}" + (
-            f", significantly better {', '.join(better_text)}" if better_text else ""
+        what = f"perplexity {cand_ppl:.4g}, needs < {limit:.4g}" + (
+            f"; significantly better {', '.join(better_text)}" if better_text else ""
         )
-        msg = (
-            f"improvement over stable on {new_set}: "
-            + ("yes" if ok else "none, a tie")
-            + f" ({what})"
-        )
+        tie = abs(cand_ppl - ref_ppl) <= policy.ppl_tolerance * ref_ppl
+        verdict = "yes" if ok else ("no, a tie within tolerance" if tie else "no")
+        msg = f"improvement over stable on {new_set}: {verdict} ({what})"
         add(Check(f"improves_on_stable[{new_set}]", ok, cand_ppl, limit), msg)
 
     failed = [c for c in checks if not c.passed]

@@ -96,10 +96,16 @@ def plot_entropy(results_by_label: dict[str, dict[str, Any]], path: Path) -> Pat
     sets = sorted({s for r in results_by_label.values() for s in r["sets"]})
     fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.5), squeeze=False)
     for ax, eval_set in zip(axes[0], sets, strict=True):
-        for label, results in results_by_label.items():
-            ent = results["sets"].get(eval_set, {}).get("token_entropies", [])
+        per_label = {
+            label: results["sets"].get(eval_set, {}).get("token_entropies", [])
+            for label, results in results_by_label.items()
+        }
+        values = [e for ent in per_label.values() for e in ent]
+        # Shared bin edges, so the models' distributions line up bar for bar.
+        bins = np.linspace(min(values), max(values) + 1e-9, 31) if values else 30
+        for label, ent in per_label.items():
             if ent:
-                ax.hist(ent, bins=30, alpha=0.5, label=label, density=True)
+                ax.hist(ent, bins=bins, alpha=0.45, label=label, density=True)
         ax.set_title(f"token entropy: {eval_set}", fontsize=9)
         ax.set_xlabel("entropy (nats)")
         ax.legend(fontsize=7)

@@ -42,7 +42,7 @@ def test_perplexity_regression_on_an_earlier_set_is_rejected() -> None:
     failed = [c for c in d.checks if not c.passed]
     assert [c.name for c in failed] == ["perplexity_no_regression[old]"]
     assert failed[0].threshold == pytest.approx(10.2)
-    assert "old" in d.reasons[1] and "regresses" in d.reasons[1]
+    assert "old" in d.reasons[1] and "regresses beyond the 2% tolerance" in d.reasons[1]
     # Within tolerance (+1%) passes.
     ok = decide(_m(8.0, 12.0, ppl_old=10.1), base=BASE, stable=STABLE, deltas=HOLD, new_set="new")
     assert ok.promote
