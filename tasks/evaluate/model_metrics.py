@@ -131,18 +131,18 @@ def generate_answers(
     )
     device = next(model.parameters()).device
     budget = max(1, max_length - max_new_tokens)
-    texts: list[str] = []
-    entropies: list[list[float]] = []
-    confidences: list[list[float]] = []
-    for b in range(0, len(prompts), batch_size):
-        encoded = [
-            _ids(tokenizer, p, generation_prompt=True)[-budget:]
-            for p in prompts[b : b + batch_size]
-        ]
-        width = max(len(e) for e in encoded)
-        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+    encoded_all = [_ids(tokenizer, p, generation_prompt=True)[-budget:] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded_all[i]))  # less left padding
+    texts: list[str] = [""] * len(prompts)
+    entropies: list[list[float]] = [[] for _ in prompts]
+    confidences: list[list[float]] = [[] for _ in prompts]
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        width = max(len(encoded_all[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
         attn = torch.zeros_like(ids)
-        for row, seq in enumerate(encoded):
+        for row, i in enumerate(idx):
+            seq = encoded_all[i]
             ids[row, width - len(seq) :] = torch.tensor(seq)
             attn[row, width - len(seq) :] = 1
         out = model.generate(
@@ -152,11 +152,11 @@ def generate_answers(
         logp = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1).cpu()
         step_entropy = -(logp.exp() * logp).sum(-1)
         step_conf = logp.max(-1).values.exp()
-        for row in range(new.shape[0]):
+        for row, i in enumerate(idx):
             tokens = new[row].tolist()
             # A row is done at its first end-of-turn token (included); later steps are padding.
             stop = next((k + 1 for k, t in enumerate(tokens) if t in eos), len(tokens))
-            texts.append(tokenizer.decode(tokens[:stop], skip_special_tokens=True).strip())
-            entropies.append(step_entropy[row, :stop].tolist())
-            confidences.append(step_conf[row, :stop].tolist())
+            texts[i] = tokenizer.decode(tokens[:stop], skip_special_tokens=True).strip()
+            entropies[i] = step_entropy[row, :stop].tolist()
+            confidences[i] = step_conf[row, :stop].tolist()
     return texts, entropies, confidences
