@@ -37,6 +37,7 @@ def perplexity(model, tok, records, max_length: int = 256) -> float:
 
 
 def test_distilled_student_fits_teacher_answers_better(tmp_path: Path) -> None:
+    """Measured once (2 shared CPU cores, 24 steps, ~17 min of training): 12.5 → 4.5."""
     train, held_out = seed_records(48), seed_records(12, offset=160)
     teacher, tok = load_model_and_tokenizer(TEACHER, device="cpu")
     cache = TeacherCache.open(
