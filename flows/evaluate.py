@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from tasks.evaluate.card import CARD_METRICS
 from tasks.evaluate.compare import compare_task
 from tasks.evaluate.pipeline import (
     default_out_dir,
@@ -21,11 +22,13 @@ from tasks.evaluate.pipeline import (
 from tasks.evaluate.run import EvalConfig, evaluate_model_task, load_results, metrics_by_set
 from tasks.evaluate.sets import snapshot_set_name
 
-HEADLINE = ("perplexity", "bleu", "rougeL", "mean_entropy", "ece")
+# The flow's metrics summary holds what the model card shows (the publisher renders it).
+HEADLINE = (*CARD_METRICS, "entropy_spikes")
 
 
 def _headline(path: str) -> dict[str, dict[str, float]]:
-    return {s: {k: m[k] for k in HEADLINE} for s, m in metrics_by_set(load_results(path)).items()}
+    sets = metrics_by_set(load_results(path))
+    return {s: {k: m[k] for k in HEADLINE if k in m} for s, m in sets.items()}
 
 
 @flow(name="evaluate-candidate", log_prints=True)

@@ -17,6 +17,7 @@ from flows.evaluate import evaluate_candidate_flow, reevaluate_live_versions_flo
 from storage.db import Database
 from storage.models import DatasetSnapshot, ModelVersion, TrainingRun
 from storage.repo import evaluations as repo
+from tasks.evaluate.card import CARD_METRICS
 from tasks.evaluate.model_metrics import encode_example
 from tasks.evaluate.sets import cache_fixed_benchmark
 from tasks.models.adapters import lora_config
@@ -130,6 +131,7 @@ def test_first_version_trained_adapter_is_promoted(
     assert out["decision"] == "promote", gate["reasons"]
     m = out["metrics"]
     assert m["candidate"]["test:snap-2"]["perplexity"] < m["base"]["test:snap-2"]["perplexity"]
+    assert set(CARD_METRICS) <= set(m["candidate"]["fixed"])  # all the model card shows
     assert set(out["results_paths"]) == {"candidate", "base"}
     report = Path(out["report_path"])
     text = report.read_text()
