@@ -11,7 +11,6 @@ import pytest
 import torch
 from peft import get_peft_model
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.evaluate import evaluate_candidate_flow, reevaluate_live_versions_flow
 from storage.db import Database
@@ -29,11 +28,9 @@ PRESET = "tiny-llama-student"
 FAST = {"batch_size": 4, "max_new_tokens": 4}
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    """A temporary Prefect API for this module's flow runs."""
-    with prefect_test_harness(server_startup_timeout=180):  # 2 shared cores: starts slowly
-        yield
+@pytest.fixture
+def harness(prefect_harness: None) -> None:
+    """The session's Prefect test server: nested harnesses share one server and break it."""
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main
 from flows.publish import publish_flow
@@ -33,11 +31,9 @@ PROMOTE = {"promote": True, "reasons": ["all checks passed"]}
 REJECT = {"promote": False, "reasons": ["bleu regressed"]}
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    """A temporary Prefect API for the flow runs of this module."""
-    with prefect_test_harness(server_startup_timeout=180):  # 2 shared cores: starts slowly
-        yield
+@pytest.fixture
+def harness(prefect_harness: None) -> None:
+    """The session's Prefect test server: nested harnesses share one server and break it."""
 
 
 @pytest.fixture
