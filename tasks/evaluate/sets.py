@@ -79,7 +79,7 @@ def cache_fixed_benchmark(
     return target.resolve()
 
 
-def load_eval_set(path: str | Path, split: str = "test") -> Dataset:
+def load_eval_set(path: str | Path, split: str = "test", *, allow_empty: bool = False) -> Dataset:
     """A saved Dataset, or the `split` of a saved DatasetDict (a snapshot), checked for columns."""
     p = Path(path)
     if not p.exists():
@@ -92,7 +92,7 @@ def load_eval_set(path: str | Path, split: str = "test") -> Dataset:
     missing = {"prompt", "target"} - set(loaded.column_names)
     if "messages" not in loaded.column_names and missing:
         raise ValueError(f"eval set {p} needs 'messages' or 'prompt'+'target' columns")
-    if len(loaded) == 0:
+    if len(loaded) == 0 and not allow_empty:
         raise ValueError(f"eval set {p} is empty")
     return loaded
 
@@ -129,4 +129,7 @@ def eval_set_paths(
             name = f"{name}#{len(sets)}"
         sets[name] = str(Path(p).resolve())
     sets[FIXED_SET_NAME] = str(Path(fixed_set_path or cache_fixed_benchmark()).resolve())
-    return sets
+    if snapshot_path and len(load_eval_set(snapshot_path, allow_empty=True)) == 0:
+        raise ValueError(f"snapshot {snapshot_path} has an empty test split: nothing to gate on")
+    # Small snapshots can have empty test splits: an earlier one holds nothing to compare.
+    return {n: p for n, p in sets.items() if len(load_eval_set(p, allow_empty=True)) > 0}

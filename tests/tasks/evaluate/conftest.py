@@ -37,13 +37,12 @@ def rows(pairs: list[tuple[str, str]], prefix: str) -> list[dict[str, Any]]:
 
 def save_snapshot(path: Path, test_pairs: list[tuple[str, str]], prefix: str) -> Path:
     """A DatasetDict with train/validation/test splits saved with save_to_disk."""
-    DatasetDict(
-        {
-            "train": Dataset.from_list(rows(QA, f"{prefix}-train")),
-            "validation": Dataset.from_list(rows(QA[:2], f"{prefix}-val")),
-            "test": Dataset.from_list(rows(test_pairs, prefix)),
-        }
-    ).save_to_disk(str(path))
+    train = Dataset.from_list(rows(QA, f"{prefix}-train"))
+    test = Dataset.from_list(rows(test_pairs, prefix)) if test_pairs else train.select([])
+    validation = Dataset.from_list(rows(QA[:2], f"{prefix}-val"))
+    splits = DatasetDict({"train": train, "validation": validation, "test": test})
+    # One shard per split, as tasks/prepare writes them: an empty split then loads back.
+    splits.save_to_disk(str(path), num_shards=dict.fromkeys(splits, 1))
     return path
 
 

@@ -16,6 +16,7 @@ from tasks.evaluate.sets import (
     load_eval_set,
     snapshot_set_name,
 )
+from tests.tasks.evaluate.conftest import save_snapshot
 
 
 def _rec(i: int, instruction: str, context: str, response: str, source: str) -> dict:
@@ -88,3 +89,12 @@ def test_snapshot_test_split_and_set_names(tmp_path: Path, snapshot_dir: Path) -
     sets = eval_set_paths(snapshot_dir, [str(snapshot_dir)], fixed)
     assert list(sets) == ["test:snap-new", "test:snap-new#1", "fixed"]
     assert snapshot_set_name(snapshot_dir) == "test:snap-new"
+
+
+def test_empty_test_splits(tmp_path: Path, snapshot_dir: Path) -> None:
+    empty = save_snapshot(tmp_path / "snap-empty", [], "e")
+    fixed = cache_fixed_benchmark(tmp_path / "fixed", source=_records(tmp_path / "r.jsonl"))
+    # An earlier snapshot with an empty test split is left out, not an error.
+    assert list(eval_set_paths(snapshot_dir, [str(empty)], fixed)) == ["test:snap-new", "fixed"]
+    with pytest.raises(ValueError, match="empty test split: nothing to gate on"):
+        eval_set_paths(empty, [], fixed)
