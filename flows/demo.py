@@ -122,13 +122,10 @@ def quiet_progress_bars() -> None:
 
 
 def show_stage_logs() -> None:
-    """The stages' own INFO lines (preflight, teacher cache, merge, export) on stderr."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s | %(name)s | %(message)s", "%H:%M:%S"))
+    """The stages' own INFO lines (preflight, teacher cache, merge, export): Prefect's console
+    handler prints them once their loggers let INFO through."""
     for name in ("tasks", "storage"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def demo_config(options: DemoOptions) -> CycleConfig:
@@ -145,6 +142,7 @@ def demo_config(options: DemoOptions) -> CycleConfig:
             "per_device_batch_size": 4,
             "grad_accum": 1,
             "save_steps": 1000,
+            "logging_steps": 1,  # a loss line per step: progress while training
         },
         evaluate={
             "eval_options": {"limit": options.eval_limit, "max_new_tokens": 32, "batch_size": 8},
