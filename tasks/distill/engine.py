@@ -125,7 +125,9 @@ def prepare_signals(
         train, dropped = tokenize_records(s_tok, answered, max_length)
     splits = {"train": train}
     snapshot = load_snapshot(snapshot_path, (config.train_split,))
-    if config.eval_split in snapshot:  # reference answers: the student's held-out perplexity
+    # Reference answers for the student's held-out perplexity; a small snapshot may have none,
+    # and an empty split must not be saved (datasets writes no data file and cannot reload it).
+    if config.eval_split in snapshot and len(snapshot[config.eval_split]) > 0:
         splits["validation"] = tokenize_records(
             s_tok, list(snapshot[config.eval_split]["messages"]), max_length
         )[0]

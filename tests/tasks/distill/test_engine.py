@@ -180,3 +180,23 @@ def test_alpha_one_trains_without_teacher_signals(make_snapshot, tmp_path: Path)
     assert res.strategy == "logit"
     assert res.metrics["teacher_cache"]["computed"] == 0
     assert res.metrics["global_step"] == 4
+
+
+def test_snapshot_without_validation_rows_still_trains(sqlite_db: Database, tmp_path: Path):
+    # A real prepared snapshot can have an empty validation split (few rows, or no ratio).
+    from tasks.prepare import PrepareConfig, build_snapshot
+    from tests.tasks.prepare.conftest import insert, make_row
+
+    insert(sqlite_db, [make_row(i) for i in range(6)])
+    config = PrepareConfig(train_ratio=0.8, validation_ratio=0.0)
+    info = build_snapshot(sqlite_db, config=config, artifact_root=tmp_path / "art")
+    assert info.split_sizes["validation"] == 0 and info.split_sizes["train"] > 0
+    res = distill(
+        Path(info.path),
+        teacher="tiny-llama-teacher",
+        student="tiny-llama-student",
+        output_dir=tmp_path / "out",
+        config=DistillConfig(max_length=64, **FAST),
+    )
+    assert res.metrics["global_step"] == 4
+    assert (Path(res.adapter_dir) / "adapter_model.safetensors").is_file()
