@@ -8,8 +8,10 @@ import random
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
+
+from tasks.prepare.store import load_snapshot as read_snapshot
 
 Messages = list[dict[str, str]]
 
@@ -19,9 +21,7 @@ def load_snapshot(path: Path, splits: tuple[str, ...] = ("train",)) -> DatasetDi
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"snapshot {path} does not exist")
-    data = load_from_disk(str(path))
-    if not isinstance(data, DatasetDict):
-        raise ValueError(f"snapshot {path} is a single Dataset; expected a DatasetDict with splits")
+    data = read_snapshot(path)  # the prepare stage's reader; here we only check what we need
     for split in splits:
         if split not in data:
             raise ValueError(f"snapshot {path} has no {split!r} split (has {list(data)})")
