@@ -1,8 +1,8 @@
 """A phone simulator: several devices register and upload rated, corrected feedback over HTTP.
 
-Interactions come from the sample data's `seed_tasks` records only (the
-`user_oriented_instructions` part is for evaluation and never uploaded). A phone's "model
-answer" is the reference answer, sometimes reproducibly degraded; ratings, corrections, PII
+Interactions come from the sample data's training tasks only (the benchmark tasks are for
+evaluation and never uploaded; see tasks/sampledata). A phone's "model answer" is the
+reference answer, sometimes reproducibly degraded; ratings, corrections, PII
 and re-sent duplicates are drawn from the seed, so the same seed sends the same uploads
 (re-running it against the same service yields only duplicates: uploads are idempotent).
 """
@@ -10,7 +10,6 @@ and re-sent duplicates are drawn from the seed, so the same seed sends the same 
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +19,8 @@ from typing import Any
 
 import httpx
 
-DEFAULT_RECORDS = Path("/work/shared/data/self_instruct/records.jsonl")
+from tasks.sampledata import training_tasks
+
 MODELS = (("phi-3-mini", "3.1.0"), ("llama-3.2-1b", "1.4.2"), ("tinyllama", "0.9.0"))
 PII_SNIPPETS = (
     " You can reach me at {name}@example.com.",
@@ -40,7 +40,7 @@ class SimulationConfig:
     batch_size: int = 25
     pii_rate: float = 0.05
     resend_rate: float = 0.05  # share of interactions uploaded a second time
-    records: Path = DEFAULT_RECORDS
+    records: Path | None = None  # a JSONL of tasks; None: the built-in sample tasks
 
 
 @dataclass
@@ -56,19 +56,14 @@ class SimulationReport:
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
-def load_seed_tasks(path: Path = DEFAULT_RECORDS) -> list[dict[str, Any]]:
-    """(prompt, reference, category) of the training-eligible `seed_tasks` records."""
-    tasks = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if rec.get("source") != "seed_tasks":  # user_oriented_instructions: evaluation only
-            continue
-        prompt = rec["instruction"].strip()
-        if rec.get("context", "").strip():
-            prompt += "\n\n" + rec["context"].strip()
-        tasks.append({"prompt": prompt, "reference": rec["response"], "category": rec["category"]})
+def load_seed_tasks(path: Path | None = None) -> list[dict[str, Any]]:
+    """(prompt, reference, category) of the training tasks phones give feedback on."""
+    tasks = [
+        {"prompt": t.prompt, "reference": t.answer, "category": t.category}
+        for t in training_tasks(path)
+    ]
     if not tasks:
-        raise ValueError(f"{path} holds no seed_tasks records")
+        raise ValueError(f"{path or 'the sample data'} holds no training tasks")
     return tasks
 
 

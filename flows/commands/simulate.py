@@ -7,7 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from flows.phones import DEFAULT_RECORDS, SimulationConfig, run_simulation
+from flows.phones import SimulationConfig, run_simulation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--interactions", type=int, default=100, help="total, over all phones")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="records.jsonl")
+    parser.add_argument(
+        "--records",
+        type=Path,
+        default=None,
+        help="a JSONL of tasks to draw from (default: the built-in sample tasks)",
+    )
     parser.set_defaults(func=run)
 
 

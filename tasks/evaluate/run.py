@@ -15,6 +15,7 @@ from tasks.evaluate.model_metrics import generate_answers, score_targets
 from tasks.evaluate.sets import conversation, load_eval_set
 from tasks.evaluate.text_metrics import bleu_sentence_stats, corpus_bleu, rouge_per_example
 from tasks.evaluate.uncertainty import uncertainty_summary
+from tasks.sampledata import exact_match
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,12 @@ def evaluate_dataset(model: Any, tokenizer: Any, dataset: Any, config: EvalConfi
     gen_flat_conf = [c for row in gen_conf for c in row]
     target_u = _uncertainty(config, ent, conf, hit)
     gen_u = _uncertainty(config, gen_flat_ent, gen_flat_conf, None)
+    # Exact match only where an answer is exactly right or wrong (the checkable tasks).
+    exact = [
+        exact_match(hyp, ref) if row.get("checkable") else None
+        for row, hyp, ref in zip(rows, hyps, refs, strict=True)
+    ]
+    judged = [e for e in exact if e is not None]
     metrics = {
         "examples": float(len(rows)),
         "tokens": float(n_tok),
@@ -87,6 +94,7 @@ def evaluate_dataset(model: Any, tokenizer: Any, dataset: Any, config: EvalConfi
         **{k: sum(v) / len(v) for k, v in rouge.items()},
         **{k: v for k, v in target_u.items() if k != "tokens"},
         **{f"gen_{k}": v for k, v in gen_u.items()},
+        **({"exact_match": sum(judged) / len(judged)} if judged else {}),
     }
     examples = [
         {
@@ -96,6 +104,7 @@ def evaluate_dataset(model: Any, tokenizer: Any, dataset: Any, config: EvalConfi
             "hypothesis": hyp,
             "reference": ref,
             "rougeL": rouge["rougeL"][i],
+            "exact": exact[i],
             "bleu_stats": [int(x) for x in stats[i]],
         }
         for i, (row, s, hyp, ref) in enumerate(zip(rows, scores, hyps, refs, strict=True))

@@ -2,64 +2,37 @@
 
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
 from storage.config import StorageSettings
+from tasks.sampledata import benchmark_tasks
 
 FIXED_SET_NAME = "fixed"
-FIXED_SOURCE = "user_oriented_instructions"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def sample_records_path(path: str | Path | None = None) -> Path:
-    """The self-instruct records.jsonl: `path`, $DISTILLERY_SAMPLE_DATA, or ../shared/data."""
-    candidates = [path, os.environ.get("DISTILLERY_SAMPLE_DATA"), REPO_ROOT.parent / "shared/data"]
-    chosen = Path(next(c for c in candidates if c))
-    for option in (chosen, chosen / "self_instruct/records.jsonl", chosen / "records.jsonl"):
-        if option.is_file():
-            return option
-    raise FileNotFoundError(
-        f"no self-instruct records.jsonl at {chosen}: pass a path or set DISTILLERY_SAMPLE_DATA"
-    )
 
 
 def fixed_benchmark_set(path: str | Path | None = None, limit: int | None = None) -> Dataset:
-    """The user-oriented self-instruct tasks as an eval set (prompt = instruction + context)."""
-    source = sample_records_path(path)
-    rows: list[dict[str, Any]] = []
-    with source.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{source}:{line_no}: not JSON ({exc})") from None
-            if rec.get("source") != FIXED_SOURCE:
-                continue
-            context = (rec.get("context") or "").strip()
-            prompt = rec["instruction"].strip() + (f"\n\n{context}" if context else "")
-            target = rec["response"].strip()
-            rows.append(
-                {
-                    "id": str(rec.get("source_id") or rec["id"]),
-                    "prompt": prompt,
-                    "target": target,
-                    "messages": [
-                        {"role": "user", "content": prompt},
-                        {"role": "assistant", "content": target},
-                    ],
-                }
-            )
-            if limit is not None and len(rows) >= limit:
-                break
-    if not rows:
-        raise ValueError(f"{source} holds no {FIXED_SOURCE!r} records")
+    """The fixed benchmark: the built-in held-out tasks, or those of a JSONL file at `path`."""
+    tasks = benchmark_tasks(path)
+    if not tasks:
+        raise ValueError(f"{path or 'the sample data'} holds no benchmark tasks")
+    rows = [
+        {
+            "id": t.id,
+            "prompt": t.prompt,
+            "target": t.answer,
+            "category": t.category,
+            "checkable": t.checkable,
+            "messages": [
+                {"role": "user", "content": t.prompt},
+                {"role": "assistant", "content": t.answer},
+            ],
+        }
+        for t in tasks[:limit]
+    ]
     return Dataset.from_list(rows)
 
 
@@ -70,12 +43,15 @@ def cache_fixed_benchmark(
     limit: int | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Save the fixed set once (default <data dir>/eval/fixed[-N]) and return its path."""
-    name = FIXED_SET_NAME + (f"-{limit}" if limit else "")
+    """Save the fixed set once (default <data dir>/eval/fixed-<content hash>[-N]); its path."""
+    data = fixed_benchmark_set(source, limit)
+    # Named by content, so a changed task list never reuses a stale cached copy.
+    digest = hashlib.sha256("\n".join(data["id"]).encode()).hexdigest()[:8]
+    name = f"{FIXED_SET_NAME}-{digest}" + (f"-{limit}" if limit else "")
     target = Path(out_dir) if out_dir else StorageSettings().data_dir / "eval" / name
     if (target / "dataset_info.json").exists() and not overwrite:
         return target.resolve()
-    fixed_benchmark_set(source, limit).save_to_disk(str(target))
+    data.save_to_disk(str(target))
     return target.resolve()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import Channel, ModelVersion, TrainingRun
 from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
+from tasks.sampledata import training_tasks
 from tests.tasks.prepare.conftest import insert, make_row
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "data" / "self_instruct" / "records.jsonl"
 GENEROUS_GATE = {
     "ppl_tolerance": 0.9,
     "first_version_fixed_tolerance": 0.9,
@@ -28,14 +27,11 @@ GENEROUS_GATE = {
 
 
 def seed_rows(start: int, n: int) -> list[dict[str, Any]]:
-    """Interactions built from the seed tasks (training data only), rated 5."""
-    if not SEED.is_file():
-        pytest.skip(f"sample data missing at {SEED}")
-    records = [json.loads(line) for line in SEED.read_text().splitlines() if line.strip()]
-    records = [r for r in records if r["source"] == "seed_tasks"][start : start + n]
+    """Interactions built from the built-in training tasks, rated 5."""
+    tasks = training_tasks()[start : start + n]
     return [
-        make_row(start + i, prompt=r["instruction"], response=r["response"], category=r["category"])
-        for i, r in enumerate(records)
+        make_row(start + i, prompt=t.prompt, response=t.answer, category=t.category)
+        for i, t in enumerate(tasks)
     ]
 
 

@@ -40,11 +40,9 @@ def _records(path: Path) -> Path:
     return path
 
 
-def test_fixed_set_keeps_only_user_oriented_records(tmp_path: Path) -> None:
+def test_fixed_set_from_a_self_instruct_file_keeps_only_held_out_records(tmp_path: Path) -> None:
     data = fixed_benchmark_set(_records(tmp_path / "records.jsonl"))
-    assert data["id"] == ["u0", "u2"]
-    assert data[0]["prompt"] == "Fix the grammar.\n\nhe go home"
-    assert data[1]["prompt"] == "Name a color."
+    assert data["prompt"] == ["Fix the grammar.\n\nhe go home", "Name a color."]
     assert data[0]["target"] == "He goes home."
     prompt, answer = conversation(data[0])
     assert prompt == [{"role": "user", "content": "Fix the grammar.\n\nhe go home"}]
@@ -53,27 +51,26 @@ def test_fixed_set_keeps_only_user_oriented_records(tmp_path: Path) -> None:
 
 
 def test_fixed_set_found_through_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "self_instruct").mkdir()
-    _records(tmp_path / "self_instruct" / "records.jsonl")
-    monkeypatch.setenv("DISTILLERY_SAMPLE_DATA", str(tmp_path))
+    monkeypatch.setenv("DISTILLERY_SAMPLE_DATA", str(_records(tmp_path / "records.jsonl")))
     assert len(fixed_benchmark_set()) == 2
-    monkeypatch.setenv("DISTILLERY_SAMPLE_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("DISTILLERY_SAMPLE_DATA", str(tmp_path / "nowhere.jsonl"))
     with pytest.raises(FileNotFoundError, match="DISTILLERY_SAMPLE_DATA"):
         fixed_benchmark_set()
 
 
-def test_shared_sample_data_has_the_user_oriented_tasks() -> None:
-    # The repo's ../shared/data default: 252 user-oriented tasks in the self-instruct sample.
+def test_builtin_benchmark_mixes_checkable_and_open_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISTILLERY_SAMPLE_DATA", raising=False)
     data = fixed_benchmark_set(limit=30)
     assert len(data) == 30 and all(data["target"])
+    assert 0 < sum(data["checkable"]) < 30  # exact-match tasks beside open-ended ones
+    assert len(set(data["category"])) >= 8  # a short prefix still covers the kinds of task
 
 
-def test_cached_copy_is_reused_without_the_source(tmp_path: Path) -> None:
+def test_cached_copy_is_reused(tmp_path: Path) -> None:
     src = _records(tmp_path / "records.jsonl")
     cached = cache_fixed_benchmark(tmp_path / "cache", source=src)
-    src.unlink()  # later runs must not depend on shared/
     assert cache_fixed_benchmark(tmp_path / "cache", source=src) == cached
-    assert load_eval_set(cached)["id"] == ["u0", "u2"]
+    assert load_eval_set(cached)["target"] == ["He goes home.", "Blue."]
 
 
 def test_snapshot_test_split_and_set_names(tmp_path: Path, snapshot_dir: Path) -> None:
