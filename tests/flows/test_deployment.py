@@ -1,4 +1,4 @@
-"""The deployment path a user follows: server, `prefect deploy --all`, worker, a triggered run."""
+"""The deployment path a user follows: server, `prefect deploy --all`, worker, triggered run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +70,7 @@ def test_deploy_all_then_a_worker_runs_the_weekly_cycle(tmp_path: Path) -> None:
     with prefect_server(tmp_path / "prefect-home") as (api_url, env):
         env = {**env, "DISTILLERY_DATA_DIR": str(data), "DISTILLERY_REGISTRY": "local"}
         prefect_cli(["work-pool", "create", POOL, "--type", "process"], env, REPO)
-        # `distillery deploy --all` is `prefect deploy --all` with a client fix for the
-        # fastapi 0.154 server (see flows/commands/deploy.py).
-        deployed = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "deploy", "--all"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        prefect_cli(["deploy", "--all"], env, REPO)
 
         deployments = {d["name"]: d for d in _api(api_url, "/deployments/filter")}
         assert set(deployments) == {
@@ -132,15 +121,7 @@ def test_a_deployed_cycle_trains_and_publishes_through_the_worker(tmp_path: Path
     with prefect_server(tmp_path / "prefect-home") as (api_url, env):
         env = {**env, "DISTILLERY_DATA_DIR": str(data), "DISTILLERY_REGISTRY": "local"}
         prefect_cli(["work-pool", "create", POOL, "--type", "process"], env, REPO)
-        deployed = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "deploy", "-n", "weekly-student-retraining"],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        prefect_cli(["deploy", "--name", "weekly-student-retraining"], env, REPO)
         config = {
             "teacher": "tiny-llama-teacher",
             "students": ["tiny-llama-student"],
