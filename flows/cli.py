@@ -1,30 +1,74 @@
-"""The `distillery` command line: subcommands are discovered in flows/commands/."""
+"""The `distillery` command line: every command is declared in this file, from flows/commands/."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import pkgutil
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
-import flows.commands
+import click
+import typer
 
+from flows.commands import cycle, db, demo, distill, evaluate, models, prepare, serve, simulate
+from flows.errors import explain, show_tracebacks
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every module in flows/commands registered."""
-    parser = argparse.ArgumentParser(prog="distillery", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(flows.commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"flows.commands.{info.name}")
-        module.register(subparsers)
-    return parser
+app = typer.Typer(
+    name="distillery",
+    help=(
+        "Keep the small language models on your users' phones getting better: collect their "
+        "ratings and corrections, distill a larger teacher into the phone models, check each "
+        "new version against the one in use, and publish the winners as GGUF files phones "
+        "download.\n\nStart with `distillery demo`. Settings come from DISTILLERY_* environment "
+        "variables (see the README); DISTILLERY_DEBUG=1 shows tracebacks."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+# The loop, in the order a newcomer meets it.
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.command("simulate")(simulate.simulate)
+app.command("prepare")(prepare.prepare)
+app.command("distill")(distill.distill)
+app.add_typer(evaluate.app, name="evaluate")
+app.command("cycle")(cycle.cycle)
+app.command("teacher-finetune")(cycle.teacher_finetune)
+# Operating the registry and the store.
+app.add_typer(models.app, name="models")
+app.command("rollback")(models.rollback)
+app.add_typer(db.app, name="db")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run the chosen subcommand; its return value is the exit code."""
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    """Run one command; expected failures end with ✗ and one line, exit status 2."""
+    # Libraries' notices about their own future APIs are for us, not for the person running it.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        args = list(argv) if argv is not None else None
+        result = app(args=args, prog_name="distillery", standalone_mode=False)
+    except (click.exceptions.Exit, typer.Exit) as exit_:
+        return int(exit_.exit_code or 0)
+    except (click.exceptions.Abort, typer.Abort):
+        print("✗ aborted", file=sys.stderr)
+        return 130
+    # Usage errors: click's own (from click.Choice) and the click that typer vendors.
+    except (click.ClickException, typer.exceptions.TyperException) as exc:
+        exc.show()  # type: ignore[union-attr]
+        return int(getattr(exc, "exit_code", 2))
+    except Exception as exc:  # noqa: BLE001 - bugs are re-raised below with their traceback
+        message = explain(exc)
+        if message is None:
+            raise
+        if show_tracebacks():
+            traceback.print_exc()
+        print(f"✗ {message}", file=sys.stderr)
+        return 2
+    return int(result or 0)
 
 
 if __name__ == "__main__":

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
+from typing import Annotated, Any
 
+import typer
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `cycle` and `teacher-finetune` commands."""
-    cycle = subparsers.add_parser(
-        "cycle", help="run one perpetual cycle now (what the weekly deployment runs)"
-    )
-    cycle.add_argument("--teacher", default="smollm2-135m-instruct")
-    cycle.add_argument(
-        "--student", action="append", dest="students", help="student preset (repeatable)"
-    )
-    cycle.add_argument("--min-new-records", type=int, default=8)
-    cycle.add_argument("--max-steps", type=int, default=None, help="cap on training steps")
-    cycle.add_argument("--no-teacher-adapter", action="store_true", help="use the base teacher")
-    cycle.add_argument("--config", help="a JSON CycleConfig (overrides the options above)")
-    cycle.set_defaults(func=run_cycle)
-
-    teacher = subparsers.add_parser(
-        "teacher-finetune", help="fine-tune the teacher's LoRA now (the bi-weekly deployment)"
-    )
-    teacher.add_argument("--teacher", default="smollm2-135m-instruct")
-    teacher.add_argument("--min-new-records", type=int, default=8)
-    teacher.add_argument("--max-steps", type=int, default=None)
-    teacher.set_defaults(func=run_teacher)
+from flows.commands.options import MaxSteps, Quantizations, Students, Teacher
 
 
 def _prefect_env() -> None:
@@ -36,37 +15,74 @@ def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
 
 
-def run_cycle(args: argparse.Namespace) -> int:
-    """Run the cycle; exit status 0 when no student failed."""
+def print_outcome(state: Any, summary: dict[str, Any] | None) -> int:
+    """The cycle's rows, then ✓ or ✗ with the reason; the exit status (0: completed)."""
+    for row in (summary or {}).get("students", []):
+        version = f" v{row['version']}" if row.get("version") else ""
+        print(f"  {row['student']}: {row['status']}{version} — {row.get('detail') or ''}")
+    if state.is_completed():
+        print(f"✓ cycle completed: {state.message}")
+        return 0
+    print(f"✗ cycle {state.name}: {state.message}")
+    return 1
+
+
+def cycle(
+    teacher: Teacher = "smollm2-135m-instruct",
+    student: Students = None,
+    min_new_records: Annotated[
+        int, typer.Option(min=0, help="skip a student with fewer new interactions")
+    ] = 8,
+    max_steps: MaxSteps = None,
+    teacher_adapter: Annotated[
+        bool, typer.Option(help="distill from the fine-tuned teacher LoRA when one exists")
+    ] = True,
+    quant: Quantizations = None,
+    config: Annotated[
+        str | None, typer.Option(help="a JSON CycleConfig (replaces the options above)")
+    ] = None,
+) -> int:
+    """Run one perpetual cycle now: prepare, distill, evaluate, gate, export, publish."""
     _prefect_env()
     from flows.perpetual import perpetual_cycle
     from tasks.cycle import CycleConfig
 
-    if args.config:
-        config = CycleConfig.model_validate_json(args.config)
+    if config:
+        cycle_config = CycleConfig.model_validate_json(config)
     else:
-        config = CycleConfig(
-            teacher=args.teacher,
-            students=args.students or ["smollm2-pruned-student"],
-            min_new_records=args.min_new_records,
-            use_teacher_adapter=not args.no_teacher_adapter,
-            distill={"max_steps": args.max_steps} if args.max_steps else {},
+        cycle_config = CycleConfig(
+            teacher=teacher,
+            students=student or ["smollm2-pruned-student"],
+            min_new_records=min_new_records,
+            use_teacher_adapter=teacher_adapter,
+            distill={"max_steps": max_steps} if max_steps else {},
+            quantizations=quant or ["Q8_0"],
         )
-    state = perpetual_cycle(config, return_state=True)
-    print(json.dumps(state.result(raise_on_failure=False), indent=2, default=str))
-    return 0 if state.is_completed() else 1
+    state = perpetual_cycle(cycle_config, return_state=True)
+    return print_outcome(state, state.result(raise_on_failure=False))
 
 
-def run_teacher(args: argparse.Namespace) -> int:
-    """Fine-tune the teacher; exit status 0 when the run completed."""
+def teacher_finetune(
+    teacher: Teacher = "smollm2-135m-instruct",
+    min_new_records: Annotated[
+        int, typer.Option(min=0, help="skip when fewer new interactions arrived")
+    ] = 8,
+    max_steps: MaxSteps = None,
+) -> int:
+    """Fine-tune the teacher's LoRA on the feedback now (what the bi-weekly deployment runs)."""
     _prefect_env()
-    from flows.teacher import TeacherConfig, teacher_finetune
+    from flows.teacher import TeacherConfig
+    from flows.teacher import teacher_finetune as run_teacher_finetune
 
     config = TeacherConfig(
-        teacher=args.teacher,
-        min_new_records=args.min_new_records,
-        distill={"max_steps": args.max_steps} if args.max_steps else {},
+        teacher=teacher,
+        min_new_records=min_new_records,
+        distill={"max_steps": max_steps} if max_steps else {},
     )
-    state = teacher_finetune(config, return_state=True)
-    print(json.dumps(state.result(raise_on_failure=False), indent=2, default=str))
-    return 0 if state.is_completed() else 1
+    state = run_teacher_finetune(config, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if state.is_completed():
+        print(f"✓ teacher fine-tuning {state.name}: {result}")
+        return 0
+    print(f"✗ teacher fine-tuning {state.name}: {state.message}")
+    return 1

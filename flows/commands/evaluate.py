@@ -2,120 +2,155 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from flows.commands.options import Student
+
+app = typer.Typer(help="Evaluate student models: gate a candidate, score a model, re-check live.")
+
+Limit = Annotated[int | None, typer.Option(min=1, help="first N examples of each set [all]")]
+BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]
+MaxNewTokens = Annotated[int, typer.Option(min=1, help="generated tokens per answer")]
+Device = Annotated[
+    str | None,
+    typer.Option(
+        click_type=click.Choice(["cpu", "cuda"]),
+        metavar="DEVICE",
+        help="cpu or cuda [default: cuda when available, else cpu]",
+    ),
+]
+ExistingDir = Annotated[Path, typer.Option(exists=True, file_okay=False)]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `evaluate` command (heavy imports wait until it runs: the CLI starts fast)."""
-    parser = subparsers.add_parser("evaluate", help="evaluate and gate student models")
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    cand = sub.add_parser("candidate", help="candidate vs stable vs base, gate and report")
-    cand.add_argument("--student", required=True, help="student model preset")
-    cand.add_argument("--adapter", required=True, help="candidate LoRA adapter folder")
-    cand.add_argument("--snapshot", required=True, help="dataset snapshot folder (test split)")
-    cand.add_argument("--stable-adapter", help="adapter of the version phones run now")
-    cand.add_argument("--earlier", nargs="*", default=[], help="earlier snapshots (forgetting)")
-    cand.add_argument("--fixed-set", help="fixed benchmark folder (default: cached copy)")
-    cand.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
-    cand.add_argument("--out", help="output folder (default under the data dir)")
-    _eval_options(cand)
-    cand.set_defaults(func=run_candidate)
-
-    model = sub.add_parser("model", help="metrics of one model on eval sets (no gate)")
-    model.add_argument("--preset", required=True)
-    model.add_argument("--adapter", help="LoRA adapter folder")
-    model.add_argument("--set", dest="sets", nargs="+", help="eval set folders (default: fixed)")
-    model.add_argument("--out", default="eval-results.json", help="results JSON path")
-    _eval_options(model)
-    model.set_defaults(func=run_model)
-
-    fixed = sub.add_parser("fixed-set", help="cache the fixed benchmark set (from shared data)")
-    fixed.add_argument("--source", help="records.jsonl or its data folder")
-    fixed.add_argument("--out", help="folder (default <data dir>/eval/fixed)")
-    fixed.add_argument("--limit", type=int)
-    fixed.add_argument("--overwrite", action="store_true")
-    fixed.set_defaults(func=run_fixed_set)
-
-    live = sub.add_parser("live", help="re-evaluate every published version on every set")
-    live.add_argument("--fixed-set")
-    _eval_options(live)
-    live.set_defaults(func=run_live)
+def _options(limit: int | None, batch_size: int, max_new_tokens: int) -> dict[str, Any]:
+    return {"limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens}
 
 
-def _eval_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, help="first N examples of each set")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--device", help="cpu / cuda (default: cuda when available)")
+@app.command()
+def candidate(
+    adapter: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="candidate LoRA adapter folder")
+    ],
+    snapshot: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="snapshot folder (its test split)")
+    ],
+    student: Student = "smollm2-pruned-student",
+    stable_adapter: Annotated[
+        Path | None, typer.Option(exists=True, help="adapter of the version phones run now")
+    ] = None,
+    earlier: Annotated[
+        list[Path] | None, typer.Option(exists=True, help="earlier snapshot (repeatable)")
+    ] = None,
+    fixed_set: Annotated[
+        Path | None, typer.Option(exists=True, help="[default: the built-in fixed benchmark]")
+    ] = None,
+    resamples: Annotated[int, typer.Option(min=10, help="bootstrap resamples")] = 1000,
+    out: Annotated[Path | None, typer.Option(help="[default: under the data dir]")] = None,
+    limit: Limit = None,
+    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = 64,
+    device: Device = None,
+) -> int:
+    """Candidate vs stable vs base student: metrics, gate decision and report.
 
-
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "limit": args.limit,
-        "batch_size": args.batch_size,
-        "max_new_tokens": args.max_new_tokens,
-    }
-
-
-def run_candidate(args: argparse.Namespace) -> int:
-    """Run the evaluation flow; exit 0 when the gate promotes, 3 when it rejects."""
+    Exit status 0 when the gate promotes, 3 when it rejects.
+    """
     from flows.evaluate import evaluate_candidate_flow
 
     result = evaluate_candidate_flow(
-        args.student,
-        args.adapter,
-        args.snapshot,
-        stable_adapter_dir=args.stable_adapter,
-        earlier_test_paths=args.earlier,
-        fixed_set_path=args.fixed_set,
-        eval_options=_options(args),
-        n_resamples=args.resamples,
-        out_dir=args.out,
-        device=args.device,
+        student,
+        str(adapter),
+        str(snapshot),
+        stable_adapter_dir=str(stable_adapter) if stable_adapter else None,
+        earlier_test_paths=[str(p) for p in earlier or []],
+        fixed_set_path=str(fixed_set) if fixed_set else None,
+        eval_options=_options(limit, batch_size, max_new_tokens),
+        n_resamples=resamples,
+        out_dir=str(out) if out else None,
+        device=device,
     )
-    print("\n".join(result["gate"]["reasons"]))
-    print(f"report: {result['report_path']}")
+    for reason in result["gate"]["reasons"]:
+        print(f"  {reason}")
+    mark = "✓ promote" if result["decision"] == "promote" else "✗ reject"
+    print(f"{mark}; report: {result['report_path']}")
     return 0 if result["decision"] == "promote" else 3
 
 
-def run_model(args: argparse.Namespace) -> int:
-    """Evaluate one model and print its metrics per set as JSON (with wall time)."""
-    from pathlib import Path
-
+@app.command()
+def model(
+    preset: Annotated[str, typer.Option(help="model preset (see `distillery cycle --help`)")],
+    adapter: Annotated[Path | None, typer.Option(exists=True, help="LoRA adapter folder")] = None,
+    set_: Annotated[
+        list[Path] | None,
+        typer.Option("--set", exists=True, help="eval set folder (repeatable) [fixed benchmark]"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="results JSON path")] = Path("eval-results.json"),
+    limit: Limit = None,
+    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = 64,
+    device: Device = None,
+) -> int:
+    """Metrics of one model on evaluation sets (no gate); prints them per set."""
     from tasks.evaluate.run import EvalConfig, evaluate_model, load_results
     from tasks.evaluate.sets import FIXED_SET_NAME, cache_fixed_benchmark
+    from tasks.models.presets import get_preset
 
-    paths = args.sets or [str(cache_fixed_benchmark())]
-    sets = {FIXED_SET_NAME if not args.sets else Path(p).name: p for p in paths}
-    out = evaluate_model(
-        args.preset, args.adapter, sets, args.out, EvalConfig(**_options(args)), args.device
+    get_preset(preset)  # an unknown name fails here, before any model loads
+    paths = [str(p) for p in set_] if set_ else [str(cache_fixed_benchmark())]
+    sets = {FIXED_SET_NAME if not set_ else Path(p).name: p for p in paths}
+    config = EvalConfig(**_options(limit, batch_size, max_new_tokens))
+    results = load_results(
+        evaluate_model(preset, str(adapter) if adapter else None, sets, str(out), config, device)
     )
-    results = load_results(out)
-    summary = {name: s["metrics"] for name, s in results["sets"].items()}
-    print(json.dumps({"preset": args.preset, "wall_s": results["wall_s"], "sets": summary}))
+    for name, s in results["sets"].items():
+        shown = ("perplexity", "bleu", "rougeL", "exact_match", "mean_entropy")
+        values = ", ".join(f"{k} {s['metrics'][k]:.4g}" for k in shown if k in s["metrics"])
+        print(f"  {name}: {values}")
+    print(f"✓ {preset} evaluated in {results['wall_s']:.0f} s; all metrics in {out}")
     return 0
 
 
-def run_fixed_set(args: argparse.Namespace) -> int:
-    """Write the cached copy of the fixed set and print where it is."""
+@app.command("fixed-set")
+def fixed_set(
+    source: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="a JSONL of tasks [built-in]")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="[default: <data dir>/eval/fixed-<hash>]")
+    ] = None,
+    limit: Limit = None,
+    overwrite: Annotated[bool, typer.Option(help="rewrite an existing copy")] = False,
+) -> int:
+    """Save the fixed benchmark set (the built-in held-out tasks) and print where it is."""
     from tasks.evaluate.sets import cache_fixed_benchmark, load_eval_set
 
-    path = cache_fixed_benchmark(
-        args.out, source=args.source, limit=args.limit, overwrite=args.overwrite
-    )
+    path = cache_fixed_benchmark(out, source=source, limit=limit, overwrite=overwrite)
     print(f"{path}: {len(load_eval_set(path))} examples")
     return 0
 
 
-def run_live(args: argparse.Namespace) -> int:
-    """Run the monthly re-evaluation flow and print its rows."""
+@app.command()
+def live(
+    fixed_set: Annotated[
+        Path | None, typer.Option(exists=True, help="[default: the built-in fixed benchmark]")
+    ] = None,
+    limit: Limit = None,
+    batch_size: BatchSize = 8,
+    max_new_tokens: MaxNewTokens = 64,
+    device: Device = None,
+) -> int:
+    """Re-evaluate every published version on every set (the monthly deployment)."""
     from flows.evaluate import reevaluate_live_versions_flow
 
     result = reevaluate_live_versions_flow(
-        fixed_set_path=args.fixed_set, eval_options=_options(args), device=args.device
+        fixed_set_path=str(fixed_set) if fixed_set else None,
+        eval_options=_options(limit, batch_size, max_new_tokens),
+        device=device,
     )
     for row in result["rows"]:
         print(json.dumps(row))

@@ -2,48 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import getpass
-import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Annotated
 
+import typer
+
+from flows.errors import UserError
 from storage.config import StorageSettings
 from storage.db import Database, get_database
 from storage.registry import RegistryError, channels
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `models` and `rollback` commands."""
-    models = subparsers.add_parser("models", help="published model versions and their channels")
-    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="versions of every (or one) student")
-    listing.add_argument("--student", help="only this student")
-    listing.set_defaults(func=run_list)
-    history = actions.add_parser("history", help="promotions and rollbacks of a student")
-    history.add_argument("student")
-    history.add_argument("--channel", help="only this channel (default: all)")
-    history.set_defaults(func=run_history)
-
-    rollback = subparsers.add_parser(
-        "rollback", help="move a student's stable channel back to an earlier version"
-    )
-    rollback.add_argument("student")
-    rollback.add_argument(
-        "--to",
-        type=int,
-        dest="to_version",
-        metavar="VERSION",
-        help="a published version (default: the previous stable)",
-    )
-    rollback.add_argument("--reason", default="", help="why, kept in the audit trail")
-    rollback.add_argument("--channel", default="stable")
-    rollback.add_argument("--actor", default=None, help="who (default: the login name)")
-    rollback.set_defaults(func=run_rollback)
+app = typer.Typer(help="Published model versions, their channels and audit trail.")
 
 
-def run_list(args: argparse.Namespace) -> int:
-    """Print every version with status, channels and size."""
+@app.command("list")
+def list_versions(
+    student: Annotated[str | None, typer.Option(help="only this student [all]")] = None,
+) -> int:
+    """Every version with status, channels and size."""
     rows = [
         [
             v.student,
@@ -55,7 +33,7 @@ def run_list(args: argparse.Namespace) -> int:
             v.base_model,
             _when(v.published_at),
         ]
-        for v in channels.list_versions(_database(), args.student)
+        for v in channels.list_versions(_database(), student)
     ]
     header = [
         "STUDENT",
@@ -71,9 +49,13 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_history(args: argparse.Namespace) -> int:
-    """Print the audit trail of one student, oldest first."""
-    entries = channels.history(_database(), args.student, channel=args.channel)
+@app.command()
+def history(
+    student: Annotated[str, typer.Argument(help="student preset name")],
+    channel: Annotated[str | None, typer.Option(help="only this channel [all]")] = None,
+) -> int:
+    """Promotions and rollbacks of one student, oldest first."""
+    entries = channels.history(_database(), student, channel=channel)
     rows = [
         [
             _when(e.at),
@@ -87,28 +69,36 @@ def run_history(args: argparse.Namespace) -> int:
         for e in entries
     ]
     header = ["WHEN (UTC)", "CHANNEL", "ACTION", "FROM", "TO", "ACTOR", "REASON"]
-    print(table(header, rows) if rows else f"no promotions or rollbacks of {args.student}")
+    print(table(header, rows) if rows else f"no promotions or rollbacks of {student}")
     return 0
 
 
-def run_rollback(args: argparse.Namespace) -> int:
-    """Roll the channel back; a refused rollback prints why and exits with status 2."""
+def rollback(
+    student: Annotated[str, typer.Argument(help="student preset name")],
+    to: Annotated[
+        int | None,
+        typer.Option(metavar="VERSION", help="a published version [the previous stable]"),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why, kept in the audit trail")] = "",
+    channel: Annotated[str, typer.Option(help="the channel to move")] = "stable",
+    actor: Annotated[str | None, typer.Option(help="who [the login name]")] = None,
+) -> int:
+    """Move a student's channel back to an earlier published version (phones follow)."""
     try:
         moved = channels.rollback(
             _database(),
-            args.student,
-            to_version=args.to_version,
-            channel=args.channel,
-            reason=args.reason,
-            actor=args.actor or _login(),
+            student,
+            to_version=to,
+            channel=channel,
+            reason=reason,
+            actor=actor or _login(),
         )
     except RegistryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from exc
     if not moved.moved:
         print(f"{moved.student} {moved.channel} already points at v{moved.to_version}")
     else:
-        print(f"{moved.student} {moved.channel}: v{moved.from_version} -> v{moved.to_version}")
+        print(f"✓ {moved.student} {moved.channel}: v{moved.from_version} -> v{moved.to_version}")
     return 0
 
 

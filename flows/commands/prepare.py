@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import Annotated, Any
 
-from storage.config import StorageSettings
-from storage.db import get_database
+import typer
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `prepare` command."""
-    parser = subparsers.add_parser("prepare", help="build a dataset snapshot from new feedback")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="FIELD=JSON",
-        help="PrepareConfig override, e.g. --set group_cap=1000 --set keep_unrated=false",
-    )
-    parser.add_argument("--since", type=int, help="rebuild from this watermark (default: last)")
-    parser.add_argument("--settle-seconds", type=float, help="override the watermark settle time")
-    parser.add_argument("--flow", action="store_true", help="run as a Prefect flow (artifacts)")
-    parser.set_defaults(func=run)
+from flows.errors import UserError
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
@@ -31,7 +16,7 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
-            raise SystemExit(f"--set expects FIELD=VALUE, got {item!r}")
+            raise UserError(f"--set expects FIELD=VALUE, got {item!r}")
         try:
             overrides[name] = json.loads(raw)
         except json.JSONDecodeError:
@@ -39,24 +24,64 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     return overrides
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build the snapshot and print its summary as JSON."""
-    overrides = parse_overrides(args.set)
-    if args.flow:
+def describe_snapshot(summary: dict[str, Any]) -> str:
+    """What prepare did, in a line or two a person reads."""
+    if summary.get("snapshot_id") is None:
+        return f"no snapshot yet: {summary.get('skipped_reason') or 'no interactions'}"
+    sizes = ", ".join(f"{n} {split}" for split, n in sorted(summary["split_sizes"].items()))
+    head = f"snapshot {summary['snapshot_id']} ({sizes}) at {summary['path']}"
+    if summary.get("skipped_reason"):
+        return f"{head}\n  nothing new built: {summary['skipped_reason']}"
+    dropped = (summary.get("filter_stats") or {}).get("dropped") or {}
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items())) or "none"
+    return f"{head}\n  from {summary['new_records']} new interactions; dropped: {why}"
+
+
+def prepare(
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="FIELD=VALUE",
+            help="PrepareConfig override, e.g. --set group_cap=1000 --set keep_unrated=false",
+        ),
+    ] = None,
+    since: Annotated[
+        int | None, typer.Option(help="rebuild from this watermark [default: the last one]")
+    ] = None,
+    settle_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="leave rows younger than this for later [default: 0 on SQLite, 5 on servers]",
+        ),
+    ] = None,
+    flow: Annotated[bool, typer.Option(help="run as a Prefect flow (report artifacts)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> int:
+    """Build a versioned, leak-free dataset snapshot (80/10/10) from new feedback."""
+    overrides = parse_overrides(set_ or [])
+    if flow:
         from flows.prepare import prepare_flow
 
-        summary = prepare_flow(config=overrides, settle_seconds=args.settle_seconds)
+        summary = prepare_flow(config=overrides, settle_seconds=settle_seconds)
     else:
+        from storage.config import StorageSettings
+        from storage.db import get_database
         from tasks.prepare import PrepareConfig, build_snapshot
 
         settings = StorageSettings()
+        try:
+            config = PrepareConfig.from_dict(overrides)
+        except TypeError as exc:
+            raise UserError(f"unknown --set field: {exc}") from exc
         info = build_snapshot(
             get_database(settings),
-            config=PrepareConfig.from_dict(overrides),
+            config=config,
             artifact_root=settings.resolved_artifact_root(),
-            settle_seconds=args.settle_seconds,
-            since=args.since,
+            settle_seconds=settle_seconds,
+            since=since,
         )
         summary = info.summary()
-    print(json.dumps(summary, indent=2, sort_keys=True))
+    print(json.dumps(summary, indent=2, sort_keys=True) if as_json else describe_snapshot(summary))
     return 0

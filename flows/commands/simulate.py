@@ -2,40 +2,49 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 from pathlib import Path
+from typing import Annotated
 
-from flows.phones import SimulationConfig, run_simulation
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `simulate` command."""
-    parser = subparsers.add_parser("simulate", help="play phones against the feedback API")
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="service base URL")
-    parser.add_argument("--phones", type=int, default=4)
-    parser.add_argument("--interactions", type=int, default=100, help="total, over all phones")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=25)
-    parser.add_argument(
-        "--records",
-        type=Path,
-        default=None,
-        help="a JSONL of tasks to draw from (default: the built-in sample tasks)",
-    )
-    parser.set_defaults(func=run)
+import typer
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the simulation and print what was sent and accepted as JSON."""
+def simulate(
+    url: Annotated[str, typer.Option(help="the service's base URL")] = "http://127.0.0.1:8000",
+    phones: Annotated[int, typer.Option(min=1, help="simulated phones")] = 4,
+    interactions: Annotated[int, typer.Option(min=0, help="in total, over all phones")] = 100,
+    seed: Annotated[int, typer.Option(help="the same seed sends the same uploads")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="interactions per upload")] = 25,
+    records: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="a JSONL of tasks to draw from [default: the built-in sample tasks]",
+        ),
+    ] = None,
+) -> int:
+    """Play phones against a running service: register, then upload rated, corrected feedback."""
+    import httpx
+
+    from flows.errors import UserError
+    from flows.phones import SimulationConfig, run_simulation
+
     config = SimulationConfig(
-        phones=args.phones,
-        interactions=args.interactions,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        records=args.records,
+        phones=phones,
+        interactions=interactions,
+        seed=seed,
+        batch_size=batch_size,
+        records=records,
     )
-    report = run_simulation(args.url, config)
-    print(json.dumps(dataclasses.asdict(report), indent=2, sort_keys=True))
+    try:
+        report = run_simulation(url, config, progress=True)
+    except httpx.ConnectError as exc:
+        raise UserError(f"no service answers at {url} ({exc}): start `distillery serve`") from exc
+    print(
+        f"✓ {len(report.devices)} phones sent {report.sent} interactions in {report.batches} "
+        f"uploads: {report.accepted} accepted, {report.duplicates} duplicates "
+        f"({report.resent} re-sent on purpose)"
+    )
+    outcomes = ", ".join(f"{n} {kind}" for kind, n in sorted(report.outcomes.items()))
+    print(f"  simulated outcomes: {outcomes}")
     return 0

@@ -166,10 +166,19 @@ _ALL: list[ModelPreset] = [
 PRESETS: dict[str, ModelPreset] = {p.name: p for p in _ALL}
 
 
+class UnknownPresetError(KeyError, ValueError):
+    """A model name that is not a preset (a KeyError for lookups, a ValueError for validation)."""
+
+
+def preset_names(role: Role | None = None) -> list[str]:
+    """Known preset names, optionally only teachers or only students, sorted."""
+    return sorted(n for n, p in PRESETS.items() if role is None or p.role == role)
+
+
 def get_preset(name: str) -> ModelPreset:
     """The preset called `name`; a clear error listing the known names otherwise."""
     try:
         return PRESETS[name]
     except KeyError:
         known = ", ".join(sorted(PRESETS))
-        raise KeyError(f"unknown model preset {name!r}; known presets: {known}") from None
+        raise UnknownPresetError(f"unknown model preset {name!r}; known presets: {known}") from None

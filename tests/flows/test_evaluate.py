@@ -224,6 +224,7 @@ def test_cli_caches_the_fixed_set_and_evaluates_a_model(
     argv = ["evaluate", "model", "--preset", PRESET, "--adapter", world["trained"]]
     argv += ["--set", world["new"], "--out", str(out), "--max-new-tokens", "3", "--limit", "2"]
     assert main(argv) == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed["sets"]["snap-2"]["examples"] == 2
-    assert printed["sets"]["snap-2"]["perplexity"] > 1 and out.is_file()
+    printed = capsys.readouterr().out
+    assert "snap-2: perplexity" in printed and f"all metrics in {out}" in printed
+    metrics = json.loads(out.read_text())["sets"]["snap-2"]["metrics"]
+    assert metrics["examples"] == 2 and metrics["perplexity"] > 1

@@ -72,7 +72,7 @@ def test_cli_rollback_and_history(env: str, db: Database, tmp_path: Path, capsys
         registry.publish(make_spec("smol"), [make_export(tmp_path / str(i))])
         registry.promote("smol", i, reason=f"gate {i}")
     assert main(["rollback", "smol", "--reason", "crashes on Pixel 6", "--actor", "bob"]) == 0
-    assert capsys.readouterr().out.strip() == "smol stable: v2 -> v1"
+    assert capsys.readouterr().out.strip() == "✓ smol stable: v2 -> v1"
 
     assert main(["models", "history", "smol"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -1,0 +1,60 @@
+"""Option types shared by the commands: preset and quantization choices, shown in --help."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import click
+import typer
+
+from tasks.models.presets import preset_names
+
+QUANTIZATIONS = ("F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M")
+
+TEACHERS = preset_names("teacher")
+STUDENTS = preset_names("student")
+
+
+def _choices(names: list[str] | tuple[str, ...]) -> str:
+    return "choices: " + ", ".join(names)
+
+
+# Choice lists are spelled out in the help text: the metavar stays one short word.
+Teacher = Annotated[
+    str,
+    typer.Option(
+        click_type=click.Choice(TEACHERS),
+        metavar="PRESET",
+        help=f"teacher model preset; {_choices(TEACHERS)}",
+    ),
+]
+Student = Annotated[
+    str,
+    typer.Option(
+        click_type=click.Choice(STUDENTS),
+        metavar="PRESET",
+        help=f"student model preset; {_choices(STUDENTS)}",
+    ),
+]
+Students = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--student",
+        click_type=click.Choice(STUDENTS),
+        metavar="PRESET",
+        help=f"student model preset, repeat for several; {_choices(STUDENTS)} "
+        "[default: smollm2-pruned-student]",
+    ),
+]
+Quantizations = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--quant",
+        click_type=click.Choice(QUANTIZATIONS),
+        metavar="QUANT",
+        help=f"GGUF file for phones, repeat for several; {_choices(QUANTIZATIONS)} [default: Q8_0]",
+    ),
+]
+MaxSteps = Annotated[
+    int | None, typer.Option(min=1, help="cap on training steps [default: full epochs]")
+]

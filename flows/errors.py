@@ -1,0 +1,47 @@
+"""Expected failures said in one line with what to do; anything else keeps its traceback."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+DEBUG_ENV = "DISTILLERY_DEBUG"
+
+
+class UserError(Exception):
+    """A failure the user can fix (bad option, missing file, no data): message, no traceback."""
+
+
+def explain(exc: BaseException) -> str | None:
+    """One or two lines for an expected failure, None for a bug (which keeps its traceback)."""
+    from sqlalchemy.exc import OperationalError
+
+    if isinstance(exc, UserError):
+        return str(exc)
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+        return f"invalid {exc.title}: {problems}"
+    if isinstance(exc, OperationalError):
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        return (
+            f"cannot use the database: {reason}\n"
+            "  start the database server, or point DISTILLERY_DATABASE_URL at one that answers"
+        )
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return f"{exc.strerror or exc}: the port is taken; choose another with --port"
+    if isinstance(exc, FileNotFoundError):
+        return str(exc)
+    from tasks.models.presets import UnknownPresetError
+
+    if isinstance(exc, UnknownPresetError):
+        return str(exc.args[0])
+    return None
+
+
+def show_tracebacks() -> bool:
+    """True when $DISTILLERY_DEBUG asks for full tracebacks of expected failures too."""
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
