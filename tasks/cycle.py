@@ -17,12 +17,13 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Completed, Failed, State
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
 from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
+from tasks.models.presets import get_preset
 
 STABLE = "stable"
 
@@ -50,6 +51,20 @@ class CycleConfig(BaseModel):
     quantizations: list[str] = Field(
         default_factory=lambda: ["Q8_0"], description="GGUF files exported for phones"
     )
+
+    # Checked when the parameters are read, so a typo fails before any data is prepared.
+    @field_validator("teacher")
+    @classmethod
+    def _known_teacher(cls, name: str) -> str:
+        get_preset(name)
+        return name
+
+    @field_validator("students")
+    @classmethod
+    def _known_students(cls, names: list[str]) -> list[str]:
+        for name in names:
+            get_preset(name)
+        return names
 
 
 def training_limit_name(model: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from prefect import get_client
 from prefect.concurrency.sync import concurrency
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from flows.perpetual import perpetual_cycle
@@ -38,10 +39,11 @@ def seed_rows(start: int, n: int) -> list[dict[str, Any]]:
 def tiny_config(**overrides: Any) -> CycleConfig:
     values: dict[str, Any] = {
         "teacher": "tiny-llama-teacher",
-        "students": ["tiny-llama-student", "no-such-student"],
+        # student-b has another vocabulary: forced same-vocabulary logit KD is refused for it.
+        "students": ["tiny-llama-student", "tiny-llama-student-b"],
         "min_new_records": 10,
         "settle_seconds": 0,
-        "distill": {"max_steps": 4, "learning_rate": 3e-3, "save_steps": 100},
+        "distill": {"max_steps": 4, "learning_rate": 3e-3, "save_steps": 100, "strategy": "logit"},
         "evaluate": {
             "eval_options": {"limit": 6, "max_new_tokens": 8, "batch_size": 6},
             "gate_options": GENEROUS_GATE,
@@ -81,11 +83,11 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
     insert(store, seed_rows(0, 40))
     first = perpetual_cycle(tiny_config(), return_state=True)
 
-    # One student failed (unknown preset), the other went all the way: partial failure.
+    # One student failed (its training was refused), the other went all the way.
     assert first.is_failed() and first.name == "PartiallyFailed", first.message
     rows = _rows(first)
-    assert rows["no-such-student"]["status"] == "failed"
-    assert "no-such-student" in rows["no-such-student"]["detail"]
+    assert rows["tiny-llama-student-b"]["status"] == "failed"
+    assert "cannot force logit distillation" in rows["tiny-llama-student-b"]["detail"]
     assert rows["tiny-llama-student"]["status"] == "published", rows
     assert rows["tiny-llama-student"]["version"] == 1
     with store.transaction() as session:
@@ -125,6 +127,13 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
         v2_run = session.get(TrainingRun, v2.training_run_id)
         assert v2_run is not None
         assert v2_run.config["warm_start_adapter"] == str(Path(v1_run.output_dir) / "adapter")
+
+
+def test_unknown_presets_are_refused_before_any_work() -> None:
+    with pytest.raises(ValidationError, match="unknown model preset 'no-such-student'"):
+        tiny_config(students=["tiny-llama-student", "no-such-student"])
+    with pytest.raises(ValidationError, match="known presets: .*tiny-llama-teacher"):
+        tiny_config(teacher="gpt-5")
 
 
 def test_training_slot_admits_one_training_per_student(prefect_harness: None) -> None:
