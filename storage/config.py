@@ -17,7 +17,15 @@ class StorageSettings(BaseSettings):
     artifact_root: Path | None = None
     # Rows newer than this are left for the next cycle: a PostgreSQL sequence value is taken
     # at insert time but becomes visible at commit, so the newest ids may still have gaps.
-    watermark_settle_seconds: float = 5.0
+    # SQLite serialises writers (ids become visible in order), so it needs none. None: by backend.
+    watermark_settle_seconds: float | None = None
+
+    def settle_seconds(self, database_url: str | None = None) -> float:
+        """The settle window in force: the setting, else 5 s on servers and 0 on SQLite."""
+        if self.watermark_settle_seconds is not None:
+            return self.watermark_settle_seconds
+        url = database_url or self.resolved_database_url()
+        return 0.0 if url.startswith("sqlite") else 5.0
 
     def resolved_database_url(self) -> str:
         """The configured URL, or the embedded SQLite file under the data directory."""

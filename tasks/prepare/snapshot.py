@@ -52,7 +52,10 @@ def build_snapshot(
     beside this one, which keeps the ordered steps.
     """
     settings = StorageSettings()
-    settle = settings.watermark_settle_seconds if settle_seconds is None else settle_seconds
+    if settle_seconds is None:
+        settle = settings.settle_seconds(db.url.render_as_string(hide_password=False))
+    else:
+        settle = settle_seconds
     root = Path(artifact_root).resolve() / "datasets"
     root.mkdir(parents=True, exist_ok=True)
     with db.transaction() as session:
@@ -61,7 +64,13 @@ def build_snapshot(
         window = select_window(session, after=after, config=config, settle_seconds=settle, now=now)
         if window.new_count == 0:
             info = _info(parent) if parent else SnapshotInfo(None, None, None, watermark=after)
-            info.skipped_reason = "no new interactions"
+            info.skipped_reason = "no new interactions" + (
+                f" older than {settle:g} s (newer ones wait for the next snapshot, as concurrent "
+                "uploads may still be committing; set DISTILLERY_WATERMARK_SETTLE_SECONDS=0 "
+                "when nothing else writes)"
+                if settle > 0
+                else ""
+            )
             return info
         carried = carried_splits([Path(s.path) for s in list_snapshots(session=session)])
         work = root / f".work-{uuid.uuid4().hex}"
