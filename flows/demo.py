@@ -115,10 +115,12 @@ def latest_manifest(url: str) -> dict[str, Any]:
 
 
 def quiet_progress_bars() -> None:
-    """Weight-loading bars drown the stage lines; the stage lines say what is happening."""
+    """Weight-loading and dataset bars are noise here; our own bars cover the long steps."""
+    import datasets
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
 
 
 def show_stage_logs() -> None:
@@ -171,17 +173,22 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         total = options.phones * options.interactions
         with progress.stage(f"{options.phones} phones upload {total} interactions (seed {seed})"):
             simulation = SimulationConfig(phones=options.phones, interactions=total, seed=seed)
-            report = run_simulation(url, simulation)
+            report = run_simulation(url, simulation, progress=True)
             progress.line(
                 f"  accepted {report.accepted}, duplicates {report.duplicates}, "
                 f"{report.batches} batches from {len(report.devices)} devices"
             )
-        stage = "perpetual cycle: prepare → distill → evaluate → gate → export → publish"
-        with progress.stage(stage):
-            state = perpetual_cycle(demo_config(options), return_state=True)
-            summary = state.result(raise_on_failure=False)
+        progress.line("▶ perpetual cycle: prepare → distill → evaluate → gate → export → publish")
+        begun = time.monotonic()
+        state = perpetual_cycle(demo_config(options), return_state=True)
+        summary = state.result(raise_on_failure=False)
+        if not isinstance(summary, dict):  # the flow itself crashed: no summary to show
+            summary = {"students": []}
         for row in summary["students"]:
-            progress.line(f"  {row['student']}: {row['status']} {row.get('detail', '')[:160]}")
+            version = f" v{row['version']}" if row.get("version") else ""
+            progress.line(
+                f"  {row['student']}: {row['status']}{version} — {row.get('detail') or ''}"
+            )
             if row.get("teacher_cache"):
                 cache = row["teacher_cache"]
                 progress.line(
@@ -190,8 +197,12 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
                 )
             if row.get("report"):
                 progress.line(f"  evaluation report: {row['report']}")
+        seconds = time.monotonic() - begun
+        if state.is_completed():
+            progress.line(f"✓ perpetual cycle ({seconds:.1f}s): {state.message}")
+        else:
+            progress.line(f"✗ perpetual cycle {state.name} after {seconds:.1f}s: {state.message}")
         manifest = latest_manifest(url)
         progress.line("a phone polling GET /api/models/mobile/latest now sees:")
         print(json.dumps(manifest, indent=2), flush=True)
-    progress.line(f"done: cycle {state.name}: {state.message}")
     return {"state": state.name, "summary": summary, "manifest": manifest}

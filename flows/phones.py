@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,8 +121,12 @@ def make_interaction(
     return item, outcome
 
 
-async def simulate(client: httpx.AsyncClient, config: SimulationConfig) -> SimulationReport:
-    """Play `config.phones` phones concurrently against the service behind `client`."""
+async def simulate(
+    client: httpx.AsyncClient,
+    config: SimulationConfig,
+    on_batch: Callable[[int], None] | None = None,
+) -> SimulationReport:
+    """Play `config.phones` phones concurrently; `on_batch(n)` after each accepted upload."""
     if config.phones < 1 or config.interactions < 0 or config.batch_size < 1:
         raise ValueError("need phones >= 1, interactions >= 0 and batch_size >= 1")
     tasks = load_seed_tasks(config.records)
@@ -130,7 +135,7 @@ async def simulate(client: httpx.AsyncClient, config: SimulationConfig) -> Simul
     for i in range(config.interactions % config.phones):
         shares[i] += 1
     await asyncio.gather(
-        *(_phone(client, config, tasks, i, n, report) for i, n in enumerate(shares))
+        *(_phone(client, config, tasks, i, n, report, on_batch) for i, n in enumerate(shares))
     )
     report.devices.sort()
     return report
@@ -143,6 +148,7 @@ async def _phone(
     index: int,
     count: int,
     report: SimulationReport,
+    on_batch: Callable[[int], None] | None,
 ) -> None:
     rng = random.Random(f"{config.seed}:{index}")
     platform = "android" if index % 2 == 0 else "ios"
@@ -176,6 +182,8 @@ async def _phone(
         report.resent += len(resend)
         report.accepted += answer.json()["accepted"]
         report.duplicates += answer.json()["duplicates"]
+        if on_batch is not None:
+            on_batch(len(batch))
 
 
 def _check(response: httpx.Response, expected: int, what: str) -> None:
@@ -187,12 +195,16 @@ def _check(response: httpx.Response, expected: int, what: str) -> None:
 
 
 def run_simulation(
-    url: str, config: SimulationConfig, *, timeout: float = 30.0
+    url: str, config: SimulationConfig, *, timeout: float = 30.0, progress: bool = False
 ) -> SimulationReport:
-    """Simulate phones against a running service at `url`."""
+    """Simulate phones against a running service at `url` (a progress bar when asked)."""
+    from tqdm.auto import tqdm
 
     async def main() -> SimulationReport:
-        async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
-            return await simulate(client, config)
+        with tqdm(
+            total=config.interactions, desc="uploads", unit="interaction", disable=not progress
+        ) as bar:
+            async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+                return await simulate(client, config, on_batch=bar.update)
 
     return asyncio.run(main())

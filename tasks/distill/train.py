@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from datasets import DatasetDict, load_from_disk
 from peft import get_peft_model
-from transformers import TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig
 
@@ -21,6 +21,7 @@ from tasks.distill.trainer import TEACHER_COLUMNS, DistillTrainer, KDCollator, K
 from tasks.models.adapters import lora_config
 from tasks.models.load import load_model_and_tokenizer
 from tasks.models.presets import get_preset
+from tasks.progress import TrainingBar
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -
         use_cpu=not on_cuda,
         activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=2 if on_cuda else 0,  # overlap batch assembly with the GPU
-        disable_tqdm=True,
+        disable_tqdm=True,  # tasks.progress.TrainingBar shows the steps instead
     )
 
 
@@ -96,8 +97,10 @@ def train_student(
         processing_class=tok,
         data_collator=KDCollator(tok.pad_token_id),
         kd=KDSettings(config.alpha, config.temperature, config.divergence, config.top_k),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), TrainingBar(f"training {student}")],
     )
+    # Our bar shows loss and ETA; the trainer's printer would add a raw dict per logged step.
+    trainer.remove_callback(PrinterCallback)
     last = get_last_checkpoint(str(ckpt_dir)) if config.resume and ckpt_dir.is_dir() else None
     if last:
         log.info("resuming from checkpoint %s", last)

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from transformers import GenerationConfig
 
+from tasks.progress import progress
+
 Messages = list[dict[str, str]]
 
 
@@ -60,6 +62,7 @@ def score_targets(
     *,
     batch_size: int = 8,
     max_length: int = 1024,
+    desc: str = "scoring",
 ) -> list[TargetScores]:
     """Per-example NLL over answer tokens only, with entropy/confidence/accuracy per token."""
     encoded = [encode_example(tokenizer, p, a, max_length) for p, a in examples]
@@ -67,7 +70,7 @@ def score_targets(
     results: list[TargetScores | None] = [None] * len(encoded)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = next(model.parameters()).device
-    for b in range(0, len(order), batch_size):
+    for b in progress(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[b : b + batch_size]
         width = max(len(encoded[i][0]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)
@@ -112,6 +115,7 @@ def generate_answers(
     batch_size: int = 8,
     max_new_tokens: int = 64,
     max_length: int = 1024,
+    desc: str = "generating",
 ) -> tuple[list[str], list[list[float]], list[list[float]]]:
     """Greedy answers (batched, left padding) with per-token entropy and top probability."""
     if max_new_tokens < 1:
@@ -136,7 +140,7 @@ def generate_answers(
     texts: list[str] = [""] * len(prompts)
     entropies: list[list[float]] = [[] for _ in prompts]
     confidences: list[list[float]] = [[] for _ in prompts]
-    for b in range(0, len(order), batch_size):
+    for b in progress(range(0, len(order), batch_size), desc=desc, unit="batch"):
         idx = order[b : b + batch_size]
         width = max(len(encoded_all[i]) for i in idx)
         ids = torch.full((len(idx), width), pad, dtype=torch.long)

@@ -50,12 +50,19 @@ def _uncertainty(config: EvalConfig, ent: list[float], conf: list[float], hit: A
     )
 
 
-def evaluate_dataset(model: Any, tokenizer: Any, dataset: Any, config: EvalConfig) -> dict:
+def evaluate_dataset(
+    model: Any, tokenizer: Any, dataset: Any, config: EvalConfig, label: str = "eval"
+) -> dict:
     """Metrics, per-example records and token entropies of one model on one dataset."""
     rows = [dataset[i] for i in range(min(len(dataset), config.limit or len(dataset)))]
     pairs = [conversation(r) for r in rows]
     scores = score_targets(
-        model, tokenizer, pairs, batch_size=config.batch_size, max_length=config.max_length
+        model,
+        tokenizer,
+        pairs,
+        batch_size=config.batch_size,
+        max_length=config.max_length,
+        desc=f"scoring {label}",
     )
     hyps, gen_ent, gen_conf = generate_answers(
         model,
@@ -64,6 +71,7 @@ def evaluate_dataset(model: Any, tokenizer: Any, dataset: Any, config: EvalConfi
         batch_size=config.batch_size,
         max_new_tokens=config.max_new_tokens,
         max_length=config.max_length,
+        desc=f"answering {label}",
     )
     refs = [a for _, a in pairs]
     rouge = rouge_per_example(hyps, refs)
@@ -133,8 +141,9 @@ def evaluate_model(
     model, tokenizer = load_model_and_tokenizer(
         preset, adapter_dir=Path(adapter_dir) if adapter_dir else None, device=device
     )
+    label = preset + (" + LoRA" if adapter_dir else "")
     sets = {
-        name: evaluate_dataset(model, tokenizer, load_eval_set(path), config)
+        name: evaluate_dataset(model, tokenizer, load_eval_set(path), config, f"{label} on {name}")
         for name, path in eval_sets.items()
     }
     result = {
