@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cand.add_argument("--earlier", nargs="*", default=[], help="earlier snapshots (forgetting)")
     cand.add_argument("--fixed-set", help="fixed benchmark folder (default: cached copy)")
     cand.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    cand.add_argument("--teacher", help="teacher preset, scored beside the student as yardstick")
+    cand.add_argument("--teacher-adapter", help="the teacher's fine-tuned LoRA folder, if any")
     cand.add_argument("--out", help="output folder (default under the data dir)")
     _eval_options(cand)
     cand.set_defaults(func=run_candidate)
@@ -75,8 +77,11 @@ def run_candidate(args: argparse.Namespace) -> int:
         n_resamples=args.resamples,
         out_dir=args.out,
         device=args.device,
+        teacher_preset=args.teacher,
+        teacher_adapter_dir=args.teacher_adapter,
     )
     print("\n".join(result["gate"]["reasons"]))
+    print(result["teacher"])
     print(f"report: {result['report_path']}")
     return 0 if result["decision"] == "promote" else 3
 
