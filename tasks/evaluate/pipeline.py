@@ -162,3 +162,13 @@ def publish_artifacts(
     create_table_artifact(
         rows, key=f"evaluation-metrics-{key}", description=f"promote={decision.get('promote')}"
     )
+
+
+@task(retries=2, retry_delay_seconds=2)
+def link_candidate_evaluations(evaluation_ids: list[int], model_version_id: int) -> int:
+    """Attach a published candidate's evaluation rows to its new version (the history plot
+    then shows each version's scores from the run that published it)."""
+    with get_database().transaction(write=True) as session:
+        return repo.link_evaluations(
+            session=session, evaluation_ids=evaluation_ids, model_version_id=model_version_id
+        )

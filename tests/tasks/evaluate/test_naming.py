@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from storage.db import Database
 from storage.models import Channel, DatasetSnapshot, Evaluation, ModelVersion
 from tasks.evaluate.history import version_history
 from tasks.evaluate.naming import SetIdentity, display_names, identify_sets
+from tasks.evaluate.pipeline import link_candidate_evaluations
 
 FP = ["1" * 64, "2" * 64, "3" * 64]
 KEYS = [f"test:{fp}" for fp in FP]
@@ -103,3 +106,21 @@ def test_history_holds_published_versions_in_order_with_stable_marked(db: Databa
         (3, {"perplexity": 7.0}, True),
     ]
     assert [h.stable for h in pinned] == [True, False]
+
+
+def test_published_candidate_rows_join_the_history(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _world(db)
+    monkeypatch.setenv("DISTILLERY_DATABASE_URL", db.url.render_as_string(False))
+    with db.transaction(write=True) as session:
+        row = Evaluation(student="s", label="candidate", eval_set="fixed", metrics={"bleu": 3})
+        session.add(row)
+        session.flush()
+        row_id = row.id
+    with db.transaction() as session:
+        assert version_history(session, "s") == []  # a candidate has no version yet
+    assert link_candidate_evaluations.fn([row_id], ids["v3"]) == 1
+    with db.transaction() as session:
+        (scores,) = version_history(session, "s")
+    assert (scores.version, scores.eval_set, scores.metrics) == (3, "fixed", {"bleu": 3.0})
