@@ -207,7 +207,7 @@ def plot_yardstick(ys: dict[str, Yardstick], names: Names, path: Path | None) ->
                 if kept is None:
                     continue
                 # Models share one size: a small sideways offset keeps their points apart.
-                x = size + (li - (len(labels) - 1) / 2) * 0.015
+                x = size + (li - (len(labels) - 1) / 2) * 0.025
                 c = colors[row.eval_set]
                 ax.plot(x, kept, marker, ms=9, color=c, mfc=c if filled else "white", mew=2)
                 drawn += 1
