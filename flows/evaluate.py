@@ -7,13 +7,17 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from tasks.evaluate.cache import default_cache_dir
 from tasks.evaluate.card import CARD_METRICS
 from tasks.evaluate.compare import compare_task
+from tasks.evaluate.naming import name_of
 from tasks.evaluate.pipeline import (
+    TEACHER,
     default_out_dir,
     evaluation_history,
     gate_results,
     live_targets,
+    name_eval_sets,
     publish_artifacts,
     resolve_eval_sets,
     store_evaluations,
@@ -21,14 +25,25 @@ from tasks.evaluate.pipeline import (
 )
 from tasks.evaluate.run import EvalConfig, evaluate_model_task, load_results, metrics_by_set
 from tasks.evaluate.sets import snapshot_set_name
+from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
 
 # The flow's metrics summary holds what the model card shows (the publisher renders it).
 HEADLINE = (*CARD_METRICS, "entropy_spikes")
 
 
-def _headline(path: str) -> dict[str, dict[str, float]]:
+def _headline(path: str, names: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
     sets = metrics_by_set(load_results(path))
-    return {s: {k: m[k] for k in HEADLINE if k in m} for s, m in sets.items()}
+    return {name_of(names, s): {k: m[k] for k in HEADLINE if k in m} for s, m in sets.items()}
+
+
+def _with_teacher(
+    metrics: dict[str, dict[str, float]], y: Yardstick | None, names: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """The candidate's headline metrics with the teacher's beside them (the card shows both)."""
+    if y is None:
+        return metrics
+    extra = {name_of(names, k): v for k, v in card_fields(y).items()}
+    return {s: {**m, **extra.get(s, {})} for s, m in metrics.items()}
 
 
 @flow(name="evaluate-candidate", log_prints=True)
@@ -48,46 +63,86 @@ def evaluate_candidate_flow(
     seed: int = 0,
     out_dir: str | None = None,
     device: str | None = None,
+    teacher_preset: str | None = None,
+    teacher_adapter_dir: str | None = None,
+    cache_results: bool = True,
 ) -> dict[str, Any]:
-    """Candidate vs stable vs base on the same prompts; returns decision, metrics, report path."""
+    """Candidate vs stable vs base (and the teacher as yardstick) on the same prompts.
+
+    Returns the decision, metrics per model keyed by readable set names, the report's path,
+    and the teacher comparison. With `cache_results`, a model's scores on a set it already
+    scored (teacher, base, a stable version scored as candidate) are read back, not recomputed.
+    """
     student = student or student_preset
     out = out_dir or default_out_dir(student)
     sets = resolve_eval_sets(snapshot_path, list(earlier_test_paths), fixed_set_path)
+    new_set = snapshot_set_name(snapshot_path)
+    names = name_eval_sets(list(sets), new_set, student)
     config = EvalConfig(**(eval_options or {}))
-    adapters = {"candidate": candidate_adapter_dir, "stable": stable_adapter_dir, "base": None}
+    cache = str(default_cache_dir()) if cache_results else None
+    models = {
+        "candidate": (student_preset, candidate_adapter_dir),
+        "stable": (student_preset, stable_adapter_dir),
+        "base": (student_preset, None),
+        TEACHER: (teacher_preset, teacher_adapter_dir),
+    }
     paths = {
         label: evaluate_model_task(
-            student_preset, adapter, sets, f"{out}/{label}.json", config, device
+            preset, adapter, sets, f"{out}/{label}.json", config, device, cache
         )
-        for label, adapter in adapters.items()
-        if label != "stable" or adapter
+        for label, (preset, adapter) in models.items()
+        if preset and (label != "stable" or adapter)
     }
-    deltas = {
+    deltas: dict[str, Any] = {
         ref: compare_task(paths["candidate"], paths[ref], n_resamples=n_resamples, seed=seed)
-        for ref in paths
-        if ref != "candidate"
+        for ref in ("stable", "base")
+        if ref in paths
     }
-    new_set = snapshot_set_name(snapshot_path)
     decision = gate_results(
-        paths["candidate"], paths["base"], paths.get("stable"), deltas, new_set, gate_options
+        paths["candidate"],
+        paths["base"],
+        paths.get("stable"),
+        deltas,
+        new_set,
+        gate_options,
+        paths.get(TEACHER),
+        names,
     )
     versions = {"candidate": candidate_version_id, "stable": stable_version_id}
     ids = store_evaluations(student, paths, versions, decision)
+    history = evaluation_history(student, stable_version_id)
+    older = [k for k in dict.fromkeys(h.eval_set for h in history) if k not in names]
+    names = {**names, **(name_eval_sets(older, new_set, student) if older else {})}
     report = write_report_task(
         f"{out}/report",
         student=student,
         results_paths=paths,
         deltas=deltas,
         decision=decision,
-        history=evaluation_history(student),
+        history=history,
+        names=names,
+        new_set=new_set,
     )
-    publish_artifacts(student, paths, decision, report)
+    publish_artifacts(student, paths, decision, report, names)
+    yardstick = (
+        measure(load_results(paths["candidate"]), load_results(paths[TEACHER]))
+        if TEACHER in paths
+        else None
+    )
+    teacher_line = summary_line(yardstick, names, new_set) if yardstick else "no teacher evaluated"
     print("\n".join(decision["reasons"]))
+    print(teacher_line)
+    metrics = {label: _headline(p, names) for label, p in paths.items()}
+    metrics["candidate"] = _with_teacher(metrics["candidate"], yardstick, names)
     return {
         "decision": "promote" if decision["promote"] else "reject",
         "gate": decision,
+        "detail": "; ".join(decision["reasons"]),  # in full: never cut
         "new_set": new_set,
-        "metrics": {label: _headline(p) for label, p in paths.items()},
+        "new_set_name": names[new_set],
+        "set_names": names,
+        "teacher": teacher_line,
+        "metrics": metrics,
         "report_path": report,
         "results_paths": paths,
         "evaluation_ids": ids,
@@ -100,12 +155,14 @@ def reevaluate_live_versions_flow(
     eval_options: dict[str, Any] | None = None,
     out_dir: str | None = None,
     device: str | None = None,
+    cache_results: bool = True,
 ) -> dict[str, Any]:
     """Monthly: every published version on the fixed set and every snapshot's test split."""
     targets = live_targets()
     sets = resolve_eval_sets(None, targets["snapshot_paths"], fixed_set_path)
     config = EvalConfig(**(eval_options or {}))
     out = out_dir or default_out_dir("live")
+    cache = str(default_cache_dir()) if cache_results else None
     rows: list[dict[str, Any]] = []
     for v in targets["versions"]:
         name = f"{v['student']}-v{v['version']}"
@@ -113,10 +170,11 @@ def reevaluate_live_versions_flow(
             rows.append({"version": name, "status": "skipped: its adapter folder is gone"})
             continue
         path = evaluate_model_task(
-            v["student"], v["adapter_dir"], sets, f"{out}/{name}.json", config, device
+            v["student"], v["adapter_dir"], sets, f"{out}/{name}.json", config, device, cache
         )
         store_evaluations(v["student"], {"live": path}, {"live": v["model_version_id"]})
-        for eval_set, m in _headline(path).items():
+        names = name_eval_sets(list(sets), None, v["student"])
+        for eval_set, m in _headline(path, names).items():
             rows.append({"version": name, "status": "evaluated", "eval_set": eval_set, **m})
     create_table_artifact(rows, key="live-versions-evaluation", description="monthly evaluation")
     return {"evaluated": sum(r["status"] == "evaluated" for r in rows), "rows": rows}

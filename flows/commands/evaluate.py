@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from flows.commands.options import Student
+from flows.commands.options import TEACHERS, Student
 
 app = typer.Typer(help="Evaluate student models: gate a candidate, score a model, re-check live.")
 
@@ -24,7 +24,6 @@ Device = Annotated[
         help="cpu or cuda [default: cuda when available, else cpu]",
     ),
 ]
-ExistingDir = Annotated[Path, typer.Option(exists=True, file_okay=False)]
 
 
 def _options(limit: int | None, batch_size: int, max_new_tokens: int) -> dict[str, Any]:
@@ -50,6 +49,17 @@ def candidate(
         Path | None, typer.Option(exists=True, help="[default: the built-in fixed benchmark]")
     ] = None,
     resamples: Annotated[int, typer.Option(min=10, help="bootstrap resamples")] = 1000,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            click_type=click.Choice(TEACHERS),
+            metavar="PRESET",
+            help="teacher scored beside the student as the yardstick [none]",
+        ),
+    ] = None,
+    teacher_adapter: Annotated[
+        Path | None, typer.Option(exists=True, help="the teacher's fine-tuned LoRA, if any")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="[default: under the data dir]")] = None,
     limit: Limit = None,
     batch_size: BatchSize = 8,
@@ -73,9 +83,13 @@ def candidate(
         n_resamples=resamples,
         out_dir=str(out) if out else None,
         device=device,
+        teacher_preset=teacher,
+        teacher_adapter_dir=str(teacher_adapter) if teacher_adapter else None,
     )
     for reason in result["gate"]["reasons"]:
         print(f"  {reason}")
+    if result.get("teacher"):
+        print(f"  {result['teacher']}")
     mark = "✓ promote" if result["decision"] == "promote" else "✗ reject"
     print(f"{mark}; report: {result['report_path']}")
     return 0 if result["decision"] == "promote" else 3

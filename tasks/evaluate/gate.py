@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tasks.evaluate.yardstick import kept_share
+
 Metrics = dict[str, dict[str, float]]  # eval set -> metric -> value
 Deltas = dict[str, dict[str, dict[str, float]]]  # eval set -> metric -> {mean_delta, ci_low, ...}
 
@@ -20,11 +22,19 @@ class GatePolicy:
     min_improvement: float = 0.0  # relative new-split perplexity gain that counts as better
     first_version_margin: float = 0.0  # first version: new-split ppl < base * (1 - margin)
     first_version_fixed_tolerance: float = 0.02  # first version vs base on the other sets
+    # Share of the teacher's quality the candidate must keep on every set (0 = not checked);
+    # a text metric by default: per-token perplexity differs with the tokenizer.
+    min_teacher_share: float = 0.0
+    teacher_share_metric: str = "rougeL"
 
     def __post_init__(self) -> None:
         for name in ("ppl_tolerance", "min_improvement", "first_version_margin"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"GatePolicy.{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.min_teacher_share <= 1.0:
+            raise ValueError(
+                f"GatePolicy.min_teacher_share must be in [0, 1], got {self.min_teacher_share}"
+            )
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class GateDecision:
     checks: list[Check] = field(default_factory=list)
     rule: str = "stable"  # "stable" (compared with the live version) or "first_version"
     reference: str = "stable"
+    set_names: dict[str, str] = field(default_factory=dict)  # eval-set key -> readable name
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, as stored in ModelVersion.gate."""
@@ -82,14 +93,27 @@ def decide(
     deltas: Deltas,
     new_set: str,
     policy: GatePolicy | None = None,
+    teacher: Metrics | None = None,
+    names: dict[str, str] | None = None,
 ) -> GateDecision:
     """Gate a candidate against stable (or, for a student's first version, the base student).
 
-    `deltas` are candidate-minus-reference bootstrap CIs against that same reference.
+    `deltas` are candidate-minus-reference bootstrap CIs against that same reference;
+    `teacher` (the teacher's metrics) is needed when the policy sets `min_teacher_share`;
+    reasons name sets by `names` (key -> readable name), checks keep the keys.
     """
     policy = policy or GatePolicy()
+    names = dict(names or {})
+
+    def called(key: str) -> str:
+        return names.get(key, key)
+
     if new_set not in candidate:
         raise ValueError(f"new eval set {new_set!r} not among {sorted(candidate)}")
+    if policy.min_teacher_share > 0 and teacher is None:
+        raise ValueError(
+            "the gate's min_teacher_share needs the teacher's scores: pass teacher_preset"
+        )
     first = stable is None
     ref_name, ref = ("base", base) if first else ("stable", stable)
     assert ref is not None
@@ -100,14 +124,14 @@ def decide(
         checks.append(check)
         messages[check.name] = message
 
-    for eval_set in sorted(candidate):
+    for eval_set in candidate:  # evaluation order: new split, earlier splits, fixed
         cand_ppl = _metric(candidate, "candidate", eval_set, "perplexity")
         ref_ppl = _metric(ref, ref_name, eval_set, "perplexity")
         if first and eval_set == new_set:
             limit = ref_ppl * (1.0 - policy.first_version_margin)
             ok = cand_ppl < limit
             how = "beats" if ok else "does not beat"
-            msg = f"perplexity on {eval_set}: {cand_ppl:.4g} {how} base {ref_ppl:.4g}"
+            msg = f"perplexity on {called(eval_set)}: {cand_ppl:.4g} {how} base {ref_ppl:.4g}"
             add(Check(f"perplexity_beats_base[{eval_set}]", ok, cand_ppl, limit), msg)
             continue
         tol = policy.first_version_fixed_tolerance if first else policy.ppl_tolerance
@@ -116,7 +140,7 @@ def decide(
         change = (cand_ppl / ref_ppl - 1.0) * 100 if ref_ppl else float("inf")
         verdict = "holds within" if ok else "regresses beyond"
         msg = (
-            f"perplexity on {eval_set}: {cand_ppl:.4g} vs {ref_name} {ref_ppl:.4g} "
+            f"perplexity on {called(eval_set)}: {cand_ppl:.4g} vs {ref_name} {ref_ppl:.4g} "
             f"({change:+.2f}%, {verdict} the {tol:.0%} tolerance)"
         )
         add(Check(f"perplexity_no_regression[{eval_set}]", ok, cand_ppl, limit), msg)
@@ -125,7 +149,7 @@ def decide(
         ci = _delta(deltas, new_set, name, ref_name)
         ok = ci["ci_high"] >= policy.text_ci_floor
         msg = (
-            f"{name} on {new_set}: delta vs {ref_name} {ci['mean_delta']:+.4g} "
+            f"{name} on {called(new_set)}: delta vs {ref_name} {ci['mean_delta']:+.4g} "
             f"[{ci['ci_low']:+.4g}, {ci['ci_high']:+.4g}] "
             + ("improves or holds" if ok else "is significantly worse")
         )
@@ -142,8 +166,12 @@ def decide(
         )
         tie = abs(cand_ppl - ref_ppl) <= policy.ppl_tolerance * ref_ppl
         verdict = "yes" if ok else ("no, a tie within tolerance" if tie else "no")
-        msg = f"improvement over stable on {new_set}: {verdict} ({what})"
+        msg = f"improvement over stable on {called(new_set)}: {verdict} ({what})"
         add(Check(f"improves_on_stable[{new_set}]", ok, cand_ppl, limit), msg)
+
+    if policy.min_teacher_share > 0 and teacher is not None:
+        for check, msg in _teacher_checks(candidate, teacher, policy, called):
+            add(check, msg)
 
     failed = [c for c in checks if not c.passed]
     promote = not failed
@@ -155,4 +183,27 @@ def decide(
     ordered = failed + [c for c in checks if c.passed]
     reasons = [head] + [messages[c.name] for c in ordered]
     rule = "first_version" if first else "stable"
-    return GateDecision(promote, reasons, checks, rule=rule, reference=ref_name)
+    return GateDecision(promote, reasons, checks, rule, ref_name, names)
+
+
+def _teacher_checks(
+    candidate: Metrics, teacher: Metrics, policy: GatePolicy, called: Any
+) -> list[tuple[Check, str]]:
+    """The candidate keeps at least `min_teacher_share` of the teacher's metric on every set."""
+    metric, floor = policy.teacher_share_metric, policy.min_teacher_share
+    out = []
+    for eval_set in candidate:
+        if eval_set not in teacher:
+            raise ValueError(f"the teacher has no scores on eval set {eval_set!r}")
+        cand = _metric(candidate, "candidate", eval_set, metric)
+        ref = _metric(teacher, "teacher", eval_set, metric)
+        share = kept_share(metric, cand, ref)
+        if share is None:  # the teacher scores 0: there is no quality to keep a share of
+            ok, value = True, 1.0
+            how = f"the teacher scores 0, nothing to keep (candidate {cand:.4g})"
+        else:
+            ok, value = share >= floor, share
+            how = f"{cand:.4g} vs teacher {ref:.4g}: keeps {share:.0%}, needs {floor:.0%}"
+        msg = f"{metric} kept of the teacher's on {called(eval_set)}: {how}"
+        out.append((Check(f"keeps_teacher_{metric}[{eval_set}]", ok, value, floor), msg))
+    return out

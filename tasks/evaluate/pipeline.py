@@ -15,9 +15,13 @@ from storage.db import get_database
 from storage.models import DatasetSnapshot, TrainingRun
 from storage.repo import evaluations as repo
 from tasks.evaluate.gate import GatePolicy, decide
+from tasks.evaluate.history import VersionScores, version_history
+from tasks.evaluate.naming import display_names, identify_sets
 from tasks.evaluate.report import summary_rows, write_report
 from tasks.evaluate.run import load_results, metrics_by_set
 from tasks.evaluate.sets import eval_set_paths
+
+TEACHER = "teacher"  # a results label that is measured and reported, never stored as a version
 
 write_report_task = task(write_report, name="write-evaluation-report")
 
@@ -36,6 +40,13 @@ def resolve_eval_sets(
     return eval_set_paths(snapshot_path, earlier_test_paths, fixed_set_path)
 
 
+@task(retries=2, retry_delay_seconds=2)
+def name_eval_sets(keys: list[str], new_set: str | None, student: str | None) -> dict[str, str]:
+    """Set key -> the name people read (snapshot number and date, or the version built on it)."""
+    with get_database().transaction() as session:
+        return display_names(identify_sets(session, keys, new_key=new_set, student=student))
+
+
 @task
 def gate_results(
     candidate_path: str,
@@ -44,9 +55,12 @@ def gate_results(
     deltas: dict[str, Any],
     new_set: str,
     policy: dict[str, Any] | None = None,
+    teacher_path: str | None = None,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The gate decision (as a dict) from results files and the deltas against the reference."""
     stable = metrics_by_set(load_results(stable_path)) if stable_path else None
+    teacher = metrics_by_set(load_results(teacher_path)) if teacher_path else None
     decision = decide(
         metrics_by_set(load_results(candidate_path)),
         base=metrics_by_set(load_results(base_path)),
@@ -54,6 +68,8 @@ def gate_results(
         deltas=deltas["stable" if stable_path else "base"],
         new_set=new_set,
         policy=GatePolicy(**(policy or {})),
+        teacher=teacher,
+        names=names,
     )
     return decision.to_dict()
 
@@ -70,6 +86,8 @@ def store_evaluations(
     ids: list[int] = []
     with get_database().transaction(write=True) as session:
         for label, path in results_paths.items():
+            if label == TEACHER:
+                continue
             for eval_set, metrics in metrics_by_set(load_results(path)).items():
                 row = repo.add_evaluation(
                     session=session,
@@ -93,10 +111,10 @@ def store_evaluations(
 
 
 @task(retries=2, retry_delay_seconds=2)
-def evaluation_history(student: str) -> list[dict[str, Any]]:
-    """Stored evaluations of `student` with version numbers (for the report's history plot)."""
+def evaluation_history(student: str, stable_version_id: int | None = None) -> list[VersionScores]:
+    """Stored scores of `student`'s published versions, in version order (the history plot)."""
     with get_database().transaction() as session:
-        return repo.metrics_history(session=session, student=student)
+        return version_history(session, student, stable_version_id)
 
 
 def _adapter_of(output_dir: str | None) -> str | None:
@@ -129,14 +147,28 @@ def live_targets() -> dict[str, Any]:
 
 @task
 def publish_artifacts(
-    student: str, results_paths: dict[str, str], decision: dict[str, Any], report_path: str
+    student: str,
+    results_paths: dict[str, str],
+    decision: dict[str, Any],
+    report_path: str,
+    names: dict[str, str] | None = None,
 ) -> None:
-    """A Prefect markdown artifact (the report text) and a table artifact (the metrics)."""
+    """A Prefect markdown artifact (the report, pictures embedded) and a metrics table."""
     key = "".join(c if c.isalnum() else "-" for c in student.lower())
     create_markdown_artifact(
         Path(report_path).read_text(), key=f"evaluation-{key}", description="evaluation report"
     )
-    rows = summary_rows({label: load_results(p) for label, p in results_paths.items()})
+    rows = summary_rows({label: load_results(p) for label, p in results_paths.items()}, names)
     create_table_artifact(
         rows, key=f"evaluation-metrics-{key}", description=f"promote={decision.get('promote')}"
     )
+
+
+@task(retries=2, retry_delay_seconds=2)
+def link_candidate_evaluations(evaluation_ids: list[int], model_version_id: int) -> int:
+    """Attach a published candidate's evaluation rows to its new version (the history plot
+    then shows each version's scores from the run that published it)."""
+    with get_database().transaction(write=True) as session:
+        return repo.link_evaluations(
+            session=session, evaluation_ids=evaluation_ids, model_version_id=model_version_id
+        )

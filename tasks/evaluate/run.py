@@ -132,26 +132,57 @@ def evaluate_model(
     out_path: str,
     config: EvalConfig | None = None,
     device: str | None = None,
+    cache_dir: str | None = None,
 ) -> str:
-    """Load the model once, evaluate it on every set, write results JSON; returns its path."""
-    from tasks.models.load import load_model_and_tokenizer
+    """Evaluate one model on every set, write results JSON; returns its path.
+
+    With `cache_dir`, a set this model already scored with the same settings is read back
+    instead of scored; the model is loaded only when some set is new to it.
+    """
+    import torch
+
+    from tasks.evaluate.cache import (
+        ResultCache,
+        cache_key,
+        model_identity,
+        set_fingerprint,
+        weight_file_bytes,
+    )
 
     config = config or EvalConfig()
     started = time.perf_counter()
-    model, tokenizer = load_model_and_tokenizer(
-        preset, adapter_dir=Path(adapter_dir) if adapter_dir else None, device=device
-    )
-    label = preset + (" + LoRA" if adapter_dir else "")
-    sets = {
-        name: evaluate_dataset(model, tokenizer, load_eval_set(path), config, f"{label} on {name}")
-        for name, path in eval_sets.items()
-    }
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cache = ResultCache(cache_dir)
+    identity = model_identity(preset, adapter_dir)
+    loaded: tuple[Any, Any] | None = None
+    sets: dict[str, Any] = {}
+    cached: list[str] = []
+    for name, path in eval_sets.items():
+        dataset = load_eval_set(path)
+        key = cache_key(identity, set_fingerprint(dataset, config.limit), config, device)
+        hit = cache.get(key)
+        if hit is not None:
+            sets[name] = hit
+            cached.append(name)
+            continue
+        if loaded is None:
+            from tasks.models.load import load_model_and_tokenizer
+
+            adapter = Path(adapter_dir) if adapter_dir else None
+            loaded = load_model_and_tokenizer(preset, adapter_dir=adapter, device=device)
+        model, tokenizer = loaded
+        label = preset + (" + LoRA" if adapter_dir else "")
+        sets[name] = evaluate_dataset(model, tokenizer, dataset, config, f"{label} on {name}")
+        cache.put(key, sets[name])
     result = {
         "preset": preset,
         "adapter_dir": adapter_dir,
+        "model": identity,
+        "weight_bytes": weight_file_bytes(preset),
         "eval_sets": eval_sets,
         "config": asdict(config),
         "sets": sets,
+        "cached_sets": cached,
         "wall_s": time.perf_counter() - started,
     }
     out = Path(out_path)

@@ -84,8 +84,19 @@ def conversation(row: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
 
 
 def snapshot_set_name(path: str | Path) -> str:
-    """The eval-set name of a snapshot's test split: `test:<snapshot directory name>`."""
-    return f"test:{Path(path).resolve().name}"
+    """The stored key of a snapshot's test split, `test:<snapshot fingerprint>`.
+
+    `path` is the snapshot directory or its `test` split directory (what earlier splits are
+    passed as): both give the same key, so one split keeps one key across cycles. People read
+    the names `tasks.evaluate.naming` gives these keys, never the keys themselves.
+    """
+    resolved = Path(path).resolve()
+    parent = resolved.parent
+    if resolved.name == "test" and any(
+        (parent / f).is_file() for f in ("manifest.json", "dataset_dict.json")
+    ):
+        resolved = parent
+    return f"test:{resolved.name}"
 
 
 def eval_set_paths(
@@ -93,17 +104,17 @@ def eval_set_paths(
     earlier_test_paths: tuple[str, ...] | list[str] = (),
     fixed_set_path: str | Path | None = None,
 ) -> dict[str, str]:
-    """Name -> path of every set: the new test split first, earlier test splits, then `fixed`."""
+    """Key -> path of every set: the new test split first, earlier test splits, then `fixed`.
+
+    A split passed twice (or an earlier one that is the new one) is evaluated once.
+    """
     sets = (
         {snapshot_set_name(snapshot_path): str(Path(snapshot_path).resolve())}
         if snapshot_path
         else {}
     )
     for p in earlier_test_paths:
-        name = snapshot_set_name(p)
-        if name in sets:
-            name = f"{name}#{len(sets)}"
-        sets[name] = str(Path(p).resolve())
+        sets.setdefault(snapshot_set_name(p), str(Path(p).resolve()))
     sets[FIXED_SET_NAME] = str(Path(fixed_set_path or cache_fixed_benchmark()).resolve())
     if snapshot_path and len(load_eval_set(snapshot_path, allow_empty=True)) == 0:
         raise ValueError(f"snapshot {snapshot_path} has an empty test split: nothing to gate on")

@@ -18,6 +18,7 @@ from storage.models import DatasetSnapshot, ModelVersion, TrainingRun
 from storage.repo import evaluations as repo
 from tasks.evaluate.card import CARD_METRICS
 from tasks.evaluate.model_metrics import encode_example
+from tasks.evaluate.run import load_results
 from tasks.evaluate.sets import cache_fixed_benchmark
 from tasks.models.adapters import lora_config
 from tasks.models.load import load_model_and_tokenizer
@@ -25,7 +26,9 @@ from tasks.models.presets import get_preset
 from tests.tasks.evaluate.conftest import QA, save_snapshot
 
 PRESET = "tiny-llama-student"
+TEACHER = "tiny-llama-teacher"
 FAST = {"batch_size": 4, "max_new_tokens": 4}
+NEW = "new test split (snap-2)"  # no snapshot row in these tests: named by its folder
 
 
 @pytest.fixture
@@ -122,28 +125,42 @@ def test_first_version_trained_adapter_is_promoted(
         fixed_set_path=world["fixed"],
         eval_options=FAST,
         n_resamples=200,
+        teacher_preset=TEACHER,
     )
     gate = out["gate"]
     assert gate["rule"] == "first_version" and gate["reference"] == "base"
     assert out["decision"] == "promote", gate["reasons"]
+    assert out["set_names"] == {"test:snap-2": NEW, "fixed": "fixed benchmark"}
+    assert out["new_set"] == "test:snap-2" and out["new_set_name"] == NEW
+    assert out["detail"] == "; ".join(gate["reasons"])  # in full, never cut
+    # Metrics by readable name (what the card and summary show), the teacher's beside them.
     m = out["metrics"]
-    assert m["candidate"]["test:snap-2"]["perplexity"] < m["base"]["test:snap-2"]["perplexity"]
-    assert set(CARD_METRICS) <= set(m["candidate"]["fixed"])  # all the model card shows
-    assert set(out["results_paths"]) == {"candidate", "base"}
+    assert m["candidate"][NEW]["perplexity"] < m["base"][NEW]["perplexity"]
+    assert set(CARD_METRICS) <= set(m["candidate"]["fixed benchmark"])  # all the card shows
+    assert m["candidate"][NEW]["teacher_perplexity"] == m["teacher"][NEW]["perplexity"]
+    assert m["candidate"][NEW]["size_vs_teacher"] == pytest.approx(
+        load_results(out["results_paths"]["candidate"])["weight_bytes"]
+        / load_results(out["results_paths"]["teacher"])["weight_bytes"]
+    )
+    assert out["teacher"].startswith(f"vs teacher on {NEW}: ROUGE-L kept")
+    assert set(out["results_paths"]) == {"candidate", "base", "teacher"}
     report = Path(out["report_path"])
     text = report.read_text()
-    for png in ("history.png", "deltas.png", "entropy.png"):
-        assert (report.parent / png).stat().st_size > 1000 and f"({png})" in text
+    for png in ("teacher.png", "history.png", "deltas.png", "entropy.png"):
+        assert (report.parent / png).stat().st_size > 1000
+    assert text.count("](data:image/png;base64,") == 4 and ".png)" not in text
+    assert "## Against the teacher" in text and "test:" not in text
     with sqlite_env.transaction() as session:
         rows = repo.list_evaluations(session=session, student=PRESET)
     assert sorted(r.id for r in rows) == sorted(out["evaluation_ids"])
+    # Stored under stable keys; the teacher is a yardstick, not a version of this student.
     assert {(r.label, r.eval_set) for r in rows} == {
         (label, s) for label in ("candidate", "base") for s in ("test:snap-2", "fixed")
     }
     markdown = _artifact("evaluation-tiny-llama-student")
-    assert markdown is not None and markdown["data"] == text
+    assert markdown is not None and markdown["data"] == text  # pictures and all
     table = _artifact("evaluation-metrics-tiny-llama-student")
-    assert table is not None and "test:snap-2" in str(table["data"])
+    assert table is not None and NEW in str(table["data"]) and "teacher" in str(table["data"])
 
 
 def test_regression_against_stable_is_rejected_and_stored(
@@ -166,13 +183,18 @@ def test_regression_against_stable_is_rejected_and_stored(
         candidate_version_id=ids[1],
         eval_options=FAST,
         n_resamples=200,
+        teacher_preset=TEACHER,
+        gate_options={"min_teacher_share": 0.5},
     )
     gate = out["gate"]
     assert out["decision"] == "reject" and gate["rule"] == "stable"
     failed = {c["name"] for c in gate["checks"] if not c["passed"]}
     assert "perplexity_no_regression[test:snap-1]" in failed
     assert "perplexity_no_regression[test:snap-2]" in failed
-    assert any("regresses" in r for r in gate["reasons"])
+    assert any(r.startswith("perplexity on earlier test split (snap-1): ") for r in gate["reasons"])
+    assert {c["name"] for c in gate["checks"]} >= {
+        f"keeps_teacher_rougeL[{s}]" for s in ("test:snap-2", "test:snap-1", "fixed")
+    }
     with sqlite_env.transaction() as session:
         version = session.get(ModelVersion, ids[1])
         assert version is not None and version.gate == gate and version.status == "rejected"

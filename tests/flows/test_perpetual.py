@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from flows.perpetual import perpetual_cycle
 from storage.db import get_database
-from storage.models import Channel, ModelVersion, TrainingRun
+from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
 from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
 from tasks.sampledata import training_tasks
 from tests.tasks.prepare.conftest import insert, make_row
@@ -100,6 +100,16 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
         assert stable is not None and stable.model_version_id == v1.id
         v1_run = session.get(TrainingRun, v1.training_run_id)
         assert v1_run is not None and v1_run.config["warm_start_adapter"] is None
+        # The gate is lenient here (4 tiny steps), so show the cycle improved the student
+        # itself: the candidate's perplexity is below the untrained base's on every set.
+        rows = session.scalars(
+            select(Evaluation).where(Evaluation.student == "tiny-llama-student")
+        ).all()
+        by_set: dict[str, dict[str, float]] = {}
+        for e in rows:
+            by_set.setdefault(e.eval_set, {})[e.label] = e.metrics["perplexity"]
+        assert by_set and all({"candidate", "base"} <= set(v) for v in by_set.values()), by_set
+        assert all(v["candidate"] < v["base"] for v in by_set.values()), by_set
     summary = asyncio.run(_artifacts("perpetual-cycle-summary"))
     assert summary and "| tiny-llama-student | published | 1 |" in summary[0]["data"]
 

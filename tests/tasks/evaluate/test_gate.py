@@ -109,3 +109,76 @@ def test_missing_inputs_are_named() -> None:
         )
     with pytest.raises(ValueError, match="ppl_tolerance"):
         GatePolicy(ppl_tolerance=2.0)
+
+
+NAMES = {"new": "new test split (snapshot 3, 2026-11-30)", "old": "earlier test split (v1)"}
+
+
+def test_reasons_name_sets_in_full_and_checks_keep_the_keys() -> None:
+    d = decide(
+        _m(8.0, 12.0, ppl_old=10.5),
+        base=BASE,
+        stable=STABLE,
+        deltas=HOLD,
+        new_set="new",
+        names=NAMES,
+    )
+    assert d.set_names == NAMES
+    assert "perplexity_no_regression[old]" in {c.name for c in d.checks}
+    assert d.reasons[1] == (
+        "perplexity on earlier test split (v1): 10.5 vs stable 10 "
+        "(+5.00%, regresses beyond the 2% tolerance)"
+    )
+    assert any(
+        r.startswith("rougeL on new test split (snapshot 3, 2026-11-30): ") for r in d.reasons
+    )
+    # Reasons follow the evaluation order: the new split before earlier ones and the fixed set.
+    passed = [r for r in d.reasons[2:] if r.startswith("perplexity on")]
+    assert passed[0].startswith("perplexity on new test split") and "fixed" in passed[1]
+    assert GateDecision.from_dict(d.to_dict()) == d
+
+
+TEACHER = {
+    "new": {"perplexity": 5.0, "rougeL": 0.5, "bleu": 20.0},
+    "fixed": {"perplexity": 6.0, "rougeL": 0.25, "bleu": 8.0},
+    "old": {"perplexity": 5.5, "rougeL": 0.0, "bleu": 0.0},
+}
+
+
+def test_min_teacher_share_is_off_by_default_and_checks_every_set() -> None:
+    cand = _m(8.0, 11.9)  # ROUGE-L 0.3 of the teacher's 0.5 (60%), 0.2 of 0.25 (80%)
+    off = decide(cand, base=BASE, stable=STABLE, deltas=HOLD, new_set="new", teacher=TEACHER)
+    assert off.promote and not any("teacher" in c.name for c in off.checks)
+    policy = GatePolicy(min_teacher_share=0.7)
+    d = decide(
+        cand,
+        base=BASE,
+        stable=STABLE,
+        deltas=HOLD,
+        new_set="new",
+        policy=policy,
+        teacher=TEACHER,
+        names=NAMES,
+    )
+    assert not d.promote
+    assert [c.name for c in d.checks if not c.passed] == ["keeps_teacher_rougeL[new]"]
+    assert d.reasons[1] == (
+        "rougeL kept of the teacher's on new test split (snapshot 3, 2026-11-30): "
+        "0.3 vs teacher 0.5: keeps 60%, needs 70%"
+    )
+    # A teacher scoring 0 leaves nothing to keep: that set passes and says why.
+    zero = next(c for c in d.checks if c.name == "keeps_teacher_rougeL[old]")
+    assert zero.passed
+    assert decide(
+        cand,
+        base=BASE,
+        stable=STABLE,
+        deltas=HOLD,
+        new_set="new",
+        policy=GatePolicy(min_teacher_share=0.6),
+        teacher=TEACHER,
+    ).promote
+    with pytest.raises(ValueError, match="needs the teacher's scores"):
+        decide(cand, base=BASE, stable=STABLE, deltas=HOLD, new_set="new", policy=policy)
+    with pytest.raises(ValueError, match="min_teacher_share"):
+        GatePolicy(min_teacher_share=1.5)

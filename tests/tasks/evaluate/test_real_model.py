@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 def test_full_model_beats_the_pruned_student_on_the_fixed_set() -> None:
     from tasks.models.load import load_model_and_tokenizer
 
-    data = fixed_benchmark_set(limit=8)
+    data = fixed_benchmark_set(limit=20)
     config = EvalConfig(batch_size=4, max_new_tokens=32)
     metrics = {}
     for preset in ("smollm2-135m-instruct", "smollm2-pruned-student"):
@@ -21,8 +21,10 @@ def test_full_model_beats_the_pruned_student_on_the_fixed_set() -> None:
         metrics[preset] = evaluate_dataset(model, tok, data, config)["metrics"]
         del model
     full, pruned = metrics["smollm2-135m-instruct"], metrics["smollm2-pruned-student"]
-    # DESIGN.md §9: full ~9 and pruned ~23 on held-out seed tasks; same ordering expected here.
-    assert 2.0 < full["perplexity"] < 40.0
-    assert pruned["perplexity"] > full["perplexity"]
-    assert full["rougeL"] > 0.05 and full["bleu"] >= 0.0
-    assert 0.0 <= full["ece"] <= 1.0 and 0.0 <= full["low_conf_share"] <= 1.0
+    # The full model knows more than the copy with 6 of its 30 layers removed: every text
+    # metric orders them (a metric stuck at 0, or computed on the wrong texts, fails here).
+    assert 2.0 < full["perplexity"] < pruned["perplexity"]
+    assert full["rougeL"] > pruned["rougeL"] and full["bleu"] > pruned["bleu"]
+    assert full["exact_match"] >= pruned["exact_match"] and full["exact_match"] > 0
+    # A trained model is roughly calibrated; an ECE near 0.5 would mean the bins are wrong.
+    assert full["ece"] < 0.25 and full["low_conf_share"] < pruned["low_conf_share"]

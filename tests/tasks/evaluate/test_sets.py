@@ -16,7 +16,7 @@ from tasks.evaluate.sets import (
     load_eval_set,
     snapshot_set_name,
 )
-from tests.tasks.evaluate.conftest import save_snapshot
+from tests.tasks.evaluate.conftest import QA, save_snapshot
 
 
 def _rec(i: int, instruction: str, context: str, response: str, source: str) -> dict:
@@ -83,9 +83,15 @@ def test_snapshot_test_split_and_set_names(tmp_path: Path, snapshot_dir: Path) -
     with pytest.raises(ValueError, match="'messages' or 'prompt'"):
         load_eval_set(tmp_path / "bad")
     fixed = cache_fixed_benchmark(tmp_path / "fixed", source=_records(tmp_path / "r.jsonl"))
-    sets = eval_set_paths(snapshot_dir, [str(snapshot_dir)], fixed)
-    assert list(sets) == ["test:snap-new", "test:snap-new#1", "fixed"]
+    # A snapshot's folder and its test split folder are one set with one key: given twice, it
+    # is evaluated once (earlier splits are passed as <snapshot>/test).
     assert snapshot_set_name(snapshot_dir) == "test:snap-new"
+    assert snapshot_set_name(snapshot_dir / "test") == "test:snap-new"
+    sets = eval_set_paths(snapshot_dir, [str(snapshot_dir / "test")], fixed)
+    assert list(sets) == ["test:snap-new", "fixed"]
+    other = save_snapshot(tmp_path / "snap-old", QA[6:], "old")
+    sets = eval_set_paths(snapshot_dir, [str(other / "test")], fixed)
+    assert list(sets) == ["test:snap-new", "test:snap-old", "fixed"]
 
 
 def test_empty_test_splits(tmp_path: Path, snapshot_dir: Path) -> None:
