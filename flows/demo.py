@@ -189,6 +189,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             progress.line(
                 f"  {row['student']}: {row['status']}{version} — {row.get('detail') or ''}"
             )
+            if row.get("teacher"):
+                progress.line(f"  {row['teacher']}")
             if row.get("teacher_cache"):
                 cache = row["teacher_cache"]
                 progress.line(

@@ -23,6 +23,7 @@ from tasks.cycle import (
     training_slot,
     version_metadata,
 )
+from tasks.evaluate.pipeline import link_candidate_evaluations
 from tasks.publish import promote, publish_version
 from tasks.teacher import resolve_teacher
 
@@ -46,24 +47,31 @@ def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -
         earlier_test_paths=earlier_test_splits(snapshot["snapshot_id"]),
         student=student,
         stable_version_id=plan["stable_version_id"],
+        teacher_preset=teacher["preset"],  # the yardstick: scored on the same prompts
+        teacher_adapter_dir=teacher["adapter_dir"],
         **config.evaluate,
     )
-    verdict["detail"] = "; ".join(verdict["gate"].get("reasons", []))[:300]
     record_gate_decision(trained["run_id"], verdict["decision"])
     if verdict["decision"] != "promote":
         return row.done(
-            "rejected", decision="reject", detail=verdict["detail"], report=verdict["report_path"]
+            "rejected",
+            decision="reject",
+            detail=verdict["detail"],
+            teacher=verdict["teacher"],
+            report=verdict["report_path"],
         )
     exported = export_student(student, trained, snapshot, config)
     metadata = version_metadata(student, teacher, trained, snapshot)
     candidate = verdict["metrics"]["candidate"]
     published = publish_version(student, exported["files"], metadata, candidate, verdict["gate"])
+    link_candidate_evaluations(verdict["evaluation_ids"], published["id"])
     promote(student, published["version"], reason=verdict["detail"])
     return row.done(
         "published",
         version=published["version"],
         decision="promote",
         detail=verdict["detail"],
+        teacher=verdict["teacher"],
         report=verdict["report_path"],
         files=[f["name"] for f in published["files"]],
         teacher_cache=trained["metrics"].get("teacher_cache"),

@@ -246,7 +246,7 @@ def cycle_state(summary: dict[str, Any]) -> State:
     return Failed(name=name, data=summary, message=f"{counts}; failed: {', '.join(failed)}")
 
 
-SUMMARY_COLUMNS = ("student", "status", "version", "decision", "detail", "seconds")
+SUMMARY_COLUMNS = ("student", "status", "version", "decision", "detail", "teacher", "seconds")
 
 
 def summary_markdown(snapshot: dict[str, Any], rows: list[dict[str, Any]]) -> str:
