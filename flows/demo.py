@@ -124,10 +124,11 @@ def quiet_progress_bars() -> None:
 
 
 def show_stage_logs() -> None:
-    """The stages' own INFO lines (preflight, teacher cache, merge, export): Prefect's console
-    handler prints them once their loggers let INFO through."""
+    """The stages' own INFO lines (snapshot, preflight, teacher cache, gate, export) and the
+    flows' summaries; Prefect's line per finished task would bury them, so it is left out."""
     for name in ("tasks", "storage"):
         logging.getLogger(name).setLevel(logging.INFO)
+    logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
 
 
 def demo_config(options: DemoOptions) -> CycleConfig:

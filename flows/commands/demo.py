@@ -31,9 +31,7 @@ def demo(
     # Prefect reads its settings on import. Its in-process API server gets 20 s to start by
     # default, too little on a busy 2-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
-    # The demo prints its own stage lines: Prefect's per-task lines and its telemetry attempts
-    # (which fail offline) would bury them. Our stages still log at INFO (flows/demo.py).
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Prefect's telemetry attempts fail offline and log an ERROR each time: not for this user.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.demo import DemoOptions, run_demo
 

@@ -125,6 +125,13 @@ def evaluate_dataset(
     }
 
 
+def _short_set_name(key: str) -> str:
+    """A progress-bar label for a set key: `test:<fingerprint>` is cut to 8 hex digits."""
+    if key.startswith("test:"):
+        return f"test split {key[5:13]}"
+    return "fixed benchmark" if key == "fixed" else key
+
+
 def evaluate_model(
     preset: str,
     adapter_dir: str | None,
@@ -171,8 +178,8 @@ def evaluate_model(
             adapter = Path(adapter_dir) if adapter_dir else None
             loaded = load_model_and_tokenizer(preset, adapter_dir=adapter, device=device)
         model, tokenizer = loaded
-        label = preset + (" + LoRA" if adapter_dir else "")
-        sets[name] = evaluate_dataset(model, tokenizer, dataset, config, f"{label} on {name}")
+        label = f"{preset}{' + LoRA' if adapter_dir else ''} on {_short_set_name(name)}"
+        sets[name] = evaluate_dataset(model, tokenizer, dataset, config, label)
         cache.put(key, sets[name])
     result = {
         "preset": preset,
