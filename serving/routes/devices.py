@@ -16,6 +16,7 @@ from serving.http import (
     documented,
     read_limited_body,
     require_json,
+    utf8_body,
 )
 from serving.schemas import DeviceCredentials, DeviceRegistration
 from serving.state import service
@@ -34,7 +35,7 @@ async def _registration_guard(request: Request) -> None:
     state.limits.hit(state.limits.registration, "address", address)
     require_json(request)
     body = await read_limited_body(request, _REGISTRATION_MAX_BYTES)
-    request._body = body  # FastAPI parses these bytes; they are never read twice
+    request._body = utf8_body(body)  # FastAPI parses these bytes; never read twice
     key = state.settings.enrollment_key
     if state.settings.enrollment == "key" and key is not None:
         given = request.headers.get(SIGNATURE_HEADER, "")

@@ -17,6 +17,7 @@ from serving.http import (
     documented,
     read_limited_body,
     require_json,
+    utf8_body,
 )
 from serving.schemas import FeedbackResult
 from serving.state import service
@@ -38,7 +39,8 @@ async def _upload_guard(request: Request) -> None:
             await run_in_threadpool(state.auth.verify, device_id, token_hash)
         state.limits.hit(state.limits.upload, "device", device_id)
         require_json(request)
-        request._body = await read_limited_body(request, state.settings.max_body_bytes)
+        body = await read_limited_body(request, state.settings.max_body_bytes)
+        request._body = utf8_body(body)
     except ApiError as exc:
         state.metrics.rejects.labels(exc.reason).inc()
         raise
