@@ -53,6 +53,8 @@ def create_app(
         redoc_url="/api/redoc",
         static_url="/api/docs-assets",
         telemetry={"tracing": otel, "metrics": otel, "logs": otel},
+        # Operation ids are the endpoint names: generated clients get register_device, etc.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.service = state
     # The polled manifest first: routing tries routes in order.

@@ -42,16 +42,12 @@ _BINARY = {
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The whole file.", **_BINARY},
     206: {"description": "The requested byte range(s).", **_BINARY},
-    **documented(404, 416),
+    **documented(404, 416, 422),
 }
 
 
-@router.head(
-    "/{path:path}", response_class=Response, responses=_RESPONSES, operation_id="head_artifact"
-)
-@router.get(
-    "/{path:path}", response_class=Response, responses=_RESPONSES, operation_id="download_artifact"
-)
+@router.head("/{path:path}", response_class=Response, responses=_RESPONSES, name="head_artifact")
+@router.get("/{path:path}", response_class=Response, responses=_RESPONSES, name="download_artifact")
 async def download(request: Request, path: str) -> Response:
     """A registry file; Range requests answer 206 (or 416), so phones can resume downloads."""
     state = service(request)

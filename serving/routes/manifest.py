@@ -111,6 +111,7 @@ router.add_api_route(
     LATEST_PATH,
     latest,
     methods=["GET"],
+    name="latest_manifest",
     response_model=Manifest,
     route_class_override=PreRenderedRoute,
     responses={
