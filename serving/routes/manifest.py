@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from starlette.responses import Response
+from starlette.routing import request_response as starlette_request_response
 
 from serving.http import ApiError, documented
 from serving.schemas import Manifest
@@ -90,6 +91,11 @@ class PreRenderedRoute(APIRoute):
     cached answer (bench/manifest.py), so the endpoint parses its three query parameters
     itself, by the rules the document states.
     """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Starlette's request/response wrapper: no dependency exit stacks to open per poll.
+        self.app = starlette_request_response(endpoint)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """The endpoint itself."""
