@@ -1,19 +1,25 @@
-"""The FastAPI app factory: routes, error shapes, metrics; storage is the only dependency."""
+"""The FastAPI app factory: routes, error shapes, metrics, offline docs; storage is its store."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
 from serving.http import ApiError, error_response, json_response
 from serving.metrics import TimingMiddleware
-from serving.routes import artifacts, feedback, health, manifest, models
-from serving.schemas import field_path
+from serving.routes import artifacts, devices, feedback, health, manifest, models
+from serving.schemas import feedback_model, field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
 from storage.config import StorageSettings
 from storage.db import Database, get_database
+
+DOCS_PATH = "/api/docs"
+log = logging.getLogger("distillery.serving")
 
 
 def create_app(
@@ -22,30 +28,43 @@ def create_app(
     """Build the service; without arguments it uses the environment's settings and database."""
     settings = settings or ServiceSettings()
     database = database or get_database(StorageSettings())
+    upload_model = feedback_model(settings)
     state = ServiceState(
         settings=settings,
         database=database,
         artifact_root=settings.resolved_artifact_root(),
         schema_head=database.head_revision(),
+        feedback_model=upload_model,
     )
+    if settings.enrollment == "open":
+        log.warning(
+            "enrollment policy is 'open' (the demo default): any client may register a device"
+            " and upload feedback; set DISTILLERY_ENROLLMENT=key or approval in production"
+        )
     # FastAPI's OpenTelemetry hooks check the global providers on every request; we export
     # Prometheus metrics, so they are off unless asked for.
     otel = settings.opentelemetry
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets bundled in fastapi-offline: the docs work offline.
+    app = FastAPIOffline(
         title="distillery",
         version=app_version(),
-        docs_url="/api/docs",
+        description="Feedback upload and model manifest for the distillery phone app.",
+        docs_url=DOCS_PATH,
+        redoc_url="/api/redoc",
+        static_url="/api/docs-assets",
         telemetry={"tracing": otel, "metrics": otel, "logs": otel},
+        # Operation ids are the endpoint names: generated clients get register_device, etc.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.service = state
-    for module in (feedback, models, artifacts, health):
+    # The polled manifest first: routing tries routes in order.
+    app.include_router(manifest.router)
+    app.include_router(feedback.build_router(upload_model))
+    for module in (devices, models, artifacts, health):
         app.include_router(module.router)
     app.add_route("/metrics", state.metrics.render, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
-    app.router.routes.append(manifest.LATEST_ROUTE)  # listed; LatestFastPath answers it
-    # Added before the timing middleware, so it runs inside it and is timed too.
-    app.add_middleware(manifest.LatestFastPath)
     app.add_middleware(TimingMiddleware, metrics=state.metrics)
     return app
 
@@ -55,12 +74,17 @@ async def _api_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def _request_invalid(_request: Request, exc: Exception) -> Response:
-    """FastAPI's own (query/path) validation errors in the same shape as ours."""
+async def _request_invalid(request: Request, exc: Exception) -> Response:
+    """Validation errors as `{detail: "<field>: <message>", errors: [...]}` (422)."""
     assert isinstance(exc, RequestValidationError)
     errors = [
         {"field": field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
         for e in exc.errors()
     ]
     first = errors[0] if errors else {"field": "request", "message": "invalid"}
-    return json_response({"detail": f"{first['field']}: {first['message']}", "errors": errors}, 422)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if request.url.path == feedback.FEEDBACK_PATH:
+        request.app.state.service.metrics.rejects.labels("invalid").inc()
+    return json_response(
+        {"detail": f"{first['field']}: {first['message']}{more}", "errors": errors}, 422
+    )

@@ -1,12 +1,18 @@
-"""HTTP plumbing: API errors, orjson responses and a size-bounded body reader."""
+"""HTTP plumbing: API errors, orjson responses, bounded bodies and routes guarded before parsing."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
+
+from serving.schemas import ErrorBody
+
+Guard = Callable[[Request], Awaitable[None]]
 
 
 class ApiError(Exception):
@@ -43,6 +49,36 @@ def error_response(exc: ApiError) -> Response:
     return json_response({"detail": exc.message, **exc.extra}, exc.status, exc.headers)
 
 
+_DESCRIPTIONS = {
+    304: "Not modified: the If-None-Match ETag is current (empty body).",
+    400: "Bad request (e.g. an untrusted Host header or a bad Content-Length).",
+    401: "Missing, malformed, invalid or revoked bearer token.",
+    403: "Authenticated but not allowed (another device's id, pending approval, bad signature).",
+    404: "Not found.",
+    413: "Request body larger than the configured limit.",
+    415: "Content-Type is not application/json.",
+    416: "Range not satisfiable.",
+    422: "Validation failed; `detail` names the first field, `errors` lists all.",
+    429: "Rate limit or daily quota exceeded; retry after `Retry-After` seconds.",
+    503: "Database unavailable.",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes (ErrorBody, except 304's empty body)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        entry: dict[str, Any] = {"description": _DESCRIPTIONS[code]}
+        if code not in (304, 416):
+            entry["model"] = ErrorBody
+        if code == 429:
+            entry["headers"] = {
+                "Retry-After": {"description": "seconds", "schema": {"type": "integer"}}
+            }
+        out[code] = entry
+    return out
+
+
 async def read_limited_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 once it is (or declares to be) larger than `limit`.
 
@@ -51,11 +87,9 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     """
     declared = request.headers.get("content-length")
     if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise ApiError(400, "Content-Length is not an integer", reason="bad_length") from None
-        if size > limit:
+        if not declared.isdigit():
+            raise ApiError(400, "Content-Length is not an integer", reason="bad_length")
+        if int(declared) > limit:
             raise _too_large(limit)
     chunks: list[bytes] = []
     received = 0
@@ -67,7 +101,67 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def utf8_body(body: bytes) -> bytes:
+    """The body, if it is UTF-8 (RFC 8259): else a 422 instead of FastAPI's bare 400."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"JSON body is not valid UTF-8 (byte {exc.start})"
+        raise ApiError(
+            422,
+            f"body: {message}",
+            reason="invalid",
+            errors=[{"field": "body", "message": message, "type": "json_invalid"}],
+        ) from None
+    return body
+
+
+def require_json(request: Request) -> None:
+    """415 unless the Content-Type is application/json (or a +json type), any parameters."""
+    value = request.headers.get("content-type", "")
+    media = value.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise ApiError(
+            415,
+            f"Content-Type must be application/json (got {value[:60] or 'none'!r})",
+            reason="unsupported_media_type",
+        )
+
+
 def _too_large(limit: int) -> ApiError:
     return ApiError(
         413, f"request body exceeds {limit} bytes", reason="body_too_large", max_bytes=limit
     )
+
+
+def before_body(guard: Guard) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark an endpoint: `guard` runs before FastAPI reads and parses the body.
+
+    FastAPI reads the whole body before any dependency runs; the guard (auth, rate limit,
+    content type, size) lets a refused request cost nothing and never buffer an oversize body.
+    """
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.before_body = guard  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
+
+
+class GuardedRoute(APIRoute):
+    """An APIRoute that runs its endpoint's `before_body` guard ahead of body parsing."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """FastAPI's handler, preceded by the guard when the endpoint declares one."""
+        handler = super().get_route_handler()
+        guard: Guard | None = getattr(self.endpoint, "before_body", None)
+        if guard is None:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            await guard(request)
+            return await handler(request)
+
+        return guarded

@@ -1,20 +1,45 @@
-"""Request bodies: pydantic models whose limits come from ServiceSettings, and error shaping."""
+"""Request and response models of the API: strict types, limits from ServiceSettings."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from serving.settings import ServiceSettings
 
-_IGNORE_EXTRA = ConfigDict(extra="ignore")
+# Unknown fields are ignored: a newer app may send more than this server knows.
+_IN = ConfigDict(extra="ignore")
+
+
+def no_nul(value: str) -> str:
+    """Refuse NUL: PostgreSQL text cannot hold it, and no phone sends it on purpose."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """A timestamp that converts to UTC within years 1..9999 (stored as UTC everywhere)."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError("timestamp is out of range once converted to UTC") from None
+
+
+# NUL refused by a pattern: checked in pydantic-core (Rust), and stated in the document.
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Field(pattern=NO_NUL)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
+# strict: "5", 5.0 and true are refused, not coerced (a client bug must surface).
+StrictCount = Annotated[int, Field(strict=True, ge=0, le=86_400_000)]
 
 
 def _text(max_chars: int, *, required: bool = True) -> Any:
     limit = Field(min_length=1 if required else 0, max_length=max_chars)
-    return Annotated[str, limit] if required else Annotated[str | None, limit]
+    return Annotated[Text, limit] if required else Annotated[Text | None, limit]
 
 
 def feedback_model(settings: ServiceSettings) -> type[BaseModel]:
@@ -22,49 +47,182 @@ def feedback_model(settings: ServiceSettings) -> type[BaseModel]:
     s = settings
     interaction = create_model(
         "InteractionIn",
-        __config__=_IGNORE_EXTRA,
-        id=(uuid.UUID, ...),
+        __config__=_IN,
+        __doc__="One answer the phone's model gave, with the user's rating and correction.",
+        id=(uuid.UUID, Field(description="Client-generated id; a re-upload is idempotent.")),
         model_name=(_text(s.max_model_name_chars), ...),
         model_version=(_text(s.max_model_version_chars), ...),
         prompt=(_text(s.max_prompt_chars), ...),
         response=(_text(s.max_response_chars), ...),
         correction=(_text(s.max_correction_chars, required=False), None),
-        rating=(Annotated[int | None, Field(ge=1, le=5)], None),
-        latency_ms=(Annotated[int | None, Field(ge=0, le=86_400_000)], None),
+        rating=(Annotated[int | None, Field(strict=True, ge=1, le=5)], None),
+        latency_ms=(StrictCount | None, None),
         category=(_text(s.max_category_chars, required=False), None),
-        created_at=(AwareDatetime, ...),
+        created_at=(Timestamp, ...),
+        updated_at=(
+            Timestamp | None,
+            Field(
+                None,
+                description="When the user last changed rating or correction; a re-upload "
+                "with a later updated_at replaces them (last write wins).",
+            ),
+        ),
     )
     bounds = Field(min_length=1, max_length=s.max_interactions)
     items: Any = Annotated[list[interaction], bounds]  # type: ignore[valid-type]
     return create_model(
         "FeedbackUpload",
-        __config__=_IGNORE_EXTRA,
-        device_id=(Annotated[str, Field(min_length=1, max_length=64)], ...),
+        __config__=_IN,
+        __doc__="A batch of interactions from one device.",
+        device_id=(Annotated[Text, Field(min_length=1, max_length=64)], ...),
         interactions=(items, ...),
-        timestamp=(AwareDatetime, ...),
+        timestamp=(Timestamp, ...),
     )
 
 
 class DeviceRegistration(BaseModel):
     """`POST /api/devices` body."""
 
-    model_config = _IGNORE_EXTRA
+    model_config = _IN
 
-    platform: Annotated[str, Field(min_length=1, max_length=32)]
-    app_version: Annotated[str, Field(min_length=1, max_length=32)]
+    platform: Annotated[Text, Field(min_length=1, max_length=32)]
+    app_version: Annotated[Text, Field(min_length=1, max_length=32)]
+
+
+class DeviceCredentials(BaseModel):
+    """A new device's id and bearer token (shown once: only a hash is stored)."""
+
+    device_id: str
+    token: str
+    token_type: Literal["bearer"] = "bearer"
+    status: Literal["active", "pending"] = Field(
+        description="pending: uploads are refused (403) until an admin approves the device."
+    )
+
+
+class FeedbackResult(BaseModel):
+    """What one upload stored."""
+
+    batch_id: uuid.UUID
+    accepted: int = Field(description="interactions newly stored")
+    updated: int = Field(description="stored interactions whose rating/correction changed")
+    duplicates: int = Field(description="interactions already stored (or repeated)")
+    received: int
+
+
+class FieldError(BaseModel):
+    """One invalid field."""
+
+    field: str
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error: a one-line `detail`; validation errors add the fields."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class ManifestFile(BaseModel):
+    """One downloadable file of a release."""
+
+    name: str | None
+    url: str
+    size: int | None
+    sha256: str | None
+    quantization: str | None
+    format: str | None
+
+
+class ManifestModel(BaseModel):
+    """The version a student's channel points to and its primary download."""
+
+    student: str
+    version: int
+    download_url: str
+    file_name: str | None
+    size: int | None
+    sha256: str | None
+    quantization: str | None
+    format: str | None
+    base_model: str
+    base_revision: str | None
+    released_at: datetime | None
+    min_app_version: str | None
+    files: list[ManifestFile]
+    update_available: bool | None = None
+
+
+class Manifest(BaseModel):
+    """What phones poll: the latest version of every student on the mobile channel."""
+
+    channel: str
+    models: list[ManifestModel]
+    current_version: int | None = None
+    update_available: bool | None = None
+
+
+class VersionOut(BaseModel):
+    """One version of a student."""
+
+    version: int
+    status: str
+    base_model: str
+    base_revision: str | None
+    teacher: str | None
+    strategy: str | None
+    snapshot_id: int | None
+    training_run_id: int | None
+    metrics: dict[str, float]
+    gate: dict[str, Any]
+    channels: list[str]
+    files: int
+    hub_revision: str | None
+    created_at: datetime
+    published_at: datetime | None
+
+
+class ChannelEventOut(BaseModel):
+    """One promotion or rollback."""
+
+    id: int
+    channel: str
+    action: str
+    from_version: int | None
+    to_version: int | None
+    reason: str
+    actor: str
+    created_at: datetime
+
+
+class VersionHistory(BaseModel):
+    """Every version of a student, its channels and the promotion audit trail."""
+
+    student: str
+    channels: dict[str, int | None]
+    versions: list[VersionOut]
+    events: list[ChannelEventOut]
+
+
+class Health(BaseModel):
+    """Database reachability and schema state."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    schema_revision: str | None = None
+    schema_head: str | None = None
+    schema_current: bool | None = None
+    error: str | None = None
+    version: str
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
-    """('interactions', 3, 'prompt') -> 'interactions[3].prompt'."""
+    """('body', 'interactions', 3, 'prompt') -> 'interactions[3].prompt'."""
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "body"
-
-
-def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic errors as [{field, message, type}], the field in `a[3].b` form."""
-    return [
-        {"field": field_path(err["loc"]), "message": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]

@@ -1,14 +1,17 @@
-"""Service settings: request limits, public URL, manifest policy (DISTILLERY_* env or .env)."""
+"""Service settings: request limits, public URL, enrollment, rate limits (DISTILLERY_* env)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.config import StorageSettings
+
+# Hosts a development profile trusts in the Host header when no public base URL is set.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class ServiceSettings(BaseSettings):
@@ -16,6 +19,9 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
 
+    # development: loopback Host headers are trusted; production: refuses to start unless
+    # download URLs have a configured origin (public_base_url or allowed_hosts).
+    profile: Literal["development", "production"] = "development"
     max_body_bytes: Annotated[int, Field(gt=0)] = 2 * 1024 * 1024
     max_interactions: Annotated[int, Field(gt=0)] = 500
     max_prompt_chars: Annotated[int, Field(gt=0)] = 16_000
@@ -25,8 +31,11 @@ class ServiceSettings(BaseSettings):
     max_model_name_chars: Annotated[int, Field(gt=0, le=128)] = 128
     max_model_version_chars: Annotated[int, Field(gt=0, le=64)] = 64
     max_category_chars: Annotated[int, Field(gt=0, le=128)] = 128
-    # e.g. https://models.example.com; unset: URLs are built from the request's base URL.
+    # e.g. https://models.example.com: the only origin download URLs are built from.
     public_base_url: str | None = None
+    # Without a public base URL, a request's Host must be one of these (env: comma list)
+    # for its URLs to be used; development also trusts loopback names.
+    allowed_hosts: Annotated[list[str], NoDecode] = []
     # The primary download of a release is its first file in this order (env: comma list).
     quantization_preference: Annotated[list[str], NoDecode] = ["Q4_K_M", "Q4_0", "Q8_0", "F16"]
     mobile_channel: str = "stable"
@@ -37,12 +46,59 @@ class ServiceSettings(BaseSettings):
     # FastAPI's native OpenTelemetry spans/metrics (Prometheus /metrics is always on).
     opentelemetry: bool = False
 
-    @field_validator("quantization_preference", mode="before")
+    # Who may teach the model: open (demo), key (HMAC of the registration body with
+    # enrollment_key), approval (devices start pending until `distillery devices approve`).
+    enrollment: Literal["open", "key", "approval"] = "open"
+    enrollment_key: SecretStr | None = None
+    # Seconds a verified token is trusted before the database is asked again; uploads are
+    # re-checked inside their write transaction anyway, so revocation applies at once.
+    auth_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    # `limits` rate strings; storage "memory://" is per process, "redis://..." is shared.
+    registration_rate_limit: str = "20/minute"
+    upload_rate_limit: str = "120/minute"
+    rate_limit_storage: str = "memory://"
+    # Interactions one device may add per UTC day (0: no quota).
+    device_daily_quota: Annotated[int, Field(ge=0)] = 20_000
+    # Group commit: uploads waiting at the same moment share one transaction (1: off).
+    group_commit_max_uploads: Annotated[int, Field(ge=1)] = 32
+
+    @field_validator("quantization_preference", "allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("registration_rate_limit", "upload_rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse  # the limiter's own grammar, e.g. "20/minute"
+
+        parse(value)
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an absolute http(s) URL, e.g. https://models.example.com")
+        return value.rstrip("/") if value else None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ServiceSettings:
+        if self.profile == "production" and not (self.public_base_url or self.allowed_hosts):
+            raise ValueError(
+                "profile=production needs DISTILLERY_PUBLIC_BASE_URL or DISTILLERY_ALLOWED_HOSTS:"
+                " download URLs must never be built from an untrusted Host header"
+            )
+        if self.enrollment == "key" and not self.enrollment_key:
+            raise ValueError("enrollment=key needs DISTILLERY_ENROLLMENT_KEY (the app's secret)")
+        return self
+
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names (without port) whose Host header may build download URLs."""
+        extra = LOOPBACK_HOSTS if self.profile == "development" else ()
+        return frozenset(h.lower() for h in (*self.allowed_hosts, *extra))
 
     def resolved_artifact_root(self) -> Path:
         """The configured artifact root, else the storage default."""

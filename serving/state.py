@@ -15,8 +15,9 @@ from starlette.requests import Request
 from serving.auth import Authenticator
 from serving.catalog import CatalogCache
 from serving.metrics import ServiceMetrics
-from serving.schemas import feedback_model
+from serving.ratelimit import RateLimits
 from serving.settings import ServiceSettings
+from serving.writer import FeedbackWriter
 from storage.db import Database
 
 _TOUCH_INTERVAL_S = 60.0
@@ -38,19 +39,33 @@ class ServiceState:
     database: Database
     artifact_root: Path
     schema_head: str | None
+    feedback_model: type[BaseModel]
     auth: Authenticator = field(init=False)
     catalog: CatalogCache = field(init=False)
     metrics: ServiceMetrics = field(init=False)
-    feedback_model: type[BaseModel] = field(init=False)
+    limits: RateLimits = field(init=False)
+    writer: FeedbackWriter = field(init=False)
     version: str = field(default_factory=app_version)
     _sqlite_lock: threading.Lock = field(default_factory=threading.Lock)
     _touched: dict[str, float] = field(default_factory=dict)
+    _trusted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        self.auth = Authenticator(self.database)
+        self._trusted = self.settings.trusted_hosts()
+        self.auth = Authenticator(self.database, self.settings.auth_cache_seconds)
         self.catalog = CatalogCache(self.database, self.settings)
         self.metrics = ServiceMetrics()
-        self.feedback_model = feedback_model(self.settings)
+        self.limits = RateLimits(self.settings)
+        self.writer = FeedbackWriter(
+            self.database,
+            max_group=self.settings.group_commit_max_uploads,
+            daily_quota=self.settings.device_daily_quota,
+        )
+
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        """Host names whose Host header may build download URLs."""
+        return self._trusted
 
     def due_for_touch(self, device_id: str) -> bool:
         """True at most once a minute per device: last_seen_at needs no finer grain."""

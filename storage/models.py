@@ -69,6 +69,9 @@ class Device(Base):
     app_version: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime | None]
+    # active: may upload; pending: awaits admin approval; revoked: its token is refused.
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    status_changed_at: Mapped[datetime | None]
 
 
 class FeedbackBatch(Base):
@@ -82,13 +85,20 @@ class FeedbackBatch(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     accepted: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    # The daily quota sums a device's batches of today.
+    __table_args__ = (Index("ix_feedback_batches_device_received", "device_id", "received_at"),)
 
 
 class Interaction(Base):
     """A prompt the phone's model answered, with the user's rating and correction.
 
     `seq` orders rows by arrival and is what snapshot watermarks refer to; `id` is the
-    client-generated idempotency key. The pipeline never updates or deletes these rows.
+    client-generated idempotency key. The pipeline never updates or deletes these rows; a
+    device that re-sends an id with a later `client_updated_at` replaces rating and
+    correction (earlier values go to InteractionRevision) and the row takes a new seq, so
+    the next snapshot picks the updated record up as new.
     """
 
     __tablename__ = "interactions"
@@ -106,9 +116,27 @@ class Interaction(Base):
     latency_ms: Mapped[int | None]
     category: Mapped[str | None] = mapped_column(String(128))
     client_created_at: Mapped[datetime]
+    client_updated_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_interactions_received_at", "received_at"),)
+
+
+class InteractionRevision(Base):
+    """Audit trail of feedback updates: the values an interaction had before each update."""
+
+    __tablename__ = "interaction_revisions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    interaction_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    previous_seq: Mapped[int] = mapped_column(BigInteger)
+    rating: Mapped[int | None]
+    correction: Mapped[str | None] = mapped_column(Text)
+    client_updated_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    replaced_at: Mapped[datetime] = mapped_column(default=utcnow)
+    replaced_by_batch: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 
 class DatasetSnapshot(Base):

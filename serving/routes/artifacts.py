@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from starlette.responses import FileResponse, Response
+from typing import Any
 
-from serving.http import ApiError
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
+
+from serving.http import ApiError, documented
 from serving.state import service
 from storage.artifacts import resolve_artifact
 
-router = APIRouter(prefix="/api/artifacts")
+router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
 
 
-@router.api_route("/{path:path}", methods=["GET", "HEAD"])
+class RangeFileResponse(FileResponse):
+    """Starlette's FileResponse, but a Range it cannot use is ignored as RFC 9110 §14.2 says.
+
+    Starlette answers 400 to an unknown unit or a malformed range set; the RFC says to ignore
+    both and send the whole file (200). Unsatisfiable byte ranges still answer 416.
+    """
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        units, _, spec = http_range.partition("=")
+        if units.strip().lower() != "bytes" or not spec.strip():
+            return []  # unknown unit or no range set: ignored
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except RangeNotSatisfiable:
+            raise
+        except MalformedRangeHeader:
+            return []
+
+
+_BINARY = {
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The whole file.", **_BINARY},
+    206: {"description": "The requested byte range(s).", **_BINARY},
+    **documented(404, 416, 422),
+}
+
+
+@router.head("/{path:path}", response_class=Response, responses=_RESPONSES, name="head_artifact")
+@router.get("/{path:path}", response_class=Response, responses=_RESPONSES, name="download_artifact")
 async def download(request: Request, path: str) -> Response:
     """A registry file; Range requests answer 206 (or 416), so phones can resume downloads."""
     state = service(request)
@@ -22,7 +57,7 @@ async def download(request: Request, path: str) -> Response:
     if resolved is None:
         raise ApiError(404, f"no published artifact at {path!r}", reason="not_found")
     # Starlette's FileResponse implements Range/If-Range, 206/416, Accept-Ranges and ETag.
-    return FileResponse(
+    return RangeFileResponse(
         resolved,
         media_type="application/octet-stream",
         headers={"Cache-Control": "public, max-age=86400"},

@@ -1,124 +1,116 @@
-"""Device registration and feedback upload: authenticated, bounded, idempotent."""
+"""Feedback upload: authenticated before the body is read, bounded, idempotent, group-committed."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the built body model itself.
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from fastapi import APIRouter, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 
-from serving.auth import hash_token, new_credentials
-from serving.http import ApiError, json_response, read_limited_body
-from serving.schemas import DeviceRegistration, validation_errors
-from serving.state import ServiceState, service
-from storage.repo.devices import create_device, touch_device
-from storage.repo.feedback import BatchResult, insert_feedback_batch
+from serving.auth import hash_token
+from serving.http import (
+    ApiError,
+    GuardedRoute,
+    before_body,
+    documented,
+    read_limited_body,
+    require_json,
+    utf8_body,
+)
+from serving.schemas import FeedbackResult
+from serving.state import service
+from serving.writer import Upload
 
-router = APIRouter(prefix="/api")
+FEEDBACK_PATH = "/api/training/feedback"
 
-_REGISTRATION_MAX_BYTES = 4096
-
-
-def _invalid(exc: ValidationError) -> ApiError:
-    errors = validation_errors(exc)
-    first = errors[0]
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ApiError(
-        422, f"{first['field']}: {first['message']}{more}", reason="invalid", errors=errors
-    )
+# Declares the bearer scheme in OpenAPI; the guard below does the checking, before the body.
+bearer = HTTPBearer(auto_error=False, description="`<device_id>.<secret>` from POST /api/devices")
 
 
-@router.post("/devices", status_code=201)
-async def register_device(request: Request) -> Response:
-    """Register a device; its bearer token is in this answer only (just a hash is kept)."""
-    state = service(request)
-    body = await read_limited_body(request, _REGISTRATION_MAX_BYTES)
-    try:
-        registration = DeviceRegistration.model_validate_json(body)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    device_id, token = new_credentials()
-
-    def store() -> None:
-        with state.write_lock(), state.database.transaction(write=True) as session:
-            create_device(
-                session=session,
-                device_id=device_id,
-                token_hash=hash_token(token),
-                platform=registration.platform,
-                app_version=registration.app_version,
-            )
-
-    await run_in_threadpool(store)
-    return json_response(
-        {"device_id": device_id, "token": token, "token_type": "bearer"}, status=201
-    )
-
-
-@router.post("/training/feedback")
-async def upload_feedback(request: Request) -> Response:
-    """Store a batch of interactions; ids seen before are counted as duplicates, not stored."""
+async def _upload_guard(request: Request) -> None:
+    """401/403 before the body is read, then the device's rate limit, 415 and 413."""
     state = service(request)
     try:
-        result = await _upload(state, request)
+        device_id, token = state.auth.claimed_device(request.headers.get("authorization"))
+        token_hash = hash_token(token)
+        if not state.auth.cached(device_id, token_hash):
+            await run_in_threadpool(state.auth.verify, device_id, token_hash)
+        state.limits.hit(state.limits.upload, "device", device_id)
+        require_json(request)
+        body = await read_limited_body(request, state.settings.max_body_bytes)
+        request._body = utf8_body(body)
     except ApiError as exc:
         state.metrics.rejects.labels(exc.reason).inc()
         raise
-    state.metrics.uploads.inc()
-    state.metrics.accepted.inc(result.accepted)
-    state.metrics.duplicates.inc(result.duplicates)
-    return json_response(
-        {
-            "batch_id": result.batch_id,
-            "accepted": result.accepted,
-            "duplicates": result.duplicates,
-            "received": result.accepted + result.duplicates,
-        }
+    request.state.device = (device_id, token_hash)
+
+
+def build_router(upload_model: type[BaseModel]) -> APIRouter:
+    """The upload route for a body model built from the settings' limits."""
+    router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["feedback"])
+
+    @router.post(
+        "/training/feedback",
+        response_model=FeedbackResult,
+        responses=documented(401, 403, 413, 415, 422, 429),
     )
+    @before_body(_upload_guard)
+    async def upload_feedback(
+        request: Request,
+        upload: upload_model,  # type: ignore[valid-type]
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> FeedbackResult:
+        """Store a batch of interactions from the token's device.
 
-
-async def _upload(state: ServiceState, request: Request) -> BatchResult:
-    # Authenticate before reading the body, so anonymous uploads cost nothing.
-    device_id, token = state.auth.claimed_device(request.headers.get("authorization"))
-    if not state.auth.cached(device_id, token):
-        await run_in_threadpool(state.auth.verify, device_id, token)
-    body = await read_limited_body(request, state.settings.max_body_bytes)
-    try:
-        upload: Any = state.feedback_model.model_validate_json(body)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    if upload.device_id != device_id:
-        raise ApiError(
-            403, "device_id does not match the device of the bearer token", reason="forbidden"
-        )
-    rows = [
-        {
-            "id": i.id,
-            "model_name": i.model_name,
-            "model_version": i.model_version,
-            "prompt": i.prompt,
-            "response": i.response,
-            "correction": i.correction,
-            "rating": i.rating,
-            "latency_ms": i.latency_ms,
-            "category": i.category,
-            "client_created_at": i.created_at,
-        }
-        for i in upload.interactions
-    ]
-
-    def store() -> BatchResult:
-        with state.write_lock(), state.database.transaction(write=True) as session:
-            result = insert_feedback_batch(
-                session=session,
-                device_id=device_id,
-                interactions=rows,
-                client_timestamp=upload.timestamp,
+        Ids stored before count as duplicates; one re-sent with a later `updated_at` replaces
+        its rating and correction (`updated`). Answered once the batch is committed.
+        """
+        state = service(request)
+        device_id, token_hash = request.state.device
+        body: Any = upload
+        try:
+            if body.device_id != device_id:
+                raise ApiError(
+                    403,
+                    "device_id does not match the device of the bearer token",
+                    reason="forbidden",
+                )
+            rows = [
+                {
+                    "id": i.id,
+                    "model_name": i.model_name,
+                    "model_version": i.model_version,
+                    "prompt": i.prompt,
+                    "response": i.response,
+                    "correction": i.correction,
+                    "rating": i.rating,
+                    "latency_ms": i.latency_ms,
+                    "category": i.category,
+                    "client_created_at": i.created_at,
+                    "client_updated_at": i.updated_at,
+                }
+                for i in body.interactions
+            ]
+            job = Upload(
+                device_id, token_hash, rows, body.timestamp, state.due_for_touch(device_id)
             )
-            if state.due_for_touch(device_id):
-                touch_device(session=session, device_id=device_id)
-        return result
+            result = await state.writer.store(job)
+        except ApiError as exc:
+            if exc.status == 401:
+                state.auth.forget(device_id)
+            state.metrics.rejects.labels(exc.reason).inc()
+            raise
+        state.metrics.uploads.inc()
+        state.metrics.accepted.inc(result.accepted)
+        state.metrics.duplicates.inc(result.duplicates)
+        return FeedbackResult(
+            batch_id=result.batch_id,
+            accepted=result.accepted,
+            updated=result.updated,
+            duplicates=result.duplicates,
+            received=result.accepted + result.updated + result.duplicates,
+        )
 
-    return await run_in_threadpool(store)
+    return router

@@ -6,13 +6,14 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from serving.http import json_response
+from serving.http import documented, json_response
+from serving.schemas import Health
 from serving.state import service
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", tags=["health"])
 
 
-@router.get("/health")
+@router.get("/health", response_model=Health, responses=documented(503))
 async def health(request: Request) -> Response:
     """Database reachability, schema revision against the code's head, and app version."""
     state = service(request)

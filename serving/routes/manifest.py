@@ -1,20 +1,24 @@
-"""The latest manifest phones poll, answered ahead of the router from the catalog cache.
-
-Phones poll this endpoint, so its cached answer is sent with raw ASGI messages: FastAPI's
-routing and parameter solving alone cost more than the whole answer (bench/manifest.py).
-"""
+"""The latest manifest phones poll: a documented route answering a cached, pre-rendered body."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+import re
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.routing import request_response as starlette_request_response
 
-from serving.http import ApiError, error_response
-from serving.state import ServiceState
+from serving.http import ApiError, documented
+from serving.schemas import Manifest
+from serving.state import service
 
 LATEST_PATH = "/api/models/mobile/latest"
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+router = APIRouter(tags=["models"])
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -25,75 +29,117 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _request_base_url(scope: Scope, host: bytes | None) -> str:
-    if host is None:
-        server_host, port = scope.get("server") or ("localhost", 80)
-        host = f"{server_host}:{port}".encode()
-    return f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}{scope.get('root_path', '')}"
+def trusted_base_url(request: Request) -> str:
+    """The origin download URLs are built from: the public base URL, else a trusted Host."""
+    state = service(request)
+    if state.settings.public_base_url:
+        return state.settings.public_base_url
+    host = request.url.hostname or ""
+    if host.lower() not in state.trusted_hosts:
+        raise ApiError(
+            400,
+            f"Host {host[:80]!r} is not trusted for download URLs; set DISTILLERY_PUBLIC_BASE_URL"
+            " or add it to DISTILLERY_ALLOWED_HOSTS",
+            reason="untrusted_host",
+        )
+    return str(request.base_url).rstrip("/")
 
 
-async def send_latest(scope: Scope, receive: Receive, send: Send) -> None:
+def _query_error(field: str, message: str) -> ApiError:
+    return ApiError(
+        422,
+        f"{field}: {message}",
+        reason="invalid",
+        errors=[{"field": field, "message": message, "type": "value_error"}],
+    )
+
+
+def _text_param(request: Request, name: str, max_chars: int) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and (len(value) > max_chars or "\x00" in value):
+        raise _query_error(name, f"at most {max_chars} characters, no NUL")
+    return value
+
+
+async def latest(request: Request) -> Response:
     """Per student, the version its stable channel points to, with download URLs and hashes.
 
-    Query: `current_version` (the version the phone runs) adds `update_available`;
-    `student` narrows the list to one student; `device_id` is accepted for staged rollouts.
-    Strong ETag over the body; a matching If-None-Match answers 304.
+    Strong ETag over the body; a matching If-None-Match answers 304. The body is rendered
+    once per catalog state and parameters, then sent as stored bytes.
     """
-    state: ServiceState = scope["app"].state.service
-    query = scope.get("query_string", b"")
-    params = dict(parse_qsl(query.decode("latin-1"))) if query else {}
-    host = if_none_match = None
-    for name, value in scope["headers"]:
-        if name == b"host":
-            host = value
-        elif name == b"if-none-match":
-            if_none_match = value.decode("latin-1")
+    state = service(request)
+    raw_version = request.query_params.get("current_version")
     version: int | None = None
-    if "current_version" in params:
-        try:
-            version = int(params["current_version"])
-        except ValueError:
-            error = ApiError(
-                422, "current_version: must be an integer version number", reason="invalid"
-            )
-            await error_response(error)(scope, receive, send)
-            return
+    if raw_version is not None:
+        if not _DIGITS.fullmatch(raw_version):
+            raise _query_error("current_version", "must be a version number in decimal digits")
+        version = int(raw_version)
+    student = _text_param(request, "student", 128)
+    _text_param(request, "device_id", 64)
     await state.catalog.ensure_fresh()
-    base_url = state.settings.public_base_url or _request_base_url(scope, host)
-    body, etag = state.catalog.manifest(base_url.rstrip("/"), params.get("student"), version)
-    headers = [(b"etag", etag.encode()), (b"cache-control", b"no-cache")]
-    if etag_matches(if_none_match, etag):
-        await send({"type": "http.response.start", "status": 304, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    body, etag = state.catalog.manifest(trusted_base_url(request), student, version)
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
-class _LatestEndpoint:
-    """The same answer as a routed ASGI endpoint (listed among the app's routes)."""
+class PreRenderedRoute(APIRoute):
+    """A documented APIRoute whose endpoint reads the Request and returns its own Response.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_latest(scope, receive, send)
+    Phones poll this route: FastAPI's parameter solving would cost more than the whole
+    cached answer (bench/manifest.py), so the endpoint parses its three query parameters
+    itself, by the rules the document states.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Starlette's request/response wrapper: no dependency exit stacks to open per poll.
+        self.app = starlette_request_response(endpoint)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint itself."""
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
 
 
-LATEST_ROUTE = Route(LATEST_PATH, _LatestEndpoint(), methods=["GET"])
+def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
 
 
-class LatestFastPath:
-    """ASGI middleware that answers GET of the latest manifest before any routing."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
-            and scope["path"] == scope.get("root_path", "") + LATEST_PATH
-        ):
-            scope["route"] = LATEST_ROUTE  # the metrics label, as routing would set it
-            await send_latest(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+router.add_api_route(
+    LATEST_PATH,
+    latest,
+    methods=["GET"],
+    name="latest_manifest",
+    response_model=Manifest,
+    route_class_override=PreRenderedRoute,
+    responses={
+        200: {"headers": {"ETag": {"description": "strong", "schema": {"type": "string"}}}},
+        **documented(304, 400, 422),
+    },
+    openapi_extra={
+        "parameters": [
+            _param(
+                "current_version",
+                {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+                "The version the phone runs (decimal digits); adds `update_available`.",
+            ),
+            _param("student", {"type": "string", "maxLength": 128}, "Only this student."),
+            _param("device_id", {"type": "string", "maxLength": 64}, "For staged rollouts."),
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "An ETag from an earlier answer: 304 if still current.",
+            },
+        ]
+    },
+)

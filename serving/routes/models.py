@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from serving.http import ApiError, json_response
+from serving.http import ApiError, documented, json_response
+from serving.schemas import VersionHistory, no_nul
 from serving.state import service
 from storage.repo.catalog import channel_events, channel_pointers, version_history
 
-router = APIRouter(prefix="/api/models")
+router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 def _metrics_summary(metrics: dict[str, Any]) -> dict[str, float]:
@@ -28,8 +30,11 @@ def _metrics_summary(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-@router.get("/{student}/versions")
-async def versions(request: Request, student: str) -> Response:
+@router.get("/{student}/versions", response_model=VersionHistory, responses=documented(404, 422))
+async def versions(
+    request: Request,
+    student: Annotated[str, AfterValidator(no_nul), Path(min_length=1, max_length=128)],
+) -> Response:
     """All versions of a student (newest first), the channels, and the promotion audit trail."""
     state = service(request)
 

@@ -1,4 +1,4 @@
-"""Feedback batches: idempotent bulk insert of interactions keyed by their client UUID."""
+"""Feedback batches: idempotent bulk insert keyed by client UUID, last-write-wins updates."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from storage.models import FeedbackBatch, Interaction, utcnow
+from storage.models import FeedbackBatch, Interaction, InteractionRevision, utcnow
 
 # Client-supplied columns, in statement order; device, batch and arrival time are added here.
 FIELDS = (
@@ -26,9 +26,11 @@ FIELDS = (
     "latency_ms",
     "category",
     "client_created_at",
+    "client_updated_at",
 )
 _COLUMNS = (*FIELDS, "device_id", "batch_id", "received_at")
-_ROWS_PER_STATEMENT = 500  # 13 params a row: well under SQLite's and PostgreSQL's limits
+_ROWS_PER_STATEMENT = 500  # 14 params a row: well under SQLite's and PostgreSQL's limits
+_UPDATED_AT = FIELDS.index("client_updated_at")
 
 _BATCH: Any = FeedbackBatch.__table__
 # Built once: the per-request statements then only hit SQLAlchemy's compiled cache.
@@ -36,7 +38,11 @@ _BATCH_INSERT = insert(_BATCH)
 _BATCH_COUNTS = (
     update(_BATCH)
     .where(_BATCH.c.id == bindparam("batch_id"))
-    .values(accepted=bindparam("accepted"), duplicates=bindparam("duplicates"))
+    .values(
+        accepted=bindparam("accepted"),
+        duplicates=bindparam("duplicates"),
+        updated=bindparam("updated"),
+    )
 )
 
 _Processor = Callable[[Any], Any] | None
@@ -45,15 +51,21 @@ _plans: dict[tuple[str, str], tuple[str, str, list[_Processor]]] = {}
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What one upload stored: its batch id, how many rows were new and how many repeats."""
+    """What one upload stored: its batch id, new rows, updated rows and repeats."""
 
     batch_id: uuid.UUID
     accepted: int
     duplicates: int
+    updated: int = 0
 
 
 def _as_int(value: uuid.UUID) -> int:
     return value.int
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    """A driver's uuid value (uuid.UUID on PostgreSQL, 32 hex chars on SQLite)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _plan(dialect: Dialect) -> tuple[str, str, list[_Processor]]:
@@ -70,8 +82,8 @@ def _plan(dialect: Dialect) -> tuple[str, str, list[_Processor]]:
     return _plans[key]
 
 
-def _insert_new(session: Session, rows: list[tuple[Any, ...]], tail: tuple[Any, ...]) -> int:
-    """INSERT .. ON CONFLICT (id) DO NOTHING RETURNING id over `rows`; how many were new.
+def _insert_new(session: Session, rows: list[tuple[Any, ...]], tail: tuple[Any, ...]) -> list[Any]:
+    """INSERT .. ON CONFLICT (id) DO NOTHING RETURNING id over `rows`; the new rows' ids.
 
     Built as one multi-row statement on the driver connection: SQLAlchemy's per-row
     parameter handling cost more than the insert itself (see bench/ingest.py).
@@ -82,7 +94,7 @@ def _insert_new(session: Session, rows: list[tuple[Any, ...]], tail: tuple[Any, 
     # The per-batch columns are converted once; per row only the columns that need it.
     tail = tuple(v if p is None else p(v) for v, p in zip(tail, processors[n:], strict=True))
     active = [(i, p) for i, p in enumerate(processors[:n]) if p is not None]
-    accepted = 0
+    accepted: list[Any] = []
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start : start + _ROWS_PER_STATEMENT]
         params: list[Any] = []
@@ -94,8 +106,81 @@ def _insert_new(session: Session, rows: list[tuple[Any, ...]], tail: tuple[Any, 
             params += tail
         rows_sql = ", ".join([placeholders] * len(chunk))
         sql = f"{head}{rows_sql} ON CONFLICT (id) DO NOTHING RETURNING id"
-        accepted += len(conn.exec_driver_sql(sql, tuple(params)).fetchall())
+        accepted += [r[0] for r in conn.exec_driver_sql(sql, tuple(params)).fetchall()]
     return accepted
+
+
+def _next_seq(session: Session) -> Any:
+    """An SQL expression for a fresh arrival seq (the row's sequence; max+1 on SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return text("nextval(pg_get_serial_sequence('interactions', 'seq'))")
+    # SQLite writers hold the database lock (BEGIN IMMEDIATE), so max+1 cannot race.
+    return select(func.max(Interaction.seq) + 1).scalar_subquery()
+
+
+def _apply_updates(
+    session: Session,
+    *,
+    device_id: str,
+    batch_id: uuid.UUID,
+    received_at: datetime,
+    candidates: dict[uuid.UUID, tuple[Any, ...]],
+) -> int:
+    """Apply re-sent rows with a later client_updated_at; how many rows changed.
+
+    Last write wins by the client's clock: only the device that stored a row may change its
+    rating and correction, the old values go to the audit table, and the row takes a new
+    seq and arrival time so the next snapshot reads it as new.
+    """
+    stored = session.execute(
+        select(
+            Interaction.seq,
+            Interaction.id,
+            Interaction.device_id,
+            Interaction.rating,
+            Interaction.correction,
+            Interaction.client_created_at,
+            Interaction.client_updated_at,
+            Interaction.received_at,
+        )
+        .where(Interaction.id.in_(list(candidates)))
+        .with_for_update()
+    ).all()
+    rating_at, correction_at = FIELDS.index("rating"), FIELDS.index("correction")
+    changed = 0
+    for old in stored:
+        new = candidates[old.id]
+        newer = new[_UPDATED_AT] > (old.client_updated_at or old.client_created_at)
+        same = (new[rating_at], new[correction_at]) == (old.rating, old.correction)
+        if old.device_id != device_id or not newer or same:
+            continue
+        session.execute(
+            insert(InteractionRevision).values(
+                interaction_id=old.id,
+                device_id=device_id,
+                previous_seq=old.seq,
+                rating=old.rating,
+                correction=old.correction,
+                client_updated_at=old.client_updated_at,
+                received_at=old.received_at,
+                replaced_at=received_at,
+                replaced_by_batch=batch_id,
+            )
+        )
+        session.execute(
+            update(Interaction)
+            .where(Interaction.seq == old.seq)
+            .values(
+                seq=_next_seq(session),
+                rating=new[rating_at],
+                correction=new[correction_at],
+                client_updated_at=new[_UPDATED_AT],
+                batch_id=batch_id,
+                received_at=received_at,
+            )
+        )
+        changed += 1
+    return changed
 
 
 def insert_feedback_batch(
@@ -112,6 +197,8 @@ def insert_feedback_batch(
     Each mapping holds the FIELDS columns (missing optional ones are NULL). One INSERT ..
     ON CONFLICT (id) DO NOTHING RETURNING: concurrent uploads of overlapping ids are safe
     on SQLite and PostgreSQL, and the returned ids are exactly the rows this call stored.
+    A stored id re-sent with a later `client_updated_at` by its own device is updated
+    (counted in `updated`, not `duplicates`).
     """
     batch_id = batch_id or uuid.uuid4()
     received_at = received_at or utcnow()
@@ -119,8 +206,14 @@ def insert_feedback_batch(
     total = 0
     for item in interactions:
         total += 1
-        if item["id"] not in rows:  # first occurrence wins; later repeats are duplicates
-            rows[item["id"]] = tuple([item.get(name) for name in FIELDS])
+        row = tuple([item.get(name) for name in FIELDS])
+        known = rows.get(item["id"])
+        # First occurrence wins, unless a repeat inside the batch carries a later update.
+        if known is None or (
+            row[_UPDATED_AT] is not None
+            and (known[_UPDATED_AT] is None or row[_UPDATED_AT] > known[_UPDATED_AT])
+        ):
+            rows[item["id"]] = row
     session.execute(
         _BATCH_INSERT,
         {
@@ -130,23 +223,49 @@ def insert_feedback_batch(
             "received_at": received_at,
             "accepted": 0,
             "duplicates": 0,
+            "updated": 0,
         },
     )
     # Sorted ids: concurrent batches take their row locks in one order, so overlapping
     # uploads wait for each other on PostgreSQL instead of deadlocking.
-    accepted = (
+    new_ids = (
         _insert_new(
             session,
             [rows[k] for k in sorted(rows, key=_as_int)],
             (device_id, batch_id, received_at),
         )
         if rows
-        else 0
+        else []
     )
-    result = BatchResult(batch_id=batch_id, accepted=accepted, duplicates=total - accepted)
+    accepted, updated = len(new_ids), 0
+    # Only rows that carry updated_at can change a stored row: the common upload skips this.
+    if any(r[_UPDATED_AT] is not None for r in rows.values()):
+        fresh = {_as_uuid(v) for v in new_ids}
+        candidates = {
+            k: r for k, r in rows.items() if r[_UPDATED_AT] is not None and k not in fresh
+        }
+        if candidates:
+            updated = _apply_updates(
+                session,
+                device_id=device_id,
+                batch_id=batch_id,
+                received_at=received_at,
+                candidates=candidates,
+            )
+    result = BatchResult(
+        batch_id=batch_id,
+        accepted=accepted,
+        duplicates=total - accepted - updated,
+        updated=updated,
+    )
     session.execute(
         _BATCH_COUNTS,
-        {"batch_id": batch_id, "accepted": result.accepted, "duplicates": result.duplicates},
+        {
+            "batch_id": batch_id,
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "updated": result.updated,
+        },
     )
     return result
 

@@ -76,3 +76,46 @@ def fetch_by_seq(*, session: Session, seqs: Iterable[int], chunk_size: int = 100
         part = ordered[start : start + chunk_size]
         stmt = select(*RECORD_COLUMNS).where(Interaction.seq.in_(part)).order_by(Interaction.seq)
         yield from session.execute(stmt)
+
+
+def device_counts(
+    *, session: Session, after: int, upto: int, seqs: Iterable[int]
+) -> dict[str, int]:
+    """Rows per device among after < seq <= upto and the given (replayed) seqs."""
+    counts: dict[str, int] = {}
+    query = (
+        select(Interaction.device_id, func.count())
+        .where(Interaction.seq > after, Interaction.seq <= upto)
+        .group_by(Interaction.device_id)
+    )
+    for device, n in session.execute(query):
+        counts[device] = counts.get(device, 0) + int(n)
+    ordered = sorted(seqs)
+    for start in range(0, len(ordered), 1000):
+        part = ordered[start : start + 1000]
+        query = (
+            select(Interaction.device_id, func.count())
+            .where(Interaction.seq.in_(part))
+            .group_by(Interaction.device_id)
+        )
+        for device, n in session.execute(query):
+            counts[device] = counts.get(device, 0) + int(n)
+    return counts
+
+
+def device_record_ids(
+    *, session: Session, after: int, upto: int, seqs: Iterable[int], devices: Iterable[str]
+) -> Iterator[tuple[str, str]]:
+    """(device_id, record id as str) of these devices' rows in the same selection."""
+    wanted = list(devices)
+    if not wanted:
+        return
+    rows = select(Interaction.device_id, Interaction.id).where(Interaction.device_id.in_(wanted))
+    ranged = rows.where(Interaction.seq > after, Interaction.seq <= upto)
+    for device, record_id in session.execute(ranged.execution_options(yield_per=20_000)):
+        yield device, str(record_id)
+    ordered = sorted(seqs)
+    for start in range(0, len(ordered), 1000):
+        part = rows.where(Interaction.seq.in_(ordered[start : start + 1000]))
+        for device, record_id in session.execute(part):
+            yield device, str(record_id)

@@ -27,6 +27,12 @@ class PrepareConfig:
     validation_ratio: float = 0.1
     group_by: tuple[str, ...] = ("category", "model_name")
     group_cap: int | None = None  # most records per group (None: no cap)
+    # Most of a snapshot one device may make up (None: no cap); a device is never cut
+    # below device_cap_floor records, and snapshots from fewer than device_cap_min_devices
+    # devices (a developer's own phone) are not capped.
+    device_share_cap: float | None = 0.5
+    device_cap_floor: int = 100
+    device_cap_min_devices: int = 3
     system_prompt: str | None = None
 
     def __post_init__(self) -> None:
@@ -43,6 +49,10 @@ class PrepareConfig:
             problems.append("replay_ratio and replay_max must be >= 0")
         if self.group_cap is not None and self.group_cap < 1:
             problems.append("group_cap must be >= 1 or None")
+        if self.device_share_cap is not None and not 0 < self.device_share_cap <= 1:
+            problems.append("device_share_cap must lie in (0, 1] or be None")
+        if self.device_cap_floor < 0 or self.device_cap_min_devices < 1:
+            problems.append("device_cap_floor must be >= 0 and device_cap_min_devices >= 1")
         if not set(self.group_by) <= {"category", "model_name"}:
             problems.append("group_by may name only 'category' and 'model_name'")
         if problems:

@@ -17,6 +17,7 @@ from storage.db import Database
 from storage.models import DatasetSnapshot
 from storage.repo.snapshots import add_snapshot, find_snapshot, latest_snapshot, list_snapshots
 from tasks.prepare.config import PrepareConfig, SnapshotInfo
+from tasks.prepare.device_cap import DROP_REASON, over_cap_ids
 from tasks.prepare.process import FirstPass
 from tasks.prepare.reader import examined_rows, reader_available
 from tasks.prepare.select import select_window
@@ -81,9 +82,10 @@ def build_snapshot(
                 big = window.new_count + len(window.replay_seqs) >= READER_MIN_ROWS
                 readers = READERS if big and _readers_ok(db) else 0
             try:
+                capped = over_cap_ids(session, window, config)
                 rows = examined_rows(db, window, config, first.pii, readers=readers)
                 for record_id, result in rows:
-                    first.take(record_id, result)
+                    first.take(record_id, DROP_REASON if record_id in capped else result)
             finally:
                 first.close()
             version = code_version()

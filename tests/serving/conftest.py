@@ -35,7 +35,12 @@ def settings(tmp_path: Path) -> ServiceSettings:
     """Service settings isolated from the environment, checking the catalog on every request."""
     root = tmp_path / "artifacts"
     root.mkdir()
-    return ServiceSettings(_env_file=None, artifact_root=root, manifest_cache_seconds=0)
+    return ServiceSettings(
+        _env_file=None,
+        artifact_root=root,
+        manifest_cache_seconds=0,
+        allowed_hosts=["testserver"],  # httpx's ASGI client sends Host: testserver
+    )
 
 
 @pytest.fixture

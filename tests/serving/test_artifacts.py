@@ -119,3 +119,14 @@ async def test_unpublished_version_files_are_not_served(
     entry = write_artifact(root, "models/p/v1/model.Q8_0.gguf", b"pending")
     add_version(db, "p", 1, [entry], status="pending")
     assert (await client.get(f"/api/artifacts/{entry['path']}")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "header", ["items=0-5", "bytes", "bytes=", "bytes=abc", "bytes=5-2", "bytes=x-y"]
+)
+async def test_unknown_unit_or_malformed_range_is_ignored(
+    client: httpx.AsyncClient, published: Path, header: str
+) -> None:
+    resp = await client.get(URL, headers={"Range": header})
+    assert resp.status_code == 200  # RFC 9110 §14.2: ignore, send the whole file
+    assert resp.content == DATA

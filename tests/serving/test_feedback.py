@@ -39,6 +39,7 @@ async def test_upload_is_idempotent_and_counts_duplicates(
     assert second.json() == {
         "batch_id": second.json()["batch_id"],
         "accepted": 2,
+        "updated": 0,
         "duplicates": 4,
         "received": 6,
     }
@@ -152,7 +153,8 @@ async def test_malformed_json_is_422(
     client: httpx.AsyncClient, device: tuple[str, dict[str, str]]
 ) -> None:
     _, auth = device
-    resp = await client.post("/api/training/feedback", content=b"{not json", headers=auth)
+    json_type = {**auth, "Content-Type": "application/json"}
+    resp = await client.post("/api/training/feedback", content=b"{not json", headers=json_type)
     assert resp.status_code == 422
     assert "JSON" in resp.json()["detail"]
 
@@ -192,7 +194,8 @@ async def test_oversize_chunked_body_is_413(
             yield b'"' + b"a" * 8192 + b'",'
         yield b"]}"
 
-    resp = await client.post("/api/training/feedback", content=chunks(), headers=auth)
+    json_type = {**auth, "Content-Type": "application/json"}
+    resp = await client.post("/api/training/feedback", content=chunks(), headers=json_type)
     assert "content-length" not in resp.request.headers
     assert resp.status_code == 413
     assert stored(db) == set()

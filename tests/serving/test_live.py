@@ -41,7 +41,11 @@ def test_live_upload_and_limits(live_server: str, db: Database) -> None:
             yield b"]}"
 
         try:
-            too_big = client.post("/api/training/feedback", content=chunked())
+            too_big = client.post(
+                "/api/training/feedback",
+                content=chunked(),
+                headers={"Content-Type": "application/json"},
+            )
             assert too_big.status_code == 413
         except httpx.RemoteProtocolError:
             pass  # the server may answer 413 and close before the client finished sending
