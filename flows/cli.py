@@ -10,7 +10,18 @@ from collections.abc import Sequence
 import click
 import typer
 
-from flows.commands import cycle, db, demo, distill, evaluate, models, prepare, serve, simulate
+from flows.commands import (
+    cycle,
+    db,
+    demo,
+    devices,
+    distill,
+    evaluate,
+    models,
+    prepare,
+    serve,
+    simulate,
+)
 from flows.errors import explain, show_tracebacks
 
 app = typer.Typer(
@@ -41,6 +52,7 @@ app.command("teacher-finetune")(cycle.teacher_finetune)
 # Operating the registry and the store.
 app.add_typer(models.app, name="models")
 app.command("rollback")(models.rollback)
+app.add_typer(devices.app, name="devices")
 app.add_typer(db.app, name="db")
 
 
