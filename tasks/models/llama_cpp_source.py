@@ -66,7 +66,11 @@ class LlamaCppSource:
     def reference_tokenization(self, name: str) -> list[tuple[str, list[int]]]:
         """(text, llama.cpp's reference token ids) pairs from the `.inp`/`.out` files."""
         base = self.llama_cpp / "models" / f"ggml-vocab-{name}.gguf"
-        texts = base.with_suffix(".gguf.inp").read_text(encoding="utf-8").split("\n__ggml_vocab_test__\n")
+        texts = (
+            base.with_suffix(".gguf.inp")
+            .read_text(encoding="utf-8")
+            .split("\n__ggml_vocab_test__\n")
+        )
         ids = base.with_suffix(".gguf.out").read_text(encoding="utf-8").split("\n")
         texts = [t for t in texts if t != ""] if len(texts) != len(ids) else texts
         pairs = []

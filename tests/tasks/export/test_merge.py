@@ -72,7 +72,9 @@ def test_bad_directories_are_named(llama_dir: Path, tmp_path: Path) -> None:
         merge_adapter(llama_dir, None, tmp_path / "out", dtype="bfloat8")
 
 
-def test_merged_folder_keeps_the_model_card_and_sentencepiece_model(student_dirs: dict, tmp_path: Path) -> None:
+def test_merged_folder_keeps_the_model_card_and_sentencepiece_model(
+    student_dirs: dict, tmp_path: Path
+) -> None:
     """The card carries the base's license and lineage, which the GGUF converter reads."""
     base = student_dirs["tiny-tinyllama-1.1b"]
     out = merge_adapter(base, None, tmp_path / "merged")
