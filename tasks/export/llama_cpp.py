@@ -138,7 +138,7 @@ def quantize_q4_k_m(f16_gguf: Path, out_path: Path) -> GGUFFile | Skipped:
 class LlamaCppModel:
     """One GGUF loaded in llama.cpp: tokenize, detokenize, logits, chat template, generate."""
 
-    def __init__(self, gguf_path: Path, n_ctx: int = 512) -> None:
+    def __init__(self, gguf_path: Path, n_ctx: int = 512, *, vocab_only: bool = False) -> None:
         reason = llama_cpp_crash_reason(Path(gguf_path))
         if reason is not None:
             raise LlamaCppUnavailable(reason)
@@ -148,7 +148,8 @@ class LlamaCppModel:
             n_ctx=n_ctx,
             n_batch=n_ctx,
             n_threads=max(1, min(4, os.cpu_count() or 1)),
-            logits_all=True,
+            logits_all=not vocab_only,
+            vocab_only=vocab_only,
             verbose=False,
             seed=0,
         )

@@ -45,10 +45,18 @@ def save_variant(out_dir: Path, arch: str, **config_changes: object) -> Path:
 @pytest.fixture(scope="session")
 def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny SmolLM2-like llama: byte-level BPE with ChatML, GQA and tied embeddings."""
-    out = tmp_path_factory.mktemp("tiny-llama")
-    return save_variant(
-        out, "llama", num_key_value_heads=2, tie_word_embeddings=True, initializer_range=0.1
+    out = save_variant(
+        tmp_path_factory.mktemp("tiny-llama"),
+        "llama",
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
     )
+    # Wider embeddings (as in tasks/models/tiny_seed.py): fewer random near-ties in top-1.
+    model = AutoModelForCausalLM.from_pretrained(out)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(5.0)
+    model.save_pretrained(out)
+    return out
 
 
 @pytest.fixture(scope="session")

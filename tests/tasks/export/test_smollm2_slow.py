@@ -43,6 +43,8 @@ def test_phone_file_is_q4_k_m_and_smaller_than_the_shipped_q4_1(report) -> None:
     assert files["Q4_K_M"].size < smollm2_gguf_path().stat().st_size
     for parity in report.parity:
         assert parity.judge == "llama.cpp" and parity.passed, parity
+    [q8] = [p for p in report.parity if p.quantization == "Q8_0"]
+    assert q8.top1_agreement is not None and q8.top1_agreement >= 0.99, q8
 
 
 def test_metadata_tokenization_and_detokenization_match_the_base_file(
