@@ -29,7 +29,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         materialize_preset("smollm2-pruned-student"),
         None,
         out,
-        ("F16", "Q8_0", PHONE),
+        ("F16", "Q8_0", "Q4_0", PHONE),
         PARITY_TEXTS,
         name="smollm2-pruned-student",
     )
@@ -41,8 +41,13 @@ def test_phone_file_is_q4_k_m_and_smaller_than_the_shipped_q4_1(report) -> None:
     files = {f.quantization: f for f in report.files}
     assert report.phone_file == "Q4_K_M", report.phone_reason
     assert files["Q4_K_M"].size < smollm2_gguf_path().stat().st_size
+    for parity in report.parity:  # shown with -s: the figures behind the phone file
+        print(f"smollm2-pruned-student {parity}")
+    for item in report.files + report.skipped:
+        print(f"smollm2-pruned-student {item}")
     for parity in report.parity:
-        assert parity.judge == "llama.cpp" and parity.passed, parity
+        assert parity.judge == "llama.cpp", parity
+        assert parity.passed or parity.quantization == "Q4_0", parity
     [q8] = [p for p in report.parity if p.quantization == "Q8_0"]
     assert q8.top1_agreement is not None and q8.top1_agreement >= 0.99, q8
 
