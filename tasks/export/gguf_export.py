@@ -1,213 +1,159 @@
-"""Write a merged HF model as a GGUF file (F16, Q8_0, Q4_0) in pure Python with `gguf`."""
+"""Write a merged HF model as GGUF files: llama.cpp's converter, then llama.cpp's quantizer.
+
+F16 is converted once; every other type is requantized from it by llama.cpp (the same path
+as `llama-quantize`, so Q4_K_M keeps its Q6_K output matrix as upstream intends). Without
+llama-cpp-python, F32/F16/Q8_0 still come from the converter and the rest are skipped with
+the reason.
+"""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
-import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
-import gguf
-import numpy as np
-import torch
-from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
-
-from tasks.export.gguf_vocab import add_vocab, load_vocab
+from tasks.export.convert import CONVERTER_TYPES, GGUFMetadata, convert_hf_to_gguf
+from tasks.export.files import GGUFFile, describe, sha256_of
+from tasks.export.llama_cpp import FTYPES, Skipped, llama_cpp_missing_reason, quantize
 
 log = logging.getLogger(__name__)
 
-QUANT_TYPES = {
-    "F32": gguf.GGMLQuantizationType.F32,
-    "F16": gguf.GGMLQuantizationType.F16,
-    "Q8_0": gguf.GGMLQuantizationType.Q8_0,
-    "Q4_0": gguf.GGMLQuantizationType.Q4_0,
-    "Q4_1": gguf.GGMLQuantizationType.Q4_1,
-}
-FILE_TYPES = {
-    "F32": gguf.LlamaFileType.ALL_F32,
-    "F16": gguf.LlamaFileType.MOSTLY_F16,
-    "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-    "Q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
-    "Q4_1": gguf.LlamaFileType.MOSTLY_Q4_1,
-}
-ARCHS = {"llama": gguf.MODEL_ARCH.LLAMA, "phi3": gguf.MODEL_ARCH.PHI3}
-# Embedding/output matrices hurt most when squeezed to 4 bits (llama.cpp's own quantizer keeps
-# them at Q6_K); Q8_0 is the closest type we can write in pure Python.
-EMBEDDING_TENSORS = {"token_embd.weight", "output.weight"}
+QUANTIZATIONS = tuple(FTYPES)  # everything llama.cpp's quantizer can make
+__all__ = [
+    "QUANTIZATIONS",
+    "GGUFFile",
+    "GGUFMetadata",
+    "base_metadata",
+    "describe",
+    "sha256_of",
+    "write_gguf",
+    "write_gguf_files",
+]
 
 
-@dataclass(frozen=True)
-class GGUFFile:
-    """One written GGUF file, as a registry records it."""
-
-    path: Path
-    quantization: str
-    size: int
-    sha256: str
-    notes: tuple[str, ...] = field(default=())
+def _check(quantizations: Sequence[str]) -> list[str]:
+    wanted = [q.upper() for q in quantizations]
+    unknown = [q for q in wanted if q not in QUANTIZATIONS]
+    if unknown:
+        raise ValueError(f"unknown quantizations {unknown}; choose from {list(QUANTIZATIONS)}")
+    return wanted
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def write_gguf_files(
+    hf_dir: Path,
+    out_dir: Path,
+    name: str,
+    quantizations: Sequence[str],
+    metadata: GGUFMetadata | None = None,
+) -> tuple[dict[str, GGUFFile], list[Skipped]]:
+    """`<out_dir>/<name>-<QUANT>.gguf` for each quantization asked for, plus what was skipped."""
+    wanted = _check(quantizations)
+    out_dir = Path(out_dir)
+    files: dict[str, GGUFFile] = {}
+    skipped: list[Skipped] = []
+    missing = llama_cpp_missing_reason()
+    needs_f16 = missing is None and any(q not in ("F32", "F16") for q in wanted)
+    f16_path = out_dir / f"{name}-F16.gguf"
+    if "F16" in wanted or needs_f16:
+        files["F16"] = convert_hf_to_gguf(hf_dir, f16_path, "F16", metadata)
+    for quant in wanted:
+        if quant in files:
+            continue
+        path = out_dir / f"{name}-{quant}.gguf"
+        if quant == "F32" or (missing is not None and quant in CONVERTER_TYPES):
+            files[quant] = convert_hf_to_gguf(hf_dir, path, quant, metadata)
+        elif missing is not None:
+            skipped.append(Skipped(quant, missing))
+        else:
+            result = quantize(f16_path, path, quant)
+            if isinstance(result, Skipped):
+                skipped.append(result)
+            else:
+                files[quant] = result
+    if "F16" not in wanted and "F16" in files:  # only the quantizer's source: not published
+        files.pop("F16").path.unlink(missing_ok=True)
+    return files, skipped
 
 
-def describe(path: Path, quantization: str, notes: tuple[str, ...] = ()) -> GGUFFile:
-    """Size and checksum of a written file."""
-    return GGUFFile(path, quantization, path.stat().st_size, sha256_of(path), notes)
+def write_gguf(
+    hf_dir: Path, out_path: Path, quantization: str, metadata: GGUFMetadata | None = None
+) -> GGUFFile:
+    """One GGUF file of `quantization` at `out_path` (raises when it cannot be made here)."""
+    quant = _check([quantization])[0]
+    out_path = Path(out_path)
+    stem = out_path.name.removesuffix(".gguf")
+    staging = out_path.parent / f".{stem}-staging"
+    files, skipped = write_gguf_files(hf_dir, staging, "m", [quant], metadata)
+    if skipped:
+        raise RuntimeError(f"{quant} not written: {skipped[0].reason}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    files[quant].path.replace(out_path)
+    staging.rmdir()
+    return GGUFFile(out_path, quant, files[quant].size, files[quant].sha256, files[quant].notes)
 
 
-def permute_qk(weights: np.ndarray, n_head: int) -> np.ndarray:
-    """HF rotary layout (two halves) -> llama.cpp interleaved pairs (as convert_hf_to_gguf)."""
-    rows = weights.shape[0]
-    return (
-        weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weights.shape)
+def _card_front_matter(hf_dir: Path) -> dict[str, str]:
+    """`key: value` lines of a model card's YAML front matter (flat keys only)."""
+    card = Path(hf_dir) / "README.md"
+    if not card.is_file():
+        return {}
+    text = card.read_text(encoding="utf-8", errors="replace")
+    match = re.match(r"---\n(.*?)\n---", text, re.DOTALL)
+    pairs = (line.split(":", 1) for line in (match.group(1) if match else "").splitlines())
+    return {k.strip(): v.strip().strip("'\"") for k, v in (p for p in pairs if len(p) == 2) if v}
+
+
+def base_metadata(
+    name: str,
+    version: str | None,
+    base_dir: Path,
+    base_model: str | None = None,
+    base_gguf: Path | None = None,
+) -> GGUFMetadata:
+    """general.* for a student: its own name/version, its base model's license, organisation
+    and pre-tokenizer (read from the base GGUF when one exists, else the model card/Hub id)."""
+    license_ = organization = pre = None
+    if base_gguf is not None and Path(base_gguf).is_file():
+        import gguf
+
+        fields = gguf.GGUFReader(base_gguf).fields
+
+        def text(key: str) -> str | None:
+            return str(fields[key].contents()) if key in fields else None
+
+        license_, organization = text("general.license"), text("general.organization")
+        pre = text("tokenizer.ggml.pre")
+    card = _card_front_matter(base_dir)
+    license_ = license_ or card.get("license")
+    base_model = base_model or card.get("base_model")
+    if organization is None and base_model and "/" in base_model:
+        organization = base_model.split("/", 1)[0]
+    basename = re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
+    log.debug("metadata for %s: %s", name, json.dumps([license_, organization, pre]))
+    return GGUFMetadata(
+        name=name,
+        version=version,
+        basename=basename,
+        license=license_,
+        organization=organization,
+        base_model=base_model,
+        pre_tokenizer=pre,
     )
 
 
-def choose_type(name: str, shape: tuple[int, ...], quantization: str) -> tuple[str, str | None]:
-    """The GGML type a tensor is stored in, and a note when it differs from the file's type."""
-    if len(shape) < 2 or quantization == "F32":
-        return "F32", None  # norms and other 1-D tensors stay F32, as llama.cpp expects
-    if quantization == "F16":
-        return "F16", None
-    four_bit = quantization in ("Q4_0", "Q4_1")
-    wanted = "Q8_0" if four_bit and name in EMBEDDING_TENSORS else quantization
-    block = gguf.GGML_QUANT_SIZES[QUANT_TYPES[wanted]][0]
-    if shape[-1] % block:
-        return "F16", f"{name}: row size {shape[-1]} is not a multiple of {block}; stored F16"
-    if wanted != quantization:
-        return wanted, f"{name}: kept at {wanted} (embedding precision)"
-    return wanted, None
+def preset_metadata(preset_name: str, version: str | None = None) -> GGUFMetadata | None:
+    """base_metadata for a student preset (None for names that are not presets)."""
+    from tasks.models.load import materialize_preset, smollm2_gguf_path
+    from tasks.models.presets import PRESETS
 
-
-def _rope_theta(config: PretrainedConfig) -> float:
-    params = getattr(config, "rope_parameters", None) or {}
-    return float(params.get("rope_theta", getattr(config, "rope_theta", 10000.0)))
-
-
-def _check_rope(config: PretrainedConfig) -> None:
-    params = getattr(config, "rope_parameters", None) or {}
-    rope_type = params.get("rope_type", "default")
-    if rope_type != "default":
-        raise ValueError(f"rope_type {rope_type!r} is not supported by this GGUF writer yet")
-
-
-def model_name(config: PretrainedConfig, hf_dir: Path) -> tuple[str, str | None]:
-    """general.name: the Hub id when known, else the folder name; and a note if it was changed."""
-    name = str(getattr(config, "_name_or_path", "") or "")
-    if not name or name.startswith((".", "/")) or Path(name).exists():
-        name = Path(hf_dir).resolve().name
-    # llama.cpp applies SentencePiece token fix-ups to any model *named* phi3/phi-3 and fails on
-    # a byte-level vocabulary (no "</s>"); Phi-4 is phi3-arch + BPE and is not named so either.
-    if config.model_type == "phi3" and re.search(r"phi-?3", name, re.IGNORECASE):
-        renamed = re.sub(r"(?i)phi-?3", "phi", name)
-        return renamed, f"general.name {name!r} written as {renamed!r} (llama.cpp phi-3 fix-ups)"
-    return name, None
-
-
-def add_hparams(
-    writer: gguf.GGUFWriter, config: PretrainedConfig, quantization: str, name: str
-) -> None:
-    """The <arch>.* keys llama.cpp reads to build the graph."""
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    writer.add_type("model")
-    writer.add_name(name)
-    writer.add_context_length(config.max_position_embeddings)
-    writer.add_embedding_length(config.hidden_size)
-    writer.add_block_count(config.num_hidden_layers)
-    writer.add_feed_forward_length(config.intermediate_size)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(config.num_key_value_heads or heads)
-    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
-    writer.add_rope_freq_base(_rope_theta(config))
-    writer.add_vocab_size(config.vocab_size)
-    if config.model_type == "phi3":
-        partial = (getattr(config, "rope_parameters", None) or {}).get("partial_rotary_factor", 1.0)
-        writer.add_rope_dimension_count(int(partial * config.hidden_size) // heads)
-        original = getattr(config, "original_max_position_embeddings", None)
-        writer.add_rope_scaling_orig_ctx_len(original or config.max_position_embeddings)
-        writer.add_sliding_window(config.sliding_window or 0)
-    else:
-        writer.add_rope_dimension_count(head_dim)
-        if head_dim != config.hidden_size // heads:
-            writer.add_key_length(head_dim)
-            writer.add_value_length(head_dim)
-    writer.add_file_type(FILE_TYPES[quantization])
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-
-
-def gguf_tensors(model: torch.nn.Module, arch: gguf.MODEL_ARCH) -> dict[str, np.ndarray]:
-    """State dict renamed to GGUF tensor names, in float32, q/k permuted for llama."""
-    config = model.config
-    name_map = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
-    out: dict[str, np.ndarray] = {}
-    for hf_name, tensor in model.state_dict().items():
-        if hf_name == "lm_head.weight" and config.tie_word_embeddings:
-            continue  # llama.cpp reuses token_embd when output.weight is absent
-        if hf_name.endswith("rotary_emb.inv_freq"):
-            continue
-        base, _, suffix = hf_name.rpartition(".")
-        gguf_base = name_map.get_name(base)
-        if gguf_base is None:
-            raise ValueError(f"no GGUF name for tensor {hf_name!r} ({arch.name})")
-        array = tensor.detach().to(torch.float32).cpu().numpy()
-        if arch == gguf.MODEL_ARCH.LLAMA and gguf_base.endswith((".attn_q", ".attn_k")):
-            kv = config.num_key_value_heads or config.num_attention_heads
-            heads = config.num_attention_heads if gguf_base.endswith(".attn_q") else kv
-            array = permute_qk(array, heads)
-        out[f"{gguf_base}.{suffix}"] = array
-    return out
-
-
-def write_gguf(hf_dir: Path, out_path: Path, quantization: str) -> GGUFFile:
-    """Convert the HF model + tokenizer in `hf_dir` to one GGUF file of the given quantization."""
-    quantization = quantization.upper()
-    if quantization not in QUANT_TYPES:
-        raise ValueError(
-            f"quantization {quantization!r} not writable here; use {list(QUANT_TYPES)}"
-        )
-    config = AutoConfig.from_pretrained(hf_dir)
-    if config.model_type not in ARCHS:
-        raise ValueError(f"model_type {config.model_type!r} not supported; use {list(ARCHS)}")
-    _check_rope(config)
-    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
-    arch = ARCHS[config.model_type]
-    vocab = load_vocab(Path(hf_dir), config.vocab_size)
-    tensors = gguf_tensors(model, arch)
-    del model
-
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(out_path.name + ".partial")
-    writer = gguf.GGUFWriter(tmp_path, gguf.MODEL_ARCH_NAMES[arch])
-    name, name_note = model_name(config, Path(hf_dir))
-    add_hparams(writer, config, quantization, name)
-    add_vocab(writer, vocab)
-    notes = list(vocab.notes) + ([name_note] if name_note else [])
-    for name, array in tensors.items():
-        type_name, note = choose_type(name, array.shape, quantization)
-        if note:
-            notes.append(note)
-        qtype = QUANT_TYPES[type_name]
-        data = gguf.quants.quantize(array, qtype)
-        raw_dtype = qtype if type_name not in ("F32", "F16") else None
-        writer.add_tensor(name, data, raw_dtype=raw_dtype)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    # Rename last so a crash never leaves a half-written file under the published name.
-    os.replace(tmp_path, out_path)
-    for note in notes:
-        log.info("gguf export: %s", note)
-    return describe(out_path, quantization, tuple(notes))
+    preset = PRESETS.get(preset_name)
+    if preset is None:
+        return None
+    # The SmolLM2 presets are built from the packaged GGUF: its keys are the base's own.
+    base_gguf = smollm2_gguf_path() if preset.source in ("smollm2_gguf", "pruned_smollm2") else None
+    base_model = None if preset.source == "tiny" else preset.hub_id
+    return base_metadata(
+        preset_name, version, materialize_preset(preset_name), base_model, base_gguf
+    )

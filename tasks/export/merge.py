@@ -52,6 +52,14 @@ def merge_adapter(
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        # The model card carries the base's license and lineage; the GGUF converter reads it.
+        if (base_dir / "README.md").is_file():
+            shutil.copy2(base_dir / "README.md", tmp / "README.md")
+        # transformers 5 saves SentencePiece tokenizers as tokenizer.json only; llama.cpp's
+        # converter reads scores and piece types from tokenizer.model (Phi-3, TinyLlama).
+        source = _tokenizer_source(base_dir, adapter_dir)
+        if (source / "tokenizer.model").is_file() and not (tmp / "tokenizer.model").exists():
+            shutil.copy2(source / "tokenizer.model", tmp / "tokenizer.model")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.rename(tmp, out_dir)

@@ -1,4 +1,9 @@
-"""Parity check: a GGUF file read back by transformers must keep the merged model's perplexity."""
+"""Parity check before publishing: llama.cpp reads the GGUF and must keep the merged model's
+perplexity and next-token choices.
+
+llama.cpp is the judge because phones run it. transformers' GGUF reader is used only where
+llama.cpp is absent or crashes here, and the result says so (`judge`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -20,6 +26,8 @@ DEFAULT_TOLERANCES = {
     "Q4_1": 0.15,
     "Q4_K_M": 0.10,
 }
+# Least share of scored positions where the GGUF's top-1 token equals the HF model's.
+DEFAULT_MIN_TOP1 = {"F32": 0.99, "F16": 0.99, "Q8_0": 0.95, "Q4_K_M": 0.80, "Q4_0": 0.75}
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,18 @@ class ParityResult:
     passed: bool
     tolerance: float
     n_tokens: int = 0
+    top1_agreement: float | None = None
+    min_top1: float | None = None
+    judge: str = "llama.cpp"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The merged HF model on the scored tokens: perplexity and its top-1 token per position."""
+
+    ppl: float
+    n_tokens: int
+    top1: tuple[tuple[int, ...], ...]
 
 
 # (token ids, index of the first scored position) per sequence
@@ -67,24 +87,62 @@ def score_examples(
     return out
 
 
+def _scored_part(ids: list[int], start: int, max_len: int) -> tuple[list[int], int] | None:
+    ids = ids[:max_len]
+    return (ids, max(start, 1)) if len(ids) > max(start, 1) else None
+
+
+def _nll_top1(logits: np.ndarray, ids: list[int], start: int) -> tuple[np.ndarray, np.ndarray]:
+    """NLL of each scored token and the top-1 prediction there (position p predicts p + 1)."""
+    rows = logits[start - 1 : len(ids) - 1].astype(np.float64)
+    peak = rows.max(axis=1, keepdims=True)
+    log_z = peak[:, 0] + np.log(np.exp(rows - peak).sum(axis=1))
+    targets = np.asarray(ids[start:])
+    return log_z - rows[np.arange(len(targets)), targets], rows.argmax(axis=1)
+
+
 @torch.no_grad()
-def perplexity(model: torch.nn.Module, scored: Scored, max_len: int = 1024) -> tuple[float, int]:
-    """Token-weighted perplexity over the scored positions, and how many tokens counted."""
-    total_nll, total = 0.0, 0
+def reference_of(model: torch.nn.Module, scored: Scored, max_len: int = 1024) -> Reference:
+    """Token-weighted perplexity over the scored positions and the top-1 token at each."""
+    total_nll, total, top1 = 0.0, 0, []
     for ids, start in scored:
-        ids = ids[:max_len]
-        if len(ids) <= max(start, 1):
+        part = _scored_part(ids, start, max_len)
+        if part is None:
             continue
-        input_ids = torch.tensor([ids])
-        logits = model(input_ids).logits[0, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits, input_ids[0, 1:], reduction="none")
-        # position p of nll predicts token p + 1; token `start` is the first one scored
-        scored_nll = nll[max(start, 1) - 1 :]
-        total_nll += scored_nll.sum().item()
-        total += scored_nll.numel()
+        ids, start = part
+        logits = model(torch.tensor([ids])).logits[0].float().numpy()
+        nll, best = _nll_top1(logits, ids, start)
+        total_nll, total = total_nll + float(nll.sum()), total + nll.size
+        top1.append(tuple(int(t) for t in best))
     if total == 0:
         raise ValueError("no tokens to score: give non-empty texts or examples")
-    return math.exp(total_nll / total), total
+    return Reference(math.exp(total_nll / total), total, tuple(top1))
+
+
+def perplexity(model: torch.nn.Module, scored: Scored, max_len: int = 1024) -> tuple[float, int]:
+    """Token-weighted perplexity over the scored positions, and how many tokens counted."""
+    ref = reference_of(model, scored, max_len)
+    return ref.ppl, ref.n_tokens
+
+
+def llama_cpp_scores(
+    gguf_path: Path, scored: Scored, reference: Reference, max_len: int = 1024
+) -> tuple[float, float]:
+    """llama.cpp's perplexity on the same token ids, and its top-1 agreement with `reference`."""
+    from tasks.export.llama_cpp import LlamaCppModel
+
+    parts = [p for p in (_scored_part(ids, s, max_len) for ids, s in scored) if p is not None]
+    n_ctx = max(64, max(len(ids) for ids, _ in parts) + 8)
+    model = LlamaCppModel(gguf_path, n_ctx=n_ctx)
+    try:
+        total_nll, total, same = 0.0, 0, 0
+        for (ids, start), ref_top1 in zip(parts, reference.top1, strict=True):
+            nll, best = _nll_top1(model.logits(ids), ids, start)
+            total_nll, total = total_nll + float(nll.sum()), total + nll.size
+            same += int((best == np.asarray(ref_top1)).sum())
+    finally:
+        model.close()
+    return math.exp(total_nll / total), same / total
 
 
 def _inputs(
@@ -102,21 +160,33 @@ def reference_perplexity(
     hf_dir: Path,
     texts: Sequence[str] | None = None,
     examples: Sequence[Mapping[str, Any]] | None = None,
-) -> tuple[float, int]:
-    """Perplexity of the HF model in `hf_dir` (compute once, reuse for several GGUF files)."""
+) -> Reference:
+    """The HF model in `hf_dir` on the scored tokens (compute once, reuse for several files)."""
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
-    return perplexity(model, _inputs(tokenizer, texts, examples))
+    return reference_of(model, _inputs(tokenizer, texts, examples))
 
 
 def gguf_quantization(gguf_path: Path) -> str:
-    """The file type a GGUF file declares (F16, Q8_0, ...)."""
+    """The file type a GGUF file declares (F16, Q8_0, Q4_K_M, ...)."""
     from gguf import GGUFReader, LlamaFileType
 
     field = GGUFReader(gguf_path).fields.get("general.file_type")
     if field is None:
         return "UNKNOWN"
     return LlamaFileType(int(field.contents())).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+
+
+def _transformers_scores(
+    gguf_path: Path, scored: Scored, reference: Reference
+) -> tuple[float, float]:
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+    ).eval()
+    ref = reference_of(model, scored)
+    pairs = [(np.asarray(a), np.asarray(b)) for a, b in zip(ref.top1, reference.top1, strict=True)]
+    same = sum(int((a == b).sum()) for a, b in pairs)
+    return ref.ppl, same / reference.n_tokens
 
 
 def check_parity(
@@ -126,36 +196,46 @@ def check_parity(
     examples: Sequence[Mapping[str, Any]] | None = None,
     tolerance: float | None = None,
     *,
-    reference: tuple[float, int] | None = None,
+    reference: Reference | None = None,
+    min_top1: float | None = None,
 ) -> ParityResult:
-    """Load `gguf_path` with transformers and compare its perplexity with the model in `hf_dir`."""
+    """Read `gguf_path` in llama.cpp and compare it with the merged HF model in `hf_dir`."""
+    from tasks.export.llama_cpp import llama_cpp_crash_reason
+
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise FileNotFoundError(f"GGUF file {gguf_path} does not exist")
     quantization = gguf_quantization(gguf_path)
     if tolerance is None:
         tolerance = DEFAULT_TOLERANCES.get(quantization, 0.15)
-    # The reference tokenizer scores both models: the comparison is about weights, and the
-    # GGUF's own tokenizer is checked separately (tests) against the same ids.
+    if min_top1 is None:
+        min_top1 = DEFAULT_MIN_TOP1.get(quantization, 0.75)
+    # The reference tokenizer's ids go to both models: this compares weights; the file's own
+    # tokenizer is judged separately against llama.cpp's reference tokenizations (tests).
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     scored = _inputs(tokenizer, texts, examples)
     if reference is None:
         model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
-        reference = perplexity(model, scored)
+        reference = reference_of(model, scored)
         del model
-    ppl_ref, n_tokens = reference
-    gguf_model = AutoModelForCausalLM.from_pretrained(
-        gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
-    ).eval()
-    ppl_gguf, _ = perplexity(gguf_model, scored)
-    delta = (ppl_gguf - ppl_ref) / ppl_ref
+    absent = llama_cpp_crash_reason(gguf_path)
+    if absent is None:
+        ppl_gguf, top1 = llama_cpp_scores(gguf_path, scored, reference)
+        judge = "llama.cpp"
+    else:
+        ppl_gguf, top1 = _transformers_scores(gguf_path, scored, reference)
+        judge = f"transformers GGUF reader (llama.cpp not usable: {absent})"
+    delta = (ppl_gguf - reference.ppl) / reference.ppl
     return ParityResult(
         quantization=quantization,
-        ppl_reference=ppl_ref,
+        ppl_reference=reference.ppl,
         ppl_gguf=ppl_gguf,
         relative_delta=delta,
         # |delta|: a file that is "better" by a wide margin is just as suspicious as a worse one.
-        passed=math.isfinite(delta) and abs(delta) <= tolerance,
+        passed=math.isfinite(delta) and abs(delta) <= tolerance and top1 >= min_top1,
         tolerance=tolerance,
-        n_tokens=n_tokens,
+        n_tokens=reference.n_tokens,
+        top1_agreement=top1,
+        min_top1=min_top1,
+        judge=judge,
     )

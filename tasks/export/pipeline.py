@@ -9,14 +9,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.export.gguf_export import QUANT_TYPES, GGUFFile, write_gguf
-from tasks.export.llama_cpp import Skipped, quantize_q4_k_m
+from tasks.export.convert import GGUFMetadata
+from tasks.export.gguf_export import QUANTIZATIONS, GGUFFile, preset_metadata, write_gguf_files
+from tasks.export.llama_cpp import Skipped
 from tasks.export.merge import merge_adapter
 from tasks.export.parity import DEFAULT_TOLERANCES, ParityResult, check_parity, reference_perplexity
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = (*QUANT_TYPES, "Q4_K_M")
+# "PHONE": the file phones should run — Q4_K_M when it passes parity, else Q8_0 (said why).
+PHONE = "PHONE"
+PHONE_CHOICES = ("Q4_K_M", "Q8_0")
+SUPPORTED = (*QUANTIZATIONS, PHONE)
+DEFAULT_QUANTIZATIONS = (PHONE,)
 
 
 @dataclass
@@ -28,6 +33,8 @@ class ExportReport:
     parity: list[ParityResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    phone_file: str | None = None  # quantization chosen for phones, when PHONE was asked for
+    phone_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form, small enough to pass between Prefect tasks."""
@@ -38,16 +45,26 @@ class ExportReport:
         return out
 
 
+def _failure(parity: ParityResult) -> str:
+    top1 = f", top-1 agreement {parity.top1_agreement:.1%} (min {parity.min_top1:.0%})"
+    return (
+        f"parity failed in {parity.judge}: perplexity {parity.ppl_gguf:.4f} vs "
+        f"{parity.ppl_reference:.4f} ({parity.relative_delta:+.2%}, tolerance "
+        f"{parity.tolerance:.2%}){top1 if parity.top1_agreement is not None else ''}"
+    )
+
+
 def export_for_phones(
     base_dir: Path,
     adapter_dir: Path | None,
     out_dir: Path,
-    quantizations: Sequence[str] = ("Q8_0", "Q4_0"),
+    quantizations: Sequence[str] = DEFAULT_QUANTIZATIONS,
     parity_texts: Sequence[str] | None = None,
     tolerances: Mapping[str, float] | None = None,
     *,
     parity_examples: Sequence[Mapping[str, Any]] | None = None,
     name: str = "model",
+    metadata: GGUFMetadata | None = None,
 ) -> ExportReport:
     """Merge the adapter, write each quantization as GGUF and keep those within tolerance."""
     wanted = [q.upper() for q in quantizations]
@@ -65,25 +82,17 @@ def export_for_phones(
     report = ExportReport(merged_dir=merged)
     report.seconds["merge"] = time.perf_counter() - started
     reference = reference_perplexity(merged, parity_texts, parity_examples)
+    plain = [q for q in wanted if q != PHONE]
+    to_write = list(dict.fromkeys(plain + (list(PHONE_CHOICES) if PHONE in wanted else [])))
 
-    # Q4_K_M is requantized from the F16 file, so F16 is written whenever it is asked for.
-    to_write = [q for q in wanted if q != "Q4_K_M"]
-    if "Q4_K_M" in wanted and "F16" not in to_write:
-        to_write.append("F16")
-    written: dict[str, GGUFFile] = {}
-    for quant in to_write:
-        started = time.perf_counter()
-        written[quant] = write_gguf(merged, gguf_dir / f"{name}-{quant}.gguf", quant)
-        report.seconds[f"write_{quant}"] = time.perf_counter() - started
-    if "Q4_K_M" in wanted:
-        result = quantize_q4_k_m(written["F16"].path, gguf_dir / f"{name}-Q4_K_M.gguf")
-        if isinstance(result, Skipped):
-            report.skipped.append(result)
-        else:
-            written["Q4_K_M"] = result
-        if "F16" not in wanted:  # only Q4_K_M's source: never published, so not kept
-            written.pop("F16").path.unlink(missing_ok=True)
+    if metadata is None:  # a preset name brings its base model's license, organisation, pre
+        metadata = preset_metadata(name)
+    started = time.perf_counter()
+    written, skipped = write_gguf_files(merged, gguf_dir, name, to_write, metadata)
+    report.seconds["write"] = time.perf_counter() - started
+    report.skipped.extend(skipped)
 
+    passed: dict[str, GGUFFile] = {}
     for quant, gguf_file in written.items():
         started = time.perf_counter()
         parity = check_parity(
@@ -97,12 +106,36 @@ def export_for_phones(
         report.seconds[f"parity_{quant}"] = time.perf_counter() - started
         report.parity.append(parity)
         if parity.passed:
-            report.files.append(gguf_file)
+            passed[quant] = gguf_file
         else:
-            reason = (
-                f"parity failed: perplexity {parity.ppl_gguf:.4f} vs {parity.ppl_reference:.4f} "
-                f"({parity.relative_delta:+.2%}, tolerance {parity.tolerance:.2%})"
-            )
+            reason = _failure(parity)
             log.warning("%s not publishable: %s", gguf_file.path.name, reason)
             report.skipped.append(Skipped(quant, reason))
+            gguf_file.path.unlink(missing_ok=True)
+    keep = set(plain)
+    if PHONE in wanted:
+        keep |= _choose_phone_file(report, passed)
+    for quant, gguf_file in passed.items():
+        if quant in keep:
+            report.files.append(gguf_file)
+        else:  # written only as a phone candidate that lost to a better one
+            gguf_file.path.unlink(missing_ok=True)
     return report
+
+
+def _choose_phone_file(report: ExportReport, passed: Mapping[str, GGUFFile]) -> set[str]:
+    """The first of PHONE_CHOICES that passed parity; the reason names what was passed over."""
+    reasons = {s.quantization: s.reason for s in report.skipped}
+    for i, quant in enumerate(PHONE_CHOICES):
+        if quant in passed:
+            report.phone_file = quant
+            better = [f"{q}: {reasons.get(q, 'not written')}" for q in PHONE_CHOICES[:i]]
+            report.phone_reason = (
+                f"{quant} passes parity" if not better else f"{quant} because " + "; ".join(better)
+            )
+            log.info("phone file: %s", report.phone_reason)
+            return {quant}
+    report.phone_reason = "no phone candidate passed parity: " + "; ".join(
+        f"{q}: {reasons.get(q, 'not written')}" for q in PHONE_CHOICES
+    )
+    return set()

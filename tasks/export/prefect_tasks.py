@@ -17,7 +17,7 @@ from tasks.export.gguf_export import write_gguf
 from tasks.export.llama_cpp import Skipped, quantize_q4_k_m
 from tasks.export.merge import merge_adapter
 from tasks.export.parity import check_parity
-from tasks.export.pipeline import export_for_phones
+from tasks.export.pipeline import DEFAULT_QUANTIZATIONS, export_for_phones
 
 
 def _file_dict(result: Any) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def export_for_phones_task(
     base_dir: str,
     adapter_dir: str | None,
     out_dir: str,
-    quantizations: Sequence[str] = ("Q8_0", "Q4_0"),
+    quantizations: Sequence[str] = DEFAULT_QUANTIZATIONS,
     parity_texts: Sequence[str] | None = None,
     tolerances: Mapping[str, float] | None = None,
     name: str = "model",

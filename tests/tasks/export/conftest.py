@@ -1,4 +1,5 @@
-"""Tiny llama and phi3 models saved as HF directories, built once per test session."""
+"""Tiny students for export tests: the seed students' architectures with their real
+vocabularies (from the pinned llama-cpp-python sdist), plus a SmolLM2-like byte-level llama."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from tasks.models.llama_cpp_source import LlamaCppSourceUnavailable, llama_cpp_source
 from tasks.models.tiny import build_tiny_model, build_tiny_tokenizer
 
 # Short English texts: parity perplexity is scored over every token of each.
@@ -17,6 +19,14 @@ PARITY_TEXTS = [
     "Give three tips for staying healthy during the winter months.",
     "How many days are there in a leap year? There are 366 days in a leap year.",
 ]
+# student -> the llama.cpp reference vocabulary it carries (None: locally trained BPE)
+STUDENT_VOCABS = {
+    "tiny-phi-3-mini": "phi-3",
+    "tiny-llama-3.2-1b": "llama-bpe",
+    "tiny-tinyllama-1.1b": "llama-spm",
+    "tiny-smollm2-like": None,
+}
+QUANTS = ("F16", "Q8_0", "Q4_0", "Q4_K_M")
 
 
 def save_variant(out_dir: Path, arch: str, **config_changes: object) -> Path:
@@ -34,15 +44,43 @@ def save_variant(out_dir: Path, arch: str, **config_changes: object) -> Path:
 
 @pytest.fixture(scope="session")
 def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny llama with grouped-query attention (k permuted per kv head) and tied embeddings."""
-    out = tmp_path_factory.mktemp("tiny-llama")
-    return save_variant(out, "llama", num_key_value_heads=2, tie_word_embeddings=True)
+    """Tiny SmolLM2-like llama: byte-level BPE with ChatML, GQA and tied embeddings."""
+    out = save_variant(
+        tmp_path_factory.mktemp("tiny-llama"),
+        "llama",
+        num_key_value_heads=2,
+        tie_word_embeddings=True,
+    )
+    # Wider embeddings (as in tasks/models/tiny_seed.py): fewer random near-ties in top-1.
+    model = AutoModelForCausalLM.from_pretrained(out)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(5.0)
+    model.save_pretrained(out)
+    return out
 
 
 @pytest.fixture(scope="session")
-def phi3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny phi3 (fused qkv and gate_up projections, separate output matrix)."""
-    return save_variant(tmp_path_factory.mktemp("tiny-phi3"), "phi3", num_key_value_heads=2)
+def llama_cpp_src():  # type: ignore[no-untyped-def]
+    """The unpacked sdist (converter + vocabularies), or a skip naming why it is missing."""
+    try:
+        return llama_cpp_source()
+    except LlamaCppSourceUnavailable as exc:
+        pytest.skip(f"llama.cpp sources unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def student_dirs(llama_dir: Path, llama_cpp_src: object) -> dict[str, Path]:
+    """Every tiny student's HF directory (seed students cached in ~/.cache/distillery)."""
+    from tasks.models.tiny_seed import seed_student_dir
+
+    dirs = {name: seed_student_dir(name) for name in STUDENT_VOCABS if name != "tiny-smollm2-like"}
+    return {**dirs, "tiny-smollm2-like": llama_dir}
+
+
+@pytest.fixture(scope="session")
+def phi3_dir(student_dirs: dict[str, Path]) -> Path:
+    """Tiny Phi-3-mini (fused qkv and gate_up, SentencePiece vocabulary of 32064)."""
+    return student_dirs["tiny-phi-3-mini"]
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +91,21 @@ def model_dirs(llama_dir: Path, phi3_dir: Path) -> dict[str, Path]:
 @pytest.fixture
 def parity_texts() -> list[str]:
     return list(PARITY_TEXTS)
+
+
+@pytest.fixture(scope="session")
+def exported(
+    student_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], Path]:
+    """(student, quantization) -> GGUF file, written once per session through the exporter."""
+    from tasks.export import base_metadata, write_gguf_files
+    from tasks.models.tiny_seed import SEED_STUDENTS
+
+    out: dict[tuple[str, str], Path] = {}
+    for name, hf_dir in student_dirs.items():
+        real = SEED_STUDENTS[name].real_model if name in SEED_STUDENTS else None
+        metadata = base_metadata(f"{name}-student", "v3", hf_dir, real)
+        folder = tmp_path_factory.mktemp(f"gguf-{name}")
+        files, _ = write_gguf_files(hf_dir, folder, name, QUANTS, metadata)
+        out.update({(name, quant): f.path for quant, f in files.items()})
+    return out

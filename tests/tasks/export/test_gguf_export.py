@@ -1,178 +1,146 @@
-"""GGUF export round trip: write with `gguf`, read back with transformers and gguf.GGUFReader."""
+"""GGUF files from llama.cpp's converter: the keys and tensors each seed architecture needs."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from gguf import GGMLQuantizationType, GGUFReader
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
+from gguf import GGUFReader
+from transformers import AutoConfig, AutoTokenizer
 
 from tasks.export import write_gguf
-from tasks.export.gguf_export import choose_type, permute_qk, sha256_of
-from tests.tasks.export.conftest import PARITY_TEXTS, save_variant
-
-# Largest logit error allowed, relative to the largest reference logit.
-LOGIT_TOLERANCE = {"F16": 2e-3, "Q8_0": 3e-2, "Q4_0": 0.25, "Q4_1": 0.25}
+from tasks.export.convert import ConversionError, GGUFMetadata, structural_pre
+from tasks.export.files import sha256_of
+from tasks.export.gguf_export import base_metadata
 
 
-def _logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(ids).logits
+class _Fields:
+    """A GGUF file's keys, decoded on access (decoding 128k tokens at once takes minutes)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fields = GGUFReader(path).fields
+
+    def __getitem__(self, key: str) -> object:
+        return self.fields[key].contents()
+
+    def count(self, key: str) -> int:
+        return len(self.fields[key].data)
+
+    def item(self, key: str, index: int) -> object:
+        return self.fields[key].contents(index)
 
 
-def _export_alone(hf_dir: Path, out_dir: Path, quant: str) -> Path:
-    """Write the GGUF into a folder of its own: it must load without the HF files beside it."""
-    gguf_file = write_gguf(hf_dir, out_dir / f"tiny-{quant}.gguf", quant)
-    assert gguf_file.path.is_file() and gguf_file.size == gguf_file.path.stat().st_size
-    assert gguf_file.sha256 == sha256_of(gguf_file.path)
-    return gguf_file.path
+def _fields(path: Path) -> _Fields:
+    return _Fields(path)
 
 
-@pytest.fixture(scope="module")
-def exported(model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Every (arch, quantization) file, written once for the module."""
-    out = {}
-    for arch, hf_dir in model_dirs.items():
-        for quant in LOGIT_TOLERANCE:
-            folder = tmp_path_factory.mktemp(f"gguf-{arch}-{quant}")
-            out[arch, quant] = _export_alone(hf_dir, folder, quant)
-    return out
-
-
-@pytest.mark.parametrize("arch", ["llama", "phi3"])
-def test_round_trip_logits_within_tolerance(arch: str, model_dirs: dict, exported: dict) -> None:
-    hf_dir = model_dirs[arch]
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    ids = tokenizer(PARITY_TEXTS[0], return_tensors="pt")["input_ids"]
-    reference = _logits(AutoModelForCausalLM.from_pretrained(hf_dir).eval(), ids)
-    errors = {}
-    for quant, tolerance in LOGIT_TOLERANCE.items():
-        path = exported[arch, quant]
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name).eval()
-        errors[quant] = (
-            (_logits(model, ids) - reference).abs().max() / reference.abs().max()
-        ).item()
-        assert errors[quant] < tolerance, f"{arch} {quant}: relative logit error {errors[quant]}"
-    # Fewer bits, more error: proves each file really holds its own quantization.
-    assert errors["F16"] < errors["Q8_0"] < min(errors["Q4_0"], errors["Q4_1"]), errors
-
-
-@pytest.mark.parametrize("arch", ["llama", "phi3"])
-def test_metadata_read_back(arch: str, model_dirs: dict, exported: dict) -> None:
-    hf_dir = model_dirs[arch]
-    config = AutoModelForCausalLM.from_pretrained(hf_dir).config
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
-    reader = GGUFReader(exported[arch, "Q8_0"])
-    fields = {name: field.contents() for name, field in reader.fields.items()}
-    assert fields["general.architecture"] == arch
-    expected = {
-        "context_length": config.max_position_embeddings,
-        "embedding_length": config.hidden_size,
-        "block_count": config.num_hidden_layers,
-        "feed_forward_length": config.intermediate_size,
-        "attention.head_count": config.num_attention_heads,
-        "attention.head_count_kv": 2,
-        "rope.freq_base": config.rope_parameters["rope_theta"],
+def _tensors(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    return {
+        t.name: (t.tensor_type.name, tuple(int(x) for x in t.shape))
+        for t in GGUFReader(path).tensors
     }
-    for key, value in expected.items():
-        assert fields[f"{arch}.{key}"] == value, key
-    assert fields[f"{arch}.attention.layer_norm_rms_epsilon"] == pytest.approx(config.rms_norm_eps)
+
+
+def test_names_license_and_organisation_are_the_students_and_its_base(exported: dict) -> None:
+    fields = _fields(exported["tiny-llama-3.2-1b", "Q8_0"])
+    assert fields["general.name"] == "tiny-llama-3.2-1b-student"
+    assert fields["general.version"] == "v3"
+    assert fields["general.basename"] == "tiny-llama-3.2-1b-student"
+    assert fields["general.license"] == "llama3.2"
+    assert fields["general.organization"] == "meta-llama"
+    assert fields["general.base_model.0.repo_url"].endswith("meta-llama/Llama-3.2-1B-Instruct")
     assert fields["general.file_type"] == 7  # MOSTLY_Q8_0
-    assert fields["tokenizer.ggml.model"] == "gpt2"
-    tokens = fields["tokenizer.ggml.tokens"]
-    assert len(tokens) == config.vocab_size and tokens[tokenizer.eos_token_id] == "<|im_end|>"
-    assert len(fields["tokenizer.ggml.merges"]) > 0
-    assert fields["tokenizer.ggml.token_type"][tokenizer.eos_token_id] == 3  # CONTROL
-    assert fields["tokenizer.ggml.bos_token_id"] == tokenizer.bos_token_id
-    assert fields["tokenizer.ggml.eos_token_id"] == tokenizer.eos_token_id
-    assert fields["tokenizer.ggml.padding_token_id"] == tokenizer.pad_token_id
-    assert fields["tokenizer.chat_template"] == tokenizer.chat_template
-    types = {t.name: t.tensor_type for t in reader.tensors}
-    assert types["blk.0.attn_norm.weight"] == GGMLQuantizationType.F32
-    assert types["blk.0.ffn_down.weight"] == GGMLQuantizationType.Q8_0
-    if arch == "phi3":  # fused tensors, as llama.cpp's phi3 graph expects
-        hidden, inter = config.hidden_size, config.intermediate_size
-        shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
-        assert shapes["blk.0.attn_qkv.weight"] == (hidden, hidden + 2 * 2 * hidden // 4)
-        assert shapes["blk.0.ffn_up.weight"] == (hidden, 2 * inter)
-        assert "output.weight" in types
-    else:  # tied embeddings: llama.cpp reuses token_embd, so no output tensor is written
-        assert "output.weight" not in types
 
 
-def test_q4_0_keeps_embeddings_at_q8_0(exported: dict) -> None:
-    types = {t.name: t.tensor_type for t in GGUFReader(exported["phi3", "Q4_0"]).tensors}
-    assert types["blk.1.attn_qkv.weight"] == GGMLQuantizationType.Q4_0
-    assert types["token_embd.weight"] == GGMLQuantizationType.Q8_0
-    assert types["output.weight"] == GGMLQuantizationType.Q8_0
+def test_llama_3_2_keeps_llama3_rope_gqa_tied_embeddings_and_its_pre_tokenizer(
+    student_dirs: dict, exported: dict
+) -> None:
+    config = AutoConfig.from_pretrained(student_dirs["tiny-llama-3.2-1b"])
+    path = exported["tiny-llama-3.2-1b", "F16"]
+    fields, tensors = _fields(path), _tensors(path)
+    assert fields["tokenizer.ggml.model"] == "gpt2" and fields["tokenizer.ggml.pre"] == "llama-bpe"
+    assert fields.count("tokenizer.ggml.tokens") == 128256
+    assert fields["llama.attention.head_count_kv"] == 2 and fields["llama.rope.freq_base"] == 5e5
+    # llama3 rope scaling is written as per-frequency factors, as llama.cpp's graph reads them
+    kind, shape = tensors["rope_freqs.weight"]
+    head_dim = config.hidden_size // config.num_attention_heads
+    assert kind == "F32" and shape == (head_dim // 2,)
+    assert "output.weight" not in tensors  # tied: llama.cpp reuses token_embd
+    assert fields["tokenizer.ggml.eos_token_id"] == 128009  # <|eot_id|>
 
 
-@pytest.mark.parametrize("arch", ["llama", "phi3"])
-def test_tokenizer_read_back_from_gguf(arch: str, model_dirs: dict, exported: dict) -> None:
-    hf_tokenizer = AutoTokenizer.from_pretrained(model_dirs[arch])
-    path = exported[arch, "F16"]
-    gguf_tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    chat = hf_tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Sort 3 words: apple, banana!"}],
-        tokenize=False,
-        add_generation_prompt=True,
+def test_rope_freqs_are_llama3_factors(exported: dict) -> None:
+    reader = GGUFReader(exported["tiny-llama-3.2-1b", "F16"])
+    [freqs] = [t for t in reader.tensors if t.name == "rope_freqs.weight"]
+    factors = np.asarray(freqs.data)
+    # high frequencies are kept (1), the lowest are divided by the factor 32
+    assert factors[0] == pytest.approx(1.0) and factors[-1] == pytest.approx(32.0)
+
+
+def test_phi3_has_fused_projections_and_a_sentencepiece_vocabulary(
+    student_dirs: dict, exported: dict
+) -> None:
+    config = AutoConfig.from_pretrained(student_dirs["tiny-phi-3-mini"])
+    path = exported["tiny-phi-3-mini", "F16"]
+    fields, tensors = _fields(path), _tensors(path)
+    hidden, inter = config.hidden_size, config.intermediate_size
+    assert tensors["blk.0.attn_qkv.weight"][1] == (hidden, 3 * hidden)
+    assert tensors["blk.0.ffn_up.weight"][1] == (hidden, 2 * inter)
+    assert fields["tokenizer.ggml.model"] == "llama"
+    assert fields.count("tokenizer.ggml.scores") == 32064
+    assert fields.item("tokenizer.ggml.tokens", 32007) == "<|end|>"
+    assert fields["general.license"] == "mit"
+
+
+def test_tinyllama_sentencepiece_vocabulary_with_gqa(exported: dict) -> None:
+    fields = _fields(exported["tiny-tinyllama-1.1b", "Q4_K_M"])
+    assert (
+        fields["tokenizer.ggml.model"] == "llama" and fields["llama.attention.head_count_kv"] == 1
     )
-    assert gguf_tokenizer(chat)["input_ids"] == hf_tokenizer(chat)["input_ids"]
-    assert gguf_tokenizer.eos_token == hf_tokenizer.eos_token
+    assert fields.count("tokenizer.ggml.tokens") == 32000
+    assert fields.item("tokenizer.ggml.tokens", 2) == "</s>"
+    assert fields["general.file_type"] == 15  # MOSTLY_Q4_K_M
 
 
-def test_permutation_is_what_transformers_reverses() -> None:
-    rng = np.random.default_rng(0)
-    heads, head_dim, hidden = 4, 8, 16
-    weights = rng.standard_normal((heads * head_dim, hidden)).astype(np.float32)
-    permuted = permute_qk(weights, heads)
-    assert not np.array_equal(permuted, weights)
-    restored = LlamaTensorProcessor()._reverse_permute_weights(permuted, heads, heads)
-    np.testing.assert_array_equal(restored, weights)
+def test_chat_template_is_the_tokenizers(student_dirs: dict, exported: dict) -> None:
+    for name, hf_dir in student_dirs.items():
+        template = AutoTokenizer.from_pretrained(hf_dir).chat_template
+        assert _fields(exported[name, "F16"])["tokenizer.chat_template"] == template, name
 
 
-def test_rows_not_multiple_of_block_fall_back_to_f16(tmp_path: Path) -> None:
-    assert choose_type("blk.0.attn_norm.weight", (64,), "Q4_0") == ("F32", None)
-    kind, note = choose_type("blk.0.ffn_up.weight", (128, 48), "Q8_0")
-    assert kind == "F16" and note and "48" in note
-    # hidden size 48 is not a multiple of the 32-wide Q8_0 block: every matrix falls back.
-    hf_dir = save_variant(tmp_path / "hf", "llama", hidden_size=48, intermediate_size=96)
-    gguf_file = write_gguf(hf_dir, tmp_path / "gguf" / "odd.gguf", "Q8_0")
-    assert any("not a multiple of 32" in note for note in gguf_file.notes)
-    types = {t.name: t.tensor_type for t in GGUFReader(gguf_file.path).tensors}
-    assert types["blk.0.attn_q.weight"] == GGMLQuantizationType.F16
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.path.parent, gguf_file="odd.gguf")
-    assert model.config.hidden_size == 48
+def test_unknown_pre_tokenizer_is_named_by_structure_with_a_note(
+    llama_dir: Path, tmp_path: Path
+) -> None:
+    assert structural_pre(llama_dir) == "gpt-2"
+    gguf_file = write_gguf(llama_dir, tmp_path / "m-F16.gguf", "F16")
+    assert _fields(gguf_file.path)["tokenizer.ggml.pre"] == "gpt-2"
+    assert any("pre-tokenizer not known" in note for note in gguf_file.notes)
+    assert gguf_file.sha256 == sha256_of(gguf_file.path) and gguf_file.size > 0
+    # the base's own name wins over the structural guess
+    meta = GGUFMetadata(name="s", pre_tokenizer="smollm")
+    smol = write_gguf(llama_dir, tmp_path / "s-F16.gguf", "F16", meta)
+    assert _fields(smol.path)["tokenizer.ggml.pre"] == "smollm"
+
+
+def test_base_metadata_reads_the_model_card(student_dirs: dict) -> None:
+    meta = base_metadata("My Student", "v2", student_dirs["tiny-tinyllama-1.1b"])
+    assert (meta.license, meta.organization) == ("apache-2.0", "TinyLlama")
+    assert meta.base_model == "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
+    assert meta.basename == "my-student" and meta.version == "v2"
+    override = meta.override()
+    assert json.dumps(override) and override["general.name"] == "My Student"
 
 
 def test_bad_inputs_are_named(llama_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Q3_X"):
         write_gguf(llama_dir, tmp_path / "x.gguf", "Q3_X")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        write_gguf(tmp_path, tmp_path / "x.gguf", "F16")
     other = shutil.copytree(llama_dir, tmp_path / "gpt2")
-    (other / "config.json").write_text('{"model_type": "gpt2", "n_layer": 1, "n_embd": 32}')
-    with pytest.raises(ValueError, match="gpt2"):
+    (other / "config.json").write_text('{"architectures": ["NoSuchForCausalLM"]}')
+    with pytest.raises(ConversionError, match="NoSuchForCausalLM"):
         write_gguf(other, tmp_path / "y.gguf", "F16")
-
-
-def test_sentencepiece_style_tokenizer_is_refused() -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from tasks.export.gguf_vocab import build_vocab
-
-    backend = Tokenizer(models.BPE(vocab={"\u2581a": 0, "b": 1}, merges=[], byte_fallback=True))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    with pytest.raises(ValueError, match="SentencePiece"):
-        build_vocab(PreTrainedTokenizerFast(tokenizer_object=backend), 2)
-
-
-def test_phi3_name_avoids_llama_cpp_sentencepiece_fixups(phi3_dir: Path, exported: dict) -> None:
-    reader = GGUFReader(exported["phi3", "F16"])
-    name = reader.fields["general.name"].contents()
-    assert "phi3" not in name.lower() and "phi-3" not in name.lower()
-    assert "/" not in name  # a folder name, never a local path
+    assert not list(tmp_path.glob("*.gguf*"))  # nothing half-written left behind
