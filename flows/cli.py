@@ -17,6 +17,7 @@ from flows.commands import (
     devices,
     distill,
     evaluate,
+    export,
     models,
     prepare,
     serve,
@@ -47,6 +48,7 @@ app.command("simulate")(simulate.simulate)
 app.command("prepare")(prepare.prepare)
 app.command("distill")(distill.distill)
 app.add_typer(evaluate.app, name="evaluate")
+app.command("export")(export.export)
 app.command("cycle")(cycle.cycle)
 app.command("teacher-finetune")(cycle.teacher_finetune)
 # Operating the registry and the store.

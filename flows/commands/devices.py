@@ -22,7 +22,7 @@ def list_(
         str | None,
         typer.Option(
             click_type=click.Choice(STATUSES),
-            metavar="STATUS",
+            metavar="STATE",
             help=f"only this status; choices: {', '.join(STATUSES)} [all]",
         ),
     ] = None,

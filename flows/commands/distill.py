@@ -25,7 +25,7 @@ def distill(
         str,
         typer.Option(
             click_type=click.Choice(["auto", "logit", "sequence"]),
-            metavar="STRATEGY",
+            metavar="MODE",
             help="auto, logit or sequence; auto: logit KD when the tokenizers match, "
             "else sequence-level",
         ),

@@ -20,7 +20,7 @@ Device = Annotated[
     str | None,
     typer.Option(
         click_type=click.Choice(["cpu", "cuda"]),
-        metavar="DEVICE",
+        metavar="CPU|CUDA",
         help="cpu or cuda [default: cuda when available, else cpu]",
     ),
 ]

@@ -2,47 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
+
+import typer
 
 # Kept here (not imported from tasks.export) so `distillery --help` stays fast.
 QUANT_CHOICES = ("F32", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q6_K", "PHONE")
 DEFAULT_QUANTS = ("F16", "Q8_0", "Q4_K_M")
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `export` command (heavy imports wait until it runs: the CLI starts fast)."""
-    parser = subparsers.add_parser(
-        "export",
-        help="write GGUF files with llama.cpp and check them against the HF model",
-        description=(
-            "Merge (with --base and an adapter) or take a merged HF model, write GGUF files "
-            "with llama.cpp's converter and quantizer, and check each in llama.cpp against "
-            "the HF model (perplexity and top-1 agreement). Files that fail parity are "
-            "removed. PHONE = Q4_K_M when it passes parity, else Q8_0."
-        ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("model_dir", metavar="MODEL_DIR", help="merged HF model, or the adapter")
-    parser.add_argument("--base", help="base model folder or preset: MODEL_DIR is its adapter")
-    parser.add_argument("--out", required=True, help="output folder (gguf/ and merged/ inside)")
-    parser.add_argument(
-        "--quant",
-        nargs="+",
-        default=list(DEFAULT_QUANTS),
-        type=str.upper,
-        choices=QUANT_CHOICES,
-        metavar="QUANT",
-        help=f"quantizations, any of: {' '.join(QUANT_CHOICES)}",
-    )
-    parser.add_argument("--name", help="file and general.name (default: the folder name)")
-    parser.add_argument("--version", help="general.version, e.g. v3")
-    parser.add_argument("--base-model", help="Hub id of the base (license, organisation)")
-    parser.add_argument("--texts", help="parity texts, one per line (default: built-in texts)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(func=run)
 
 
 PARITY_TEXTS = (
@@ -56,7 +25,7 @@ PARITY_TEXTS = (
 
 
 def _fail(message: str) -> int:
-    print(f"distillery export: {message}", file=sys.stderr)
+    print(f"✗ {message}", file=sys.stderr)
     return 2
 
 
@@ -73,40 +42,83 @@ def _resolve(path_or_preset: str) -> Path | None:
     return None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Write and check the files; print one line per file (or the JSON report)."""
-    model_dir = Path(args.model_dir)
-    if args.base:
-        base = _resolve(args.base)
-        if base is None:
-            return _fail(f"--base {args.base!r} is neither a HF model folder nor a preset")
+def export(
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="merged HF model folder, or the adapter")
+    ],
+    more_quants: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[QUANT...]", help="more quantizations after --quant", hidden=True),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="output folder (gguf/ and merged/ inside)")] = Path(
+        "export"
+    ),
+    quant: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="QUANT [QUANT...]",
+            help=f"quantizations; choices: {', '.join(QUANT_CHOICES)}; PHONE = Q4_K_M when "
+            f"it passes parity, else Q8_0 [default: {' '.join(DEFAULT_QUANTS)}]",
+        ),
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(help="base model folder or preset: MODEL_DIR is its adapter")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="file and general.name [the folder name]")
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="general.version, e.g. v3")] = None,
+    base_model: Annotated[
+        str | None, typer.Option(help="Hub id of the base (license, organisation)")
+    ] = None,
+    texts: Annotated[
+        Path | None, typer.Option(help="parity texts, one per line [built-in texts]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> int:
+    """Write GGUF files with llama.cpp and check each against the HF model.
+
+    Merges the adapter into --base (or takes a merged model), writes the files with
+    llama.cpp's converter and quantizer, and judges each in llama.cpp (perplexity and top-1
+    agreement against transformers). Files that fail parity are removed.
+    Example: distillery export runs/adapter --base smollm2-pruned-student --out out --quant
+    F16 Q8_0 Q4_K_M
+    """
+    quants = [q.upper() for q in [*(quant or []), *(more_quants or [])]] or list(DEFAULT_QUANTS)
+    unknown = [q for q in quants if q not in QUANT_CHOICES]
+    if unknown:
+        return _fail(f"unknown quantization {', '.join(unknown)}; choose from {QUANT_CHOICES}")
+    if base:
+        base_dir = _resolve(base)
+        if base_dir is None:
+            return _fail(f"--base {base!r} is neither a HF model folder nor a preset")
         if not (model_dir / "adapter_config.json").is_file():
             return _fail(f"{model_dir} has no adapter_config.json (a PEFT adapter with --base)")
         adapter: Path | None = model_dir
     else:
-        base, adapter = _resolve(args.model_dir), None
-        if base is None:
+        base_dir, adapter = _resolve(str(model_dir)), None
+        if base_dir is None:
             return _fail(
                 f"{model_dir} is not a HF model folder (no config.json); adapters need --base"
             )
-    texts = list(PARITY_TEXTS)
-    if args.texts:
-        if not Path(args.texts).is_file():
-            return _fail(f"--texts {args.texts} does not exist")
-        texts = [t for t in Path(args.texts).read_text().splitlines() if t.strip()]
+    parity_texts = list(PARITY_TEXTS)
+    if texts:
+        if not texts.is_file():
+            return _fail(f"--texts {texts} does not exist")
+        parity_texts = [t for t in texts.read_text().splitlines() if t.strip()]
 
     from tasks.export import base_metadata, export_for_phones
     from tasks.export.gguf_export import preset_metadata
 
-    name = args.name or (args.base if args.base and not Path(args.base).exists() else None)
-    name = name or model_dir.resolve().name
-    metadata = preset_metadata(args.base, args.version) if args.base else None
-    if metadata is None or args.name or args.base_model:
-        metadata = base_metadata(name, args.version, base, args.base_model)
+    file_name = name or (base if base and not Path(base).exists() else None)
+    file_name = file_name or model_dir.resolve().name
+    metadata = preset_metadata(base, version) if base else None
+    if metadata is None or name or base_model:
+        metadata = base_metadata(file_name, version, base_dir, base_model)
     report = export_for_phones(
-        base, adapter, Path(args.out), args.quant, texts, name=name, metadata=metadata
+        base_dir, adapter, out, quants, parity_texts, name=file_name, metadata=metadata
     )
-    if args.json:
+    if as_json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
         return 0 if report.files else 1
     parity = {p.quantization: p for p in report.parity}
