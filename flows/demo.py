@@ -34,7 +34,7 @@ class DemoOptions:
     student: str = "smollm2-pruned-student"
     max_steps: int = 10  # ~20 s a step on 2 quiet cores (batch 4 x 256 tokens, KD loss)
     eval_limit: int = 12  # examples per evaluation set
-    quantizations: list[str] = field(default_factory=lambda: ["Q8_0"])
+    quantizations: list[str] = field(default_factory=lambda: ["PHONE"])  # Q4_K_M, else Q8_0
     port: int | None = None
 
 
@@ -190,6 +190,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
             progress.line(
                 f"  {row['student']}: {row['status']}{version} — {row.get('detail') or ''}"
             )
+            if row.get("phone"):
+                progress.line(f"  phone file: {row['phone']}")
             if row.get("teacher"):
                 progress.line(f"  {row['teacher']}")
             if row.get("teacher_cache"):

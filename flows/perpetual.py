@@ -74,6 +74,7 @@ def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -
         teacher=verdict["teacher"],
         report=verdict["report_path"],
         files=[f["name"] for f in published["files"]],
+        phone=exported.get("phone_reason"),
         teacher_cache=trained["metrics"].get("teacher_cache"),
     )
 

@@ -49,7 +49,8 @@ class CycleConfig(BaseModel):
         description="evaluate_candidate_flow options: eval_options, gate_options, n_resamples",
     )
     quantizations: list[str] = Field(
-        default_factory=lambda: ["Q8_0"], description="GGUF files exported for phones"
+        default_factory=lambda: ["PHONE"],
+        description="GGUF files for phones; PHONE = Q4_K_M when it passes parity, else Q8_0",
     )
 
     # Checked when the parameters are read, so a typo fails before any data is prepared.

@@ -56,7 +56,7 @@ def cycle(
             min_new_records=min_new_records,
             use_teacher_adapter=teacher_adapter,
             distill={"max_steps": max_steps} if max_steps else {},
-            quantizations=quant or ["Q8_0"],
+            quantizations=quant or ["PHONE"],
         )
     state = perpetual_cycle(cycle_config, return_state=True)
     return print_outcome(state, state.result(raise_on_failure=False))

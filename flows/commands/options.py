@@ -9,7 +9,7 @@ import typer
 
 from tasks.models.presets import preset_names
 
-QUANTIZATIONS = ("F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M")
+QUANTIZATIONS = ("PHONE", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M")
 
 TEACHERS = preset_names("teacher")
 STUDENTS = preset_names("student")
@@ -52,7 +52,8 @@ Quantizations = Annotated[
         "--quant",
         click_type=click.Choice(QUANTIZATIONS),
         metavar="QUANT",
-        help=f"GGUF file for phones, repeat for several; {_choices(QUANTIZATIONS)} [default: Q8_0]",
+        help=f"GGUF file for phones, repeat for several; {_choices(QUANTIZATIONS)}; PHONE = "
+        "Q4_K_M when it passes parity, else Q8_0 [default: PHONE]",
     ),
 ]
 MaxSteps = Annotated[

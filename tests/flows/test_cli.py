@@ -41,7 +41,7 @@ def test_subcommand_help_lists_defaults_and_preset_choices(
     out = " ".join(capsys.readouterr().out.split())  # unwrap the help columns
     assert "[default: smollm2-135m-instruct]" in out
     assert "choices: llama-3.2-1b-instruct, phi-3-mini-4k-instruct" in out
-    assert "choices: F16, Q8_0" in out and "[default: 8; x>=0]" in out
+    assert "choices: PHONE, F16, Q8_0" in out and "[default: 8; x>=0]" in out
 
 
 def test_an_unknown_preset_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:
