@@ -16,6 +16,10 @@ class DistillConfig:
 
     strategy: Strategy = "auto"  # "logit"/"sequence" force one; logit on mismatched vocab fails
     alpha: float = 0.5  # weight of cross-entropy; 1 - alpha goes to the divergence
+    # CE weight on records whose answer is a user's correction. 1.0: a correction is ground
+    # truth and trains alone (no teacher term; sequence KD never replaces it either); lower
+    # values let the teacher's distribution on the correction's tokens regularise it.
+    correction_alpha: float = 1.0
     temperature: float = 2.0
     divergence: Literal["forward_kl", "jsd"] = "forward_kl"
     top_k: int = 16
@@ -53,6 +57,8 @@ class DistillConfig:
             raise ValueError(f"divergence must be forward_kl or jsd, got {self.divergence!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
+        if not 0.0 <= self.correction_alpha <= 1.0:
+            raise ValueError(f"correction_alpha must be within [0, 1], got {self.correction_alpha}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.top_k < 1:

@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from tasks.distill.data import Messages, prompt_ids, record_hash
+from tasks.distill.data import TrainRecord, prompt_ids, record_hash
 from tasks.distill.teacher_cache import TeacherCache
 
 log = logging.getLogger(__name__)
@@ -147,15 +147,21 @@ def generate_batch(
 
 def teacher_answers(
     cache: TeacherCache,
-    records: list[Messages],
+    records: list[Any],
     load_teacher: Any,
     tok: PreTrainedTokenizerBase,
     *,
     max_new_tokens: int,
     batch_size: int,
-) -> list[Messages]:
-    """Records with the final answer replaced by the teacher's (cached by prompt)."""
-    by_prompt = {record_hash(m[:-1]): m for m in records}
+) -> list[Any]:
+    """Records with the final answer replaced by the teacher's (cached by prompt).
+
+    Takes messages or TrainRecords and returns the same kind. A TrainRecord whose answer is a
+    user's correction keeps it: corrections are ground truth, and their prompts never reach
+    the teacher.
+    """
+    wrapped = [r if isinstance(r, TrainRecord) else TrainRecord(r) for r in records]
+    by_prompt = {record_hash(r.messages[:-1]): r.messages for r in wrapped if not r.corrected}
     _, missing = cache.split(list(by_prompt))
     cache.stats.computed += len(missing)
     if missing:
@@ -168,8 +174,12 @@ def teacher_answers(
             for h, ans in zip(chunk, answers, strict=True):
                 text = tok.decode(ans, skip_special_tokens=True).strip()
                 cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
-    out = []
-    for m in records:
-        _, meta = cache.get(record_hash(m[:-1]))
-        out.append([*m[:-1], {"role": "assistant", "content": meta["text"]}])
+    out: list[Any] = []
+    for original, rec in zip(records, wrapped, strict=True):
+        if rec.corrected:
+            out.append(original)
+            continue
+        _, meta = cache.get(record_hash(rec.messages[:-1]))
+        answered = [*rec.messages[:-1], {"role": "assistant", "content": meta["text"]}]
+        out.append(TrainRecord(answered) if isinstance(original, TrainRecord) else answered)
     return out

@@ -95,7 +95,13 @@ def train_student(
         eval_dataset=data["validation"] if "validation" in data else None,
         processing_class=tok,
         data_collator=KDCollator(tok.pad_token_id),
-        kd=KDSettings(config.alpha, config.temperature, config.divergence, config.top_k),
+        kd=KDSettings(
+            config.alpha,
+            config.temperature,
+            config.divergence,
+            config.top_k,
+            correction_alpha=config.correction_alpha,
+        ),
         callbacks=callbacks,
     )
     last = get_last_checkpoint(str(ckpt_dir)) if config.resume and ckpt_dir.is_dir() else None

@@ -22,6 +22,8 @@ class KDCollator:
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = pad_batch(examples, self.pad_token_id)
+        if "corrected" in examples[0]:
+            batch["corrected"] = torch.tensor([bool(e["corrected"]) for e in examples])
         if "t_ids" in examples[0]:  # tensors when the dataset has torch format (fast path)
             batch["t_ids"] = torch.cat([torch.as_tensor(e["t_ids"]) for e in examples]).long()
             for key in ("t_logprobs", "t_tail"):
@@ -31,12 +33,22 @@ class KDCollator:
 
 @dataclass
 class KDSettings:
-    """Loss weights: alpha on CE, temperature, divergence kind, k for online top-k."""
+    """Loss weights: alpha on CE (correction_alpha on corrected records), T, divergence, k."""
 
     alpha: float = 0.5
     temperature: float = 2.0
     divergence: str = "forward_kl"
     top_k: int = 16
+    correction_alpha: float = 1.0
+
+    def token_alpha(
+        self, corrected: torch.Tensor | None, rows: torch.Tensor
+    ) -> torch.Tensor | float:
+        """CE weight per target token (`rows`: its batch row); a float when none is corrected."""
+        if corrected is None or not bool(corrected.any()):
+            return self.alpha
+        per_row = torch.where(corrected, self.correction_alpha, self.alpha).float()
+        return per_row.to(rows.device)[rows]
 
 
 class DistillTrainer(SFTTrainer):
@@ -58,6 +70,7 @@ class DistillTrainer(SFTTrainer):
     ) -> Any:
         """α·CE + (1−α)·T²·divergence on assistant tokens; TRL's SFT loss without a teacher."""
         teacher = {k: inputs.pop(k) for k in TEACHER_COLUMNS if k in inputs}
+        corrected = inputs.pop("corrected", None)
         if not teacher and self.online_teacher is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"]
@@ -83,7 +96,7 @@ class DistillTrainer(SFTTrainer):
             teacher["t_ids"],
             teacher["t_logprobs"],
             teacher["t_tail"],
-            alpha=self.kd.alpha,
+            alpha=self.kd.token_alpha(corrected, mask.nonzero()[:, 0]),
             temperature=self.kd.temperature,
             kind=self.kd.divergence,
             num_items=num_items_in_batch,
