@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--teacher", required=True, help="teacher preset name")
     parser.add_argument("--student", required=True, help="student preset name")
     parser.add_argument("--output-dir", type=Path, help="default: artifact root/runs/distill/...")
-    parser.add_argument("--strategy", choices=["auto", "logit", "sequence"], default="auto")
+    parser.add_argument("--strategy", choices=["auto", "logit", "xtok", "sequence"], default="auto")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     parser.add_argument("--warm-start", type=Path, help="previous adapter dir to continue from")
     parser.add_argument("--config", type=Path, help="JSON file of DistillConfig fields")

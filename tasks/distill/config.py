@@ -7,14 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Strategy = Literal["auto", "logit", "sequence"]
+Strategy = Literal["auto", "logit", "xtok", "sequence"]
 
 
 @dataclass
 class DistillConfig:
     """How to distill: strategy, loss, teacher signals, LoRA training and outputs."""
 
-    strategy: Strategy = "auto"  # "logit"/"sequence" force one; logit on mismatched vocab fails
+    # auto: logit KD for identical tokenizers, cross-tokenizer logit KD ("xtok") otherwise;
+    # "logit"/"xtok"/"sequence" force one (logit on different vocabularies is refused).
+    strategy: Strategy = "auto"
     alpha: float = 0.5  # weight of cross-entropy; 1 - alpha goes to the divergence
     # CE weight on records whose answer is a user's correction. 1.0: a correction is ground
     # truth and trains alone (no teacher term; sequence KD never replaces it either); lower
@@ -51,8 +53,10 @@ class DistillConfig:
     eval_split: str = "validation"
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("auto", "logit", "sequence"):
-            raise ValueError(f"strategy must be auto, logit or sequence, got {self.strategy!r}")
+        if self.strategy not in ("auto", "logit", "xtok", "sequence"):
+            raise ValueError(
+                f"strategy must be auto, logit, xtok or sequence, got {self.strategy!r}"
+            )
         if self.divergence not in ("forward_kl", "jsd"):
             raise ValueError(f"divergence must be forward_kl or jsd, got {self.divergence!r}")
         if not 0.0 <= self.alpha <= 1.0:

@@ -18,9 +18,16 @@ from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
 from tasks.distill.preflight import PreflightResult, preflight, tokenizer_fingerprint
-from tasks.distill.signals import attach_topk, fill_topk_cache, teacher_answers
+from tasks.distill.signals import (
+    attach_aligned,
+    attach_topk,
+    fill_topk_cache,
+    save_vocab_map,
+    teacher_answers,
+)
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.train import train_student
+from tasks.distill.xtok import vocab_map
 from tasks.models.load import load_model_and_tokenizer, load_tokenizer
 from tasks.models.presets import get_preset
 
@@ -83,7 +90,8 @@ def prepare_signals(
     key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
     if teacher_adapter_dir is not None:  # a fine-tuned teacher is another teacher
         key["adapter_sha256"] = adapter_fingerprint(Path(teacher_adapter_dir))
-    if strategy == "logit" and config.alpha >= 1.0:
+    vmap = None
+    if strategy in ("logit", "xtok") and config.alpha >= 1.0:
         # Pure cross-entropy (e.g. fine-tuning the teacher itself): no teacher signal is used.
         cache = TeacherCache.open(kind="none", max_length=max_length, **key)
         train, dropped = tokenize_records(s_tok, records, max_length)
@@ -106,6 +114,29 @@ def prepare_signals(
             pad_id=t_tok.pad_token_id,
         )
         train = attach_topk(cache, train)
+    elif strategy == "xtok":
+        cache = TeacherCache.open(
+            kind="topk",
+            max_length=max_length,
+            k=config.top_k,
+            temperature=config.temperature,
+            **key,
+        )
+        # The teacher reads each record in its own tokenization and chat template: the cache
+        # entry is the same one same-vocabulary KD from this teacher would use.
+        teacher_rows, _ = tokenize_records(t_tok, records, max_length)
+        fill_topk_cache(
+            cache,
+            teacher_rows,
+            load_teacher,
+            k=config.top_k,
+            temperature=config.temperature,
+            batch_size=config.teacher_batch_size,
+            pad_id=t_tok.pad_token_id,
+        )
+        train, dropped = tokenize_records(s_tok, records, max_length)
+        vmap = vocab_map(t_tok, s_tok)
+        train = attach_aligned(cache, train, records, t_tok, s_tok, vmap, max_length)
     else:
         cache = TeacherCache.open(
             kind="generate",
@@ -133,6 +164,8 @@ def prepare_signals(
         )[0]
     prepared = Path(work_dir) / "prepared"
     DatasetDict(splits).save_to_disk(str(prepared))
+    if vmap is not None:
+        save_vocab_map(prepared, vmap)
     stats = cache.stats.to_dict()
     log.info("teacher %s cache: %d hits, %d misses", teacher, stats["hits"], stats["misses"])
     return {

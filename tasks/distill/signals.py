@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
-from tasks.distill.data import TrainRecord, prompt_ids, record_hash
+from tasks.distill.data import TrainRecord, prompt_ids, record_hash, tokenize_record
 from tasks.distill.teacher_cache import TeacherCache
+from tasks.distill.xtok import VocabMap, align, target_starts, xtok_columns
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,62 @@ def attach_topk(cache: TeacherCache, data: Dataset) -> Dataset:
         }
 
     return data.map(add, desc="attach teacher top-k")
+
+
+XTOK_FILE = "xtok_vocab.safetensors"
+
+
+def attach_aligned(
+    cache: TeacherCache,
+    data: Dataset,
+    records: list[TrainRecord],
+    t_tok: PreTrainedTokenizerBase,
+    s_tok: PreTrainedTokenizerBase,
+    vmap: VocabMap,
+    max_length: int,
+) -> Dataset:
+    """Add t_pos / t_ids / t_logprobs / t_tail: the teacher's cached rows aligned to the student.
+
+    A record the teacher's truncation emptied, or whose text cannot be located in a rendered
+    template, gets no aligned row: it trains on cross-entropy alone.
+    """
+    by_hash = {record_hash(r.messages): r.messages for r in records}
+
+    def add(row: dict[str, Any]) -> dict[str, Any]:
+        messages = by_hash[row["record_hash"]]
+        teacher_row = tokenize_record(t_tok, messages, max_length)
+        if teacher_row is None or not cache.path(row["record_hash"]).is_file():
+            return xtok_columns({}, ([], []), vmap)
+        cached, _ = cache.get(row["record_hash"])
+        t_starts = target_starts(t_tok, messages, teacher_row["input_ids"], teacher_row["labels"])
+        if cached["ids"].shape[0] != len(t_starts):
+            raise ValueError(
+                f"cached teacher signals for record {row['record_hash'][:12]} cover "
+                f"{cached['ids'].shape[0]} tokens but the teacher's tokenization has "
+                f"{len(t_starts)} targets"
+            )
+        s_starts = target_starts(s_tok, messages, row["input_ids"], row["labels"])
+        return xtok_columns(cached, align(s_starts, t_starts), vmap)
+
+    return data.map(add, desc="align teacher top-k to the student's tokens")
+
+
+def save_vocab_map(prepared: Path, vmap: VocabMap) -> None:
+    """The student's unshared-token mask and the KL weight, beside the prepared data."""
+    save_file(
+        {"student_unshared": vmap.student_unshared.contiguous()},
+        str(Path(prepared) / XTOK_FILE),
+        metadata={"matched_weight": str(vmap.shared_share), "shared": str(vmap.shared)},
+    )
+
+
+def load_vocab_map(prepared: Path) -> tuple[torch.Tensor, float] | None:
+    """(student_unshared, matched_weight) saved by save_vocab_map, None for other strategies."""
+    path = Path(prepared) / XTOK_FILE
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("student_unshared"), float((f.metadata() or {})["matched_weight"])
 
 
 @torch.no_grad()
