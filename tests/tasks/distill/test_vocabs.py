@@ -1,0 +1,53 @@
+"""Preflight on llama.cpp's real vocabularies of the seed models, and the CLI that prints it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flows.cli import main
+from tasks.distill.vocabs import pair_report, vocab_tokenizer
+from tasks.distill.xtok import vocab_map
+
+
+def test_sentencepiece_and_byte_level_tokens_meet_by_their_bytes() -> None:
+    spm, phi3 = vocab_tokenizer("llama-spm"), vocab_tokenizer("phi-3")
+    vmap = vocab_map(phi3, spm)
+    # Phi-3 is Llama-2's SentencePiece plus chat tokens: every ordinary token is shared.
+    assert vmap.shared > 0.99 * (len(spm) - 3)
+    assert int(vmap.teacher_to_student[phi3.convert_tokens_to_ids("▁the")]) == (
+        spm.convert_tokens_to_ids("▁the")
+    )
+    byte_token = spm.convert_tokens_to_ids("<0x0A>")  # a newline as a byte-fallback piece
+    assert not bool(vmap.student_unshared[byte_token])
+
+
+def test_a_pair_with_a_real_vocabulary_gets_soft_targets() -> None:
+    report = pair_report("phi-3-mini-4k-instruct", "tinyllama-1.1b-chat")
+    assert report.strategy == "xtok"
+    assert report.student_source == "llama.cpp ggml-vocab-llama-spm.gguf"
+    assert (report.teacher_vocab, report.student_vocab) == (32064, 32000)
+    assert "chat templates differ" in report.reason
+
+
+def test_mistral_pair_waits_for_its_tokenizer() -> None:
+    report = pair_report("mistral-7b-instruct-v0.3", "tinyllama-1.1b-chat")
+    assert report.strategy == "pending" and report.shared_tokens is None
+    assert "decided when its tokenizer loads" in report.reason
+
+
+def test_cli_prints_the_pair(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["preflight", "--teacher", "phi-3-mini-4k-instruct", "--student", "tinyllama-1.1b-chat"]
+    assert main([*argv, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["strategy"] == "xtok" and row["shared_tokens"] > 30000
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| phi-3-mini-4k-instruct | tinyllama-1.1b-chat | 32064/32000 |" in out
+    assert main([*argv, "--strategy", "logit"]) == 2
+    assert "cannot force logit distillation" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="both --teacher and --student"):
+        main(["preflight", "--teacher", "phi-3-mini-4k-instruct"])
+    with pytest.raises(SystemExit, match="or --seed-pairs"):
+        main(["preflight", "--seed-pairs", "--student", "tinyllama-1.1b-chat"])
