@@ -181,8 +181,9 @@ def xtok_divergence(
     mask = student_unshared.to(logits.device)
     if mask.shape[0] < logits.shape[-1]:  # embedding rows beyond the tokenizer: unshared too
         mask = torch.cat([mask, mask.new_ones(logits.shape[-1] - mask.shape[0])])
-    q_un = torch.where(mask[: logits.shape[-1]], log_q.exp(), torch.zeros_like(log_q))
-    q_sorted = q_un.topk(min(k, q_un.shape[-1]), dim=-1).values
+    # Top-k in log space, then exp on k values: no second [P, V] probability tensor.
+    log_q_un = log_q.masked_fill(~mask[: logits.shape[-1]], float("-inf"))
+    q_sorted = log_q_un.topk(min(k, log_q_un.shape[-1]), dim=-1).values.exp()
     p_sorted = torch.where(shared, torch.zeros_like(p), p).sort(dim=-1, descending=True).values
     uld = (p_sorted[:, : q_sorted.shape[-1]] - q_sorted).abs().sum(-1)
     return matched_weight * kl, (1 - matched_weight) * uld
