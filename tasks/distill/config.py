@@ -22,6 +22,12 @@ class DistillConfig:
     # truth and trains alone (no teacher term; sequence KD never replaces it either); lower
     # values let the teacher's distribution on the correction's tokens regularise it.
     correction_alpha: float = 1.0
+    # Optional stage after KD (tasks/distill/preference.py): KTO on good/bad ratings or DPO on
+    # correction ≻ answer. Off by default: not yet shown to help on the project's own data.
+    preference: Literal["off", "kto", "dpo"] = "off"
+    preference_steps: int = 20
+    preference_beta: float = 0.1
+    preference_learning_rate: float = 5e-5
     temperature: float = 2.0
     divergence: Literal["forward_kl", "jsd"] = "forward_kl"
     top_k: int = 16
@@ -63,6 +69,8 @@ class DistillConfig:
             raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
         if not 0.0 <= self.correction_alpha <= 1.0:
             raise ValueError(f"correction_alpha must be within [0, 1], got {self.correction_alpha}")
+        if self.preference not in ("off", "kto", "dpo"):
+            raise ValueError(f"preference must be off, kto or dpo, got {self.preference!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.top_k < 1:

@@ -272,8 +272,27 @@ def distill(
         "dropped_records": signals.get("dropped_records"),
         "strategy_reason": pre.reason,
     }
+    adapter_dir = output_dir / "adapter"
+    if config.preference != "off" and state.is_main_process:
+        from tasks.distill.preference import preference_stage
+
+        try:
+            stage = preference_stage(
+                snapshot_path,
+                adapter_dir,
+                student=student,
+                output_dir=output_dir / "preference",
+                config=config,
+            )
+        except BaseException:
+            if run_id is not None and db is not None:
+                record_failure(db, run_id, traceback.format_exc())
+            raise
+        metrics["preference"] = stage
+        if "adapter_dir" in stage:  # the candidate the gate sees
+            adapter_dir = Path(stage["adapter_dir"])
     if state.is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if run_id is not None and db is not None:
         record_finish(db, run_id, metrics)
-    return DistillResult(run_id, output_dir, output_dir / "adapter", pre.strategy, metrics)
+    return DistillResult(run_id, output_dir, adapter_dir, pre.strategy, metrics)
