@@ -224,8 +224,11 @@ def main() -> int:
     )
     n_tok = batch * (seq - prompt_len)  # the loss alone, at this step's shape, interleaved
     costs = loss_costs(vocab, n_tok, 16, opt.device)
-    emit(figure="b3_loss_fwd_bwd_s", **costs, ratio=costs["xtok"] / costs["same_vocab"],
-         tokens=n_tok, vocab=vocab)  # fmt: skip
+    ratios = {
+        "ratio": costs["xtok"] / costs["same_vocab"],
+        "cpu_ratio": costs["xtok_cpu"] / costs["same_vocab_cpu"],
+    }
+    emit(figure="b3_loss_fwd_bwd_s", **costs, **ratios, tokens=n_tok, vocab=vocab)
     t_online = step_time(student, tok, data, config, opt.device, online_teacher=teacher)
     emit(
         figure="c_kd_online_step_s",
