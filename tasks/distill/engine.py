@@ -19,6 +19,7 @@ from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
 from tasks.distill.preflight import PreflightResult, preflight, tokenizer_fingerprint
 from tasks.distill.signals import (
+    aligned_share,
     attach_aligned,
     attach_topk,
     fill_topk_cache,
@@ -90,7 +91,7 @@ def prepare_signals(
     key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
     if teacher_adapter_dir is not None:  # a fine-tuned teacher is another teacher
         key["adapter_sha256"] = adapter_fingerprint(Path(teacher_adapter_dir))
-    vmap = None
+    vmap, aligned = None, None
     if strategy in ("logit", "xtok") and config.alpha >= 1.0:
         # Pure cross-entropy (e.g. fine-tuning the teacher itself): no teacher signal is used.
         cache = TeacherCache.open(kind="none", max_length=max_length, **key)
@@ -137,6 +138,10 @@ def prepare_signals(
         train, dropped = tokenize_records(s_tok, records, max_length)
         vmap = vocab_map(t_tok, s_tok)
         train = attach_aligned(cache, train, records, t_tok, s_tok, vmap, max_length)
+        aligned = aligned_share(train)
+        log.info(
+            "cross-tokenizer KD: %.1f%% of target tokens aligned to the teacher", 100 * aligned
+        )
     else:
         cache = TeacherCache.open(
             kind="generate",
@@ -173,6 +178,7 @@ def prepare_signals(
         "teacher_cache": stats,
         "train_records": len(train),
         "dropped_records": dropped,
+        "aligned_share": aligned,
     }
 
 
@@ -270,6 +276,7 @@ def distill(
         **train_metrics,
         "teacher_cache": signals["teacher_cache"],
         "dropped_records": signals.get("dropped_records"),
+        "aligned_share": signals.get("aligned_share"),
         "strategy_reason": pre.reason,
     }
     adapter_dir = output_dir / "adapter"

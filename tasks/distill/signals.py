@@ -164,6 +164,12 @@ def attach_aligned(
     return data.map(add, desc="align teacher top-k to the student's tokens")
 
 
+def aligned_share(data: Dataset) -> float:
+    """Share of the student's target tokens that have an aligned teacher row (the rest: CE)."""
+    targets = sum(sum(1 for x in labels[1:] if x != -100) for labels in data["labels"])
+    return sum(len(p) for p in data["t_pos"]) / max(targets, 1)
+
+
 def save_vocab_map(prepared: Path, vmap: VocabMap) -> None:
     """The student's unshared-token mask and the KL weight, beside the prepared data."""
     save_file(

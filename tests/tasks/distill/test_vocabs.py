@@ -51,3 +51,24 @@ def test_cli_prints_the_pair(capsys: pytest.CaptureFixture[str]) -> None:
         main(["preflight", "--teacher", "phi-3-mini-4k-instruct"])
     with pytest.raises(SystemExit, match="or --seed-pairs"):
         main(["preflight", "--seed-pairs", "--student", "tinyllama-1.1b-chat"])
+
+
+def test_sentencepiece_answer_aligns_with_a_byte_level_one() -> None:
+    from tasks.distill.data import tokenize_record
+    from tasks.distill.xtok import align, target_starts
+    from tasks.models.tiny import CHATML_TEMPLATE, build_tiny_tokenizer
+
+    spm, bpe = vocab_tokenizer("llama-spm"), build_tiny_tokenizer("a")
+    spm.chat_template = CHATML_TEMPLATE  # the vocabulary file carries no template
+    answer = "The café costs €5, and the capital of France is Paris."
+    messages = [{"role": "user", "content": "Where?"}, {"role": "assistant", "content": answer}]
+    starts = {}
+    for name, tok in (("spm", spm), ("bpe", bpe)):
+        row = tokenize_record(tok, messages, 256)
+        starts[name] = target_starts(tok, messages, row["input_ids"], row["labels"])
+    s_idx, t_idx = align(starts["spm"], starts["bpe"])
+    words = [i for i, ch in enumerate(answer) if ch == " " or i == 0]
+    common = {starts["spm"][i] for i in s_idx}
+    assert common >= {0, len(answer) - len("Paris.") - 1}  # the first word and " Paris"
+    assert len(common) >= len(words) // 2  # word starts mostly meet despite ▁ vs Ġ
+    assert all(starts["spm"][i] == starts["bpe"][j] for i, j in zip(s_idx, t_idx, strict=True))

@@ -115,6 +115,7 @@ def test_cross_tokenizer_kd_trains_and_reuses_the_teacher_cache(tmp_path: Path) 
     assert res.strategy == "xtok"
     stats = res.metrics["teacher_cache"]
     assert (stats["hits"], stats["computed"]) == (8, 2)  # only the two new records
+    assert 0.7 < res.metrics["aligned_share"] < 1.0  # answer tokens only; not template ones
     prepared = tmp_path / "out" / "prepared"
     unshared, weight = load_vocab_map(prepared)
     assert 0.5 < weight < 1.0
