@@ -7,7 +7,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
@@ -96,7 +96,7 @@ def prompt_ids(tok: PreTrainedTokenizerBase, messages: Messages) -> list[int]:
     enc = tok.apply_chat_template(
         messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True
     )
-    return list(enc["input_ids"])
+    return list(cast(Any, enc)["input_ids"])
 
 
 def tokenize_record(
@@ -104,7 +104,8 @@ def tokenize_record(
 ) -> dict[str, Any] | None:
     """input_ids and labels (-100 outside the final answer), truncated; None if no label is left."""
     prompt = prompt_ids(tok, messages)
-    full = list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    rendered = tok.apply_chat_template(messages, tokenize=True, return_dict=True)
+    full = list(cast(Any, rendered)["input_ids"])
     if full[: len(prompt)] != prompt:
         raise ValueError("chat template renders the prompt differently once the answer follows")
     full = full[:max_length]

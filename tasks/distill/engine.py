@@ -87,7 +87,11 @@ def prepare_signals(
             teacher, adapter_dir=teacher_adapter_dir, device=config.device
         )[0]
 
-    key = {"teacher_id": t_preset.hub_id, "revision": t_preset.revision, "root": cache_root}
+    key: dict[str, Any] = {
+        "teacher_id": t_preset.hub_id,
+        "revision": t_preset.revision,
+        "root": cache_root,
+    }
     key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
     if teacher_adapter_dir is not None:  # a fine-tuned teacher is another teacher
         key["adapter_sha256"] = adapter_fingerprint(Path(teacher_adapter_dir))
@@ -247,7 +251,10 @@ def distill(
         )
     try:
         # Rank 0 runs the teacher and writes the prepared data; the other ranks wait for it.
-        signals = {"prepared_dir": str(output_dir / "prepared"), "teacher_cache": {}}
+        signals: dict[str, Any] = {
+            "prepared_dir": str(output_dir / "prepared"),
+            "teacher_cache": {},
+        }
         if state.is_main_process:
             signals = prepare_signals(
                 snapshot_path,

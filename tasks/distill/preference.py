@@ -98,7 +98,7 @@ def preference_stage(
     reference, _ = load_model_and_tokenizer(student, adapter_dir=kd_adapter, device=device)
     if isinstance(reference, PeftModel):  # a frozen copy of the KD student is the anchor
         reference = reference.merge_and_unload()
-    common = {
+    common: dict[str, Any] = {
         "output_dir": str(output_dir / "checkpoints"),
         "per_device_train_batch_size": 4,
         "max_steps": config.preference_steps,

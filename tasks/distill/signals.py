@@ -238,7 +238,7 @@ def teacher_answers(
             chunk = order[i : i + batch_size]
             answers = generate_batch(model, tok, [ids[h] for h in chunk], max_new_tokens)
             for h, ans in zip(chunk, answers, strict=True):
-                text = tok.decode(ans, skip_special_tokens=True).strip()
+                text = str(tok.decode(ans, skip_special_tokens=True)).strip()
                 cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
     out: list[Any] = []
     for original, rec in zip(records, wrapped, strict=True):

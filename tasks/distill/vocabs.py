@@ -99,11 +99,21 @@ def pair_report(teacher: str, student: str, requested: str = "auto") -> PairRepo
         try:
             loaded[role] = preset_tokenizer(name)
         except TokenizerUnavailable as exc:
+            sources = [
+                loaded[r][1] if r in loaded else "unavailable" for r in ("teacher", "student")
+            ]
             return PairReport(
-                teacher, student, "pending", None, None, None, None,
-                *(loaded[r][1] if r in loaded else "unavailable" for r in ("teacher", "student")),
+                teacher,
+                student,
+                "pending",
+                None,
+                None,
+                None,
+                None,
+                sources[0],
+                sources[1],
                 str(exc),
-            )  # fmt: skip
+            )
     (t_tok, t_src), (s_tok, s_src) = loaded["teacher"], loaded["student"]
     result = preflight(
         t_tok, s_tok, requested=requested, teacher_name=teacher, student_name=student

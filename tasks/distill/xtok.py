@@ -117,8 +117,8 @@ def target_starts(
     n_targets = sum(1 for x in labels[1:] if x != -100)
     if not getattr(tok, "is_fast", False):
         return [-1] * n_targets  # a slow tokenizer gives no offsets: nothing can be aligned
-    full = tok.apply_chat_template(messages, tokenize=False)
-    prompt = tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    full = str(tok.apply_chat_template(messages, tokenize=False))
+    prompt = str(tok.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True))
     enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
     content = messages[-1]["content"]
     begin = full.find(content, len(prompt)) if full.startswith(prompt) else -1
