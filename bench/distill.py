@@ -1,7 +1,8 @@
 """Benchmark distillation: KD-with-cache step cost, cache savings, FLOP use, batched generation.
 
 Prints JSON lines, one per figure, each with the baseline it was measured beside in this run:
-(a) plain SFT step, (b) KD step with cached top-k (goal b/a <= 1.10), (c) online KD step
+(a) plain SFT step, (b) KD step with cached top-k (goal b/a <= 1.10), (b2) the same with the
+cross-tokenizer loss (KL on shared tokens + ULD, every position aligned), (c) online KD step
 (teacher forward every step), (d) teacher cost of a second cycle with 10% new records over a
 full recompute (goal <= 0.12), (e) training FLOP utilisation, 6·params·tokens/step time over
 a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s
@@ -28,6 +29,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from _xtok import as_xtok, loss_costs  # noqa: E402
 from datasets import Dataset, concatenate_datasets  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
@@ -114,9 +116,14 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._t)
 
 
-def step_time(student: Any, tok: Any, data: Dataset, args: Any, device: str, **kd: Any) -> float:
+def step_time(
+    student: Any, tok: Any, data: Dataset, args: Any, device: str, xtok: Any = None, **kd: Any
+) -> float:
     """Median step time (after 2 warm-up steps) of DistillTrainer on `data`."""
     timer = StepTimer(device)
+    settings = KDSettings(alpha=0.5, temperature=2.0, top_k=16)
+    if xtok is not None:  # (unshared student tokens, KL weight)
+        settings.student_unshared, settings.matched_weight = xtok
     trainer = DistillTrainer(
         model=student,
         args=args,
@@ -124,7 +131,7 @@ def step_time(student: Any, tok: Any, data: Dataset, args: Any, device: str, **k
         processing_class=tok,
         data_collator=KDCollator(tok.pad_token_id),
         callbacks=[timer],
-        kd=KDSettings(alpha=0.5, temperature=2.0, top_k=16),
+        kd=settings,
         **kd,
     )
     trainer.train()
@@ -206,6 +213,22 @@ def main() -> int:
     emit(figure="a_sft_step_s", value=t_sft, **context)
     t_kd = step_time(student, tok, kd_data, config, opt.device)
     emit(figure="b_kd_cached_step_s", value=t_kd, ratio_to_sft=t_kd / t_sft, goal="<= 1.10")
+    x_data, x_vocab = as_xtok(kd_data, vocab)
+    t_x = step_time(student, tok, _fast_teacher_columns(x_data), config, opt.device, x_vocab)
+    emit(
+        figure="b2_xtok_cached_step_s",
+        value=t_x,
+        ratio_to_sft=t_x / t_sft,
+        ratio_to_same_vocab_kd=t_x / t_kd,
+        shared_share=x_vocab[1],
+    )
+    n_tok = batch * (seq - prompt_len)  # the loss alone, at this step's shape, interleaved
+    costs = loss_costs(vocab, n_tok, 16, opt.device)
+    ratios = {
+        "ratio": costs["xtok"] / costs["same_vocab"],
+        "cpu_ratio": costs["xtok_cpu"] / costs["same_vocab_cpu"],
+    }
+    emit(figure="b3_loss_fwd_bwd_s", **costs, **ratios, tokens=n_tok, vocab=vocab)
     t_online = step_time(student, tok, data, config, opt.device, online_teacher=teacher)
     emit(
         figure="c_kd_online_step_s",

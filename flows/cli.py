@@ -19,6 +19,7 @@ from flows.commands import (
     evaluate,
     export,
     models,
+    preflight,
     prepare,
     serve,
     simulate,
@@ -46,6 +47,7 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
 app.command("prepare")(prepare.prepare)
+app.command("preflight")(preflight.preflight)
 app.command("distill")(distill.distill)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("export")(export.export)

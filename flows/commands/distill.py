@@ -24,10 +24,10 @@ def distill(
     strategy: Annotated[
         str,
         typer.Option(
-            click_type=click.Choice(["auto", "logit", "sequence"]),
+            click_type=click.Choice(["auto", "logit", "xtok", "sequence"]),
             metavar="MODE",
-            help="auto, logit or sequence; auto: logit KD when the tokenizers match, "
-            "else sequence-level",
+            help="auto, logit, xtok or sequence; auto: logit KD when the tokenizers match, "
+            "cross-tokenizer logit KD (xtok) when they differ",
         ),
     ] = "auto",
     max_steps: MaxSteps = None,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from storage.models import TrainingRun, utcnow
 
-STRATEGIES = ("logit", "sequence")
+STRATEGIES = ("logit", "xtok", "sequence")
 
 
 def create_run(

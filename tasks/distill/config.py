@@ -7,15 +7,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Strategy = Literal["auto", "logit", "sequence"]
+Strategy = Literal["auto", "logit", "xtok", "sequence"]
 
 
 @dataclass
 class DistillConfig:
     """How to distill: strategy, loss, teacher signals, LoRA training and outputs."""
 
-    strategy: Strategy = "auto"  # "logit"/"sequence" force one; logit on mismatched vocab fails
+    # auto: logit KD for identical tokenizers, cross-tokenizer logit KD ("xtok") otherwise;
+    # "logit"/"xtok"/"sequence" force one (logit on different vocabularies is refused).
+    strategy: Strategy = "auto"
     alpha: float = 0.5  # weight of cross-entropy; 1 - alpha goes to the divergence
+    # CE weight on records whose answer is a user's correction. 1.0: a correction is ground
+    # truth and trains alone (no teacher term; sequence KD never replaces it either); lower
+    # values let the teacher's distribution on the correction's tokens regularise it.
+    correction_alpha: float = 1.0
+    # Optional stage after KD (tasks/distill/preference.py): KTO on good/bad ratings or DPO on
+    # correction ≻ answer. Off by default: not yet shown to help on the project's own data.
+    preference: Literal["off", "kto", "dpo"] = "off"
+    preference_steps: int = 20
+    preference_beta: float = 0.1
+    preference_learning_rate: float = 5e-5
     temperature: float = 2.0
     divergence: Literal["forward_kl", "jsd"] = "forward_kl"
     top_k: int = 16
@@ -47,12 +59,18 @@ class DistillConfig:
     eval_split: str = "validation"
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("auto", "logit", "sequence"):
-            raise ValueError(f"strategy must be auto, logit or sequence, got {self.strategy!r}")
+        if self.strategy not in ("auto", "logit", "xtok", "sequence"):
+            raise ValueError(
+                f"strategy must be auto, logit, xtok or sequence, got {self.strategy!r}"
+            )
         if self.divergence not in ("forward_kl", "jsd"):
             raise ValueError(f"divergence must be forward_kl or jsd, got {self.divergence!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
+        if not 0.0 <= self.correction_alpha <= 1.0:
+            raise ValueError(f"correction_alpha must be within [0, 1], got {self.correction_alpha}")
+        if self.preference not in ("off", "kto", "dpo"):
+            raise ValueError(f"preference must be off, kto or dpo, got {self.preference!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.top_k < 1:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
@@ -14,6 +15,25 @@ from transformers import PreTrainedTokenizerBase
 from tasks.prepare.store import load_snapshot as read_snapshot
 
 Messages = list[dict[str, str]]
+CORRECTION = "correction"  # the prepare stage's target_source of a user's correction
+
+
+@dataclass(frozen=True)
+class TrainRecord:
+    """One training conversation and whether its answer is a user's correction."""
+
+    messages: Messages
+    corrected: bool = False
+
+
+def _split_records(path: Path, split: str) -> list[TrainRecord]:
+    data = load_snapshot(path, (split,))[split]
+    # Snapshots written without a target_source column (older ones, tests) hold no corrections.
+    sources = data["target_source"] if "target_source" in data.column_names else None
+    return [
+        TrainRecord(check_messages(m), bool(sources and sources[i] == CORRECTION))
+        for i, m in enumerate(data["messages"])
+    ]
 
 
 def load_snapshot(path: Path, splits: tuple[str, ...] = ("train",)) -> DatasetDict:
@@ -55,19 +75,18 @@ def training_records(
     replay_fraction: float,
     seed: int,
     limit: int | None = None,
-) -> list[Messages]:
+) -> list[TrainRecord]:
     """The split's records plus a seeded replay sample from older snapshots, deduplicated."""
-    records = [check_messages(m) for m in load_snapshot(snapshot, (split,))[split]["messages"]]
+    records = _split_records(snapshot, split)
     if limit is not None:
         records = records[:limit]
-    seen = {record_hash(m) for m in records}
-    older: list[Messages] = []
+    seen = {record_hash(r.messages) for r in records}
+    older: list[TrainRecord] = []
     for path in replay:
-        for m in load_snapshot(path, ("train",))["train"]["messages"]:
-            msgs = check_messages(m)
-            if (h := record_hash(msgs)) not in seen:
+        for rec in _split_records(path, "train"):
+            if (h := record_hash(rec.messages)) not in seen:
                 seen.add(h)
-                older.append(msgs)
+                older.append(rec)
     n_replay = min(len(older), round(replay_fraction * len(records)))
     return records + random.Random(seed).sample(older, n_replay)
 
@@ -77,7 +96,7 @@ def prompt_ids(tok: PreTrainedTokenizerBase, messages: Messages) -> list[int]:
     enc = tok.apply_chat_template(
         messages[:-1], tokenize=True, add_generation_prompt=True, return_dict=True
     )
-    return list(enc["input_ids"])
+    return list(cast(Any, enc)["input_ids"])
 
 
 def tokenize_record(
@@ -85,7 +104,8 @@ def tokenize_record(
 ) -> dict[str, Any] | None:
     """input_ids and labels (-100 outside the final answer), truncated; None if no label is left."""
     prompt = prompt_ids(tok, messages)
-    full = list(tok.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    rendered = tok.apply_chat_template(messages, tokenize=True, return_dict=True)
+    full = list(cast(Any, rendered)["input_ids"])
     if full[: len(prompt)] != prompt:
         raise ValueError("chat template renders the prompt differently once the answer follows")
     full = full[:max_length]
@@ -96,17 +116,19 @@ def tokenize_record(
 
 
 def tokenize_records(
-    tok: PreTrainedTokenizerBase, records: list[Messages], max_length: int
+    tok: PreTrainedTokenizerBase, records: list[TrainRecord] | list[Messages], max_length: int
 ) -> tuple[Dataset, int]:
-    """A Dataset of input_ids/labels/record_hash, and how many records truncation emptied."""
-    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "record_hash": []}
+    """A Dataset of input_ids/labels/record_hash/corrected, and how many truncation emptied."""
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "record_hash": [], "corrected": []}
     dropped = 0
-    for messages in records:
-        row = tokenize_record(tok, messages, max_length)
+    for item in records:
+        rec = item if isinstance(item, TrainRecord) else TrainRecord(item)
+        row = tokenize_record(tok, rec.messages, max_length)
         if row is None:
             dropped += 1
             continue
         rows["input_ids"].append(row["input_ids"])
         rows["labels"].append(row["labels"])
-        rows["record_hash"].append(record_hash(messages))
+        rows["record_hash"].append(record_hash(rec.messages))
+        rows["corrected"].append(rec.corrected)
     return Dataset.from_dict(rows), dropped

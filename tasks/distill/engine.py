@@ -18,9 +18,17 @@ from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
 from tasks.distill.preflight import PreflightResult, preflight, tokenizer_fingerprint
-from tasks.distill.signals import attach_topk, fill_topk_cache, teacher_answers
+from tasks.distill.signals import (
+    aligned_share,
+    attach_aligned,
+    attach_topk,
+    fill_topk_cache,
+    save_vocab_map,
+    teacher_answers,
+)
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.train import train_student
+from tasks.distill.xtok import vocab_map
 from tasks.models.load import load_model_and_tokenizer, load_tokenizer
 from tasks.models.presets import get_preset
 
@@ -79,11 +87,16 @@ def prepare_signals(
             teacher, adapter_dir=teacher_adapter_dir, device=config.device
         )[0]
 
-    key = {"teacher_id": t_preset.hub_id, "revision": t_preset.revision, "root": cache_root}
+    key: dict[str, Any] = {
+        "teacher_id": t_preset.hub_id,
+        "revision": t_preset.revision,
+        "root": cache_root,
+    }
     key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
     if teacher_adapter_dir is not None:  # a fine-tuned teacher is another teacher
         key["adapter_sha256"] = adapter_fingerprint(Path(teacher_adapter_dir))
-    if strategy == "logit" and config.alpha >= 1.0:
+    vmap, aligned = None, None
+    if strategy in ("logit", "xtok") and config.alpha >= 1.0:
         # Pure cross-entropy (e.g. fine-tuning the teacher itself): no teacher signal is used.
         cache = TeacherCache.open(kind="none", max_length=max_length, **key)
         train, dropped = tokenize_records(s_tok, records, max_length)
@@ -106,6 +119,33 @@ def prepare_signals(
             pad_id=t_tok.pad_token_id,
         )
         train = attach_topk(cache, train)
+    elif strategy == "xtok":
+        cache = TeacherCache.open(
+            kind="topk",
+            max_length=max_length,
+            k=config.top_k,
+            temperature=config.temperature,
+            **key,
+        )
+        # The teacher reads each record in its own tokenization and chat template: the cache
+        # entry is the same one same-vocabulary KD from this teacher would use.
+        teacher_rows, _ = tokenize_records(t_tok, records, max_length)
+        fill_topk_cache(
+            cache,
+            teacher_rows,
+            load_teacher,
+            k=config.top_k,
+            temperature=config.temperature,
+            batch_size=config.teacher_batch_size,
+            pad_id=t_tok.pad_token_id,
+        )
+        train, dropped = tokenize_records(s_tok, records, max_length)
+        vmap = vocab_map(t_tok, s_tok)
+        train = attach_aligned(cache, train, records, t_tok, s_tok, vmap, max_length)
+        aligned = aligned_share(train)
+        log.info(
+            "cross-tokenizer KD: %.1f%% of target tokens aligned to the teacher", 100 * aligned
+        )
     else:
         cache = TeacherCache.open(
             kind="generate",
@@ -133,6 +173,8 @@ def prepare_signals(
         )[0]
     prepared = Path(work_dir) / "prepared"
     DatasetDict(splits).save_to_disk(str(prepared))
+    if vmap is not None:
+        save_vocab_map(prepared, vmap)
     stats = cache.stats.to_dict()
     log.info("teacher %s cache: %d hits, %d misses", teacher, stats["hits"], stats["misses"])
     return {
@@ -140,6 +182,7 @@ def prepare_signals(
         "teacher_cache": stats,
         "train_records": len(train),
         "dropped_records": dropped,
+        "aligned_share": aligned,
     }
 
 
@@ -208,7 +251,10 @@ def distill(
         )
     try:
         # Rank 0 runs the teacher and writes the prepared data; the other ranks wait for it.
-        signals = {"prepared_dir": str(output_dir / "prepared"), "teacher_cache": {}}
+        signals: dict[str, Any] = {
+            "prepared_dir": str(output_dir / "prepared"),
+            "teacher_cache": {},
+        }
         if state.is_main_process:
             signals = prepare_signals(
                 snapshot_path,
@@ -237,10 +283,30 @@ def distill(
         **train_metrics,
         "teacher_cache": signals["teacher_cache"],
         "dropped_records": signals.get("dropped_records"),
+        "aligned_share": signals.get("aligned_share"),
         "strategy_reason": pre.reason,
     }
+    adapter_dir = output_dir / "adapter"
+    if config.preference != "off" and state.is_main_process:
+        from tasks.distill.preference import preference_stage
+
+        try:
+            stage = preference_stage(
+                snapshot_path,
+                adapter_dir,
+                student=student,
+                output_dir=output_dir / "preference",
+                config=config,
+            )
+        except BaseException:
+            if run_id is not None and db is not None:
+                record_failure(db, run_id, traceback.format_exc())
+            raise
+        metrics["preference"] = stage
+        if "adapter_dir" in stage:  # the candidate the gate sees
+            adapter_dir = Path(stage["adapter_dir"])
     if state.is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if run_id is not None and db is not None:
         record_finish(db, run_id, metrics)
-    return DistillResult(run_id, output_dir, output_dir / "adapter", pre.strategy, metrics)
+    return DistillResult(run_id, output_dir, adapter_dir, pre.strategy, metrics)

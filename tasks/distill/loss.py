@@ -47,6 +47,12 @@ def divergence(
     raise ValueError(f"divergence must be forward_kl or jsd, got {kind!r}")
 
 
+def mix_weights(alpha: float | torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """[N] per-token CE weights: a float broadcast, or one weight per token (corrected rows)."""
+    weights = torch.as_tensor(alpha, dtype=torch.float32, device=device)
+    return weights.expand(n) if weights.dim() == 0 else weights
+
+
 def kd_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -54,26 +60,31 @@ def kd_loss(
     t_logprobs: torch.Tensor,
     t_tail: torch.Tensor,
     *,
-    alpha: float,
+    alpha: float | torch.Tensor,
     temperature: float,
     kind: str = "forward_kl",
     num_items: int | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss over N target tokens (logits [N, V]); sums are divided by `num_items` (default N)."""
+    """Loss over N target tokens (logits [N, V]); sums are divided by `num_items` (default N).
+
+    `alpha` is the CE weight, one for all tokens or one per token ([N]): a token of a user's
+    correction gets its own weight (1.0 = the correction alone, no teacher term).
+    """
     if not logits.shape[0] == targets.shape[0] == t_ids.shape[0]:
         raise ValueError(
             f"KD inputs disagree on the token count: logits {logits.shape[0]}, "
             f"targets {targets.shape[0]}, teacher {t_ids.shape[0]}"
         )
     denom = torch.as_tensor(num_items if num_items is not None else targets.numel()).clamp(min=1)
-    ce_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
-    div_sum = torch.zeros((), device=logits.device)
-    if alpha < 1.0:
+    a = mix_weights(alpha, targets.numel(), logits.device)
+    ce = F.cross_entropy(logits.float(), targets, reduction="none")
+    div = torch.zeros_like(ce)
+    if bool((a < 1.0).any()):
         p = teacher_buckets(t_logprobs, t_tail)
         log_q = student_buckets(logits, t_ids, temperature)
-        div_sum = divergence(p, log_q, kind).sum() * temperature**2
-    loss = (alpha * ce_sum + (1 - alpha) * div_sum) / denom.to(logits.device)
+        div = divergence(p, log_q, kind) * temperature**2
+    loss = ((a * ce).sum() + ((1 - a) * div).sum()) / denom.to(logits.device)
     # Logged per local token: `denom` may count the whole accumulated (multi-device) batch.
     n_local = max(targets.numel(), 1)
-    parts = {"ce": ce_sum.item() / n_local, "div": div_sum.item() / n_local}
+    parts = {"ce": ce.sum().item() / n_local, "div": div.sum().item() / n_local}
     return loss, parts

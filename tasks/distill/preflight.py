@@ -1,4 +1,4 @@
-"""Pair preflight: same token→id map, special tokens and chat template allow logit KD."""
+"""Pair preflight: identical tokenizers → logit KD; different ones → cross-tokenizer logit KD."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ class StrategyError(ValueError):
 class PreflightResult:
     """The chosen strategy, why, and what differs between the two tokenizers."""
 
-    strategy: str  # "logit" | "sequence"
+    strategy: str  # "logit" | "xtok" | "sequence"
     reason: str
     same_vocab: bool
     same_special_tokens: bool
     same_chat_template: bool
     differences: list[str] = field(default_factory=list)
+    shared_tokens: int = 0  # ordinary tokens both vocabularies have (same surface bytes)
+    shared_share: float = 0.0  # shared_tokens / teacher vocabulary size
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -74,6 +76,11 @@ def compare_tokenizers(
     return same_vocab, same_special, same_template, diffs
 
 
+def can_align(tok: PreTrainedTokenizerBase) -> bool:
+    """Cross-tokenizer KD needs character offsets, which only fast tokenizers give."""
+    return bool(getattr(tok, "is_fast", False))
+
+
 def preflight(
     teacher: PreTrainedTokenizerBase,
     student: PreTrainedTokenizerBase,
@@ -82,32 +89,59 @@ def preflight(
     teacher_name: str = "teacher",
     student_name: str = "student",
 ) -> PreflightResult:
-    """Choose logit KD for identical tokenizers, sequence-level KD otherwise (or as forced)."""
+    """Logit KD for identical tokenizers; cross-tokenizer logit KD (xtok) for different ones.
+
+    Sequence-level KD (teacher answers) is left for pairs that cannot be aligned (a tokenizer
+    without offsets), or when forced.
+    """
+    from tasks.distill.xtok import vocab_map
+
     same_vocab, same_special, same_template, diffs = compare_tokenizers(teacher, student)
     identical = same_vocab and same_special and same_template
+    vmap = vocab_map(teacher, student)
     pair = f"{teacher_name} → {student_name}"
+    share = f"{vmap.shared} of {vmap.teacher_size} teacher tokens ({vmap.shared_share:.1%}) shared"
+    alignable = can_align(teacher) and can_align(student)
+    if requested not in ("auto", "logit", "xtok", "sequence"):
+        raise StrategyError(f"strategy must be auto, logit, xtok or sequence, got {requested!r}")
     if requested == "logit" and not identical:
         raise StrategyError(
             f"cannot force logit distillation for {pair}: the tokenizers differ "
             f"({'; '.join(diffs)}); teacher log-probabilities would index other tokens. "
-            "Use strategy 'sequence' or 'auto'."
+            "Use strategy 'xtok' (cross-tokenizer), 'sequence' or 'auto'."
         )
+    if requested == "xtok" and not alignable:
+        raise StrategyError(
+            f"cannot force cross-tokenizer distillation for {pair}: a tokenizer gives no "
+            "character offsets (not a fast tokenizer). Use strategy 'sequence' or 'auto'."
+        )
+    how = "chosen automatically" if requested == "auto" else "forced by the user"
     if requested == "sequence":
-        strategy = "sequence"
-        reason = f"sequence-level KD forced by the user for {pair}"
+        strategy, reason = "sequence", f"sequence-level KD forced by the user for {pair}"
         if identical:
             reason += " (logit KD would be possible: tokenizers are identical)"
-    elif requested in ("auto", "logit"):
-        if identical:
-            strategy = "logit"
-            how = "forced by the user" if requested == "logit" else "chosen automatically"
-            reason = (
-                f"logit KD {how} for {pair}: identical token→id maps "
-                f"({len(teacher.get_vocab())} tokens), special tokens and chat template"
-            )
-        else:
-            strategy = "sequence"
-            reason = f"sequence-level KD for {pair}: " + "; ".join(diffs)
+    elif identical and requested != "xtok":
+        strategy = "logit"
+        reason = (
+            f"logit KD {how} for {pair}: identical token→id maps "
+            f"({len(teacher.get_vocab())} tokens), special tokens and chat template"
+        )
+    elif alignable:
+        strategy = "xtok"
+        reason = (
+            f"cross-tokenizer logit KD {how} for {pair}: {share}; exact KL on shared tokens, "
+            "sorted-probability matching (ULD) on the rest; " + "; ".join(diffs or ["identical"])
+        )
     else:
-        raise StrategyError(f"strategy must be auto, logit or sequence, got {requested!r}")
-    return PreflightResult(strategy, reason, same_vocab, same_special, same_template, diffs)
+        strategy = "sequence"
+        reason = f"sequence-level KD for {pair}: tokens cannot be aligned; " + "; ".join(diffs)
+    return PreflightResult(
+        strategy,
+        reason,
+        same_vocab,
+        same_special,
+        same_template,
+        diffs,
+        vmap.shared,
+        round(vmap.shared_share, 6),
+    )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
+from safetensors import safe_open
+from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
-from tasks.distill.data import Messages, prompt_ids, record_hash
+from tasks.distill.data import TrainRecord, prompt_ids, record_hash, tokenize_record
 from tasks.distill.teacher_cache import TeacherCache
+from tasks.distill.xtok import VocabMap, align, target_starts, xtok_columns
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +126,68 @@ def attach_topk(cache: TeacherCache, data: Dataset) -> Dataset:
     return data.map(add, desc="attach teacher top-k")
 
 
+XTOK_FILE = "xtok_vocab.safetensors"
+
+
+def attach_aligned(
+    cache: TeacherCache,
+    data: Dataset,
+    records: list[TrainRecord],
+    t_tok: PreTrainedTokenizerBase,
+    s_tok: PreTrainedTokenizerBase,
+    vmap: VocabMap,
+    max_length: int,
+) -> Dataset:
+    """Add t_pos / t_ids / t_logprobs / t_tail: the teacher's cached rows aligned to the student.
+
+    A record the teacher's truncation emptied, or whose text cannot be located in a rendered
+    template, gets no aligned row: it trains on cross-entropy alone.
+    """
+    by_hash = {record_hash(r.messages): r.messages for r in records}
+
+    def add(row: dict[str, Any]) -> dict[str, Any]:
+        messages = by_hash[row["record_hash"]]
+        teacher_row = tokenize_record(t_tok, messages, max_length)
+        if teacher_row is None or not cache.path(row["record_hash"]).is_file():
+            return xtok_columns({}, ([], []), vmap)
+        cached, _ = cache.get(row["record_hash"])
+        t_starts = target_starts(t_tok, messages, teacher_row["input_ids"], teacher_row["labels"])
+        if cached["ids"].shape[0] != len(t_starts):
+            raise ValueError(
+                f"cached teacher signals for record {row['record_hash'][:12]} cover "
+                f"{cached['ids'].shape[0]} tokens but the teacher's tokenization has "
+                f"{len(t_starts)} targets"
+            )
+        s_starts = target_starts(s_tok, messages, row["input_ids"], row["labels"])
+        return xtok_columns(cached, align(s_starts, t_starts), vmap)
+
+    return data.map(add, desc="align teacher top-k to the student's tokens")
+
+
+def aligned_share(data: Dataset) -> float:
+    """Share of the student's target tokens that have an aligned teacher row (the rest: CE)."""
+    targets = sum(sum(1 for x in labels[1:] if x != -100) for labels in data["labels"])
+    return sum(len(p) for p in data["t_pos"]) / max(targets, 1)
+
+
+def save_vocab_map(prepared: Path, vmap: VocabMap) -> None:
+    """The student's unshared-token mask and the KL weight, beside the prepared data."""
+    save_file(
+        {"student_unshared": vmap.student_unshared.contiguous()},
+        str(Path(prepared) / XTOK_FILE),
+        metadata={"matched_weight": str(vmap.shared_share), "shared": str(vmap.shared)},
+    )
+
+
+def load_vocab_map(prepared: Path) -> tuple[torch.Tensor, float] | None:
+    """(student_unshared, matched_weight) saved by save_vocab_map, None for other strategies."""
+    path = Path(prepared) / XTOK_FILE
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor("student_unshared"), float((f.metadata() or {})["matched_weight"])
+
+
 @torch.no_grad()
 def generate_batch(
     model: Any, tok: PreTrainedTokenizerBase, prompts: list[list[int]], max_new_tokens: int
@@ -147,15 +213,21 @@ def generate_batch(
 
 def teacher_answers(
     cache: TeacherCache,
-    records: list[Messages],
+    records: list[Any],
     load_teacher: Any,
     tok: PreTrainedTokenizerBase,
     *,
     max_new_tokens: int,
     batch_size: int,
-) -> list[Messages]:
-    """Records with the final answer replaced by the teacher's (cached by prompt)."""
-    by_prompt = {record_hash(m[:-1]): m for m in records}
+) -> list[Any]:
+    """Records with the final answer replaced by the teacher's (cached by prompt).
+
+    Takes messages or TrainRecords and returns the same kind. A TrainRecord whose answer is a
+    user's correction keeps it: corrections are ground truth, and their prompts never reach
+    the teacher.
+    """
+    wrapped = [r if isinstance(r, TrainRecord) else TrainRecord(r) for r in records]
+    by_prompt = {record_hash(r.messages[:-1]): r.messages for r in wrapped if not r.corrected}
     _, missing = cache.split(list(by_prompt))
     cache.stats.computed += len(missing)
     if missing:
@@ -166,10 +238,14 @@ def teacher_answers(
             chunk = order[i : i + batch_size]
             answers = generate_batch(model, tok, [ids[h] for h in chunk], max_new_tokens)
             for h, ans in zip(chunk, answers, strict=True):
-                text = tok.decode(ans, skip_special_tokens=True).strip()
+                text = str(tok.decode(ans, skip_special_tokens=True)).strip()
                 cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
-    out = []
-    for m in records:
-        _, meta = cache.get(record_hash(m[:-1]))
-        out.append([*m[:-1], {"role": "assistant", "content": meta["text"]}])
+    out: list[Any] = []
+    for original, rec in zip(records, wrapped, strict=True):
+        if rec.corrected:
+            out.append(original)
+            continue
+        _, meta = cache.get(record_hash(rec.messages[:-1]))
+        answered = [*rec.messages[:-1], {"role": "assistant", "content": meta["text"]}]
+        out.append(TrainRecord(answered) if isinstance(original, TrainRecord) else answered)
     return out

@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig
 
 from tasks.distill.config import DistillConfig
+from tasks.distill.signals import load_vocab_map
 from tasks.distill.trainer import TEACHER_COLUMNS, DistillTrainer, KDCollator, KDSettings
 from tasks.models.adapters import lora_config
 from tasks.models.load import load_model_and_tokenizer
@@ -89,6 +90,15 @@ def train_student(
     assert isinstance(data, DatasetDict)
     model, tok = load_student(student, config, device)
     ckpt_dir = output_dir / "checkpoints"
+    kd = KDSettings(
+        config.alpha,
+        config.temperature,
+        config.divergence,
+        config.top_k,
+        correction_alpha=config.correction_alpha,
+    )
+    if (aligned := load_vocab_map(prepared_dir)) is not None:  # cross-tokenizer KD
+        kd.student_unshared, kd.matched_weight = aligned
     trainer = DistillTrainer(
         model=model,
         args=sft_args(config, student, ckpt_dir, device),
@@ -96,7 +106,7 @@ def train_student(
         eval_dataset=data["validation"] if "validation" in data else None,
         processing_class=tok,
         data_collator=KDCollator(tok.pad_token_id),
-        kd=KDSettings(config.alpha, config.temperature, config.divergence, config.top_k),
+        kd=kd,
         callbacks=[*(callbacks or []), TrainingBar(f"training {student}")],
     )
     # Our bar shows loss and ETA; the trainer's printer would add a raw dict per logged step.

@@ -16,6 +16,8 @@ FEATURES = Features(
         "prompt": Value("string"),
         "target": Value("string"),
         "target_source": Value("string"),
+        # The model's answer a user corrected (rejected beside the correction, for DPO).
+        "corrected_response": Value("string"),
         "category": Value("string"),
         "model_name": Value("string"),
         "model_version": Value("string"),

@@ -22,6 +22,11 @@ class PrepareConfig:
     keep_unrated: bool = True
     replay_ratio: float = 0.2  # older rows replayed, as a share of the new rows
     replay_max: int = 50_000
+    # Rows after the last snapshot a published version was trained on, but before the latest
+    # snapshot (their cycle was rejected, failed or skipped), are taken again: the newest
+    # `carry_max_rows`, received within `carry_max_age_days` (None: any age). 0 rows: off.
+    carry_max_age_days: float | None = 30.0
+    carry_max_rows: int = 50_000
     seed: int = 0
     train_ratio: float = 0.8
     validation_ratio: float = 0.1
@@ -47,6 +52,8 @@ class PrepareConfig:
             problems.append("need 1 <= low_rating < good_rating <= 5")
         if self.replay_ratio < 0 or self.replay_max < 0:
             problems.append("replay_ratio and replay_max must be >= 0")
+        if self.carry_max_rows < 0 or (self.carry_max_age_days or 0) < 0:
+            problems.append("carry_max_rows and carry_max_age_days must be >= 0")
         if self.group_cap is not None and self.group_cap < 1:
             problems.append("group_cap must be >= 1 or None")
         if self.device_share_cap is not None and not 0 < self.device_share_cap <= 1:

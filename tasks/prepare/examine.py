@@ -24,6 +24,7 @@ class Examined(NamedTuple):
     model_name: str
     model_version: str
     rating: int | None
+    corrected_response: str | None = None  # the model's answer when a user corrected it
 
 
 def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | str:
@@ -44,6 +45,9 @@ def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | 
         return reason
     prompt = scrub_pii(clean(row.prompt), pii)
     target = scrub_pii(clean(target), pii)
+    corrected = None
+    if source == "correction" and isinstance(row.response, str) and row.response.strip():
+        corrected = scrub_pii(clean(row.response), pii)
     normalized_prompt = normalize(prompt)
     # Negatives flip the low bit so they dedupe apart from trainable pairs.
     key = pair_key(normalized_prompt, normalize(target)) ^ (kind == "negative")
@@ -59,4 +63,5 @@ def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | 
         row.model_name,
         row.model_version,
         row.rating,
+        corrected,
     )

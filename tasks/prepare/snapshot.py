@@ -62,7 +62,10 @@ def build_snapshot(
     with db.transaction() as session:
         parent = latest_snapshot(session=session)
         after = since if since is not None else (parent.watermark if parent else 0)
-        window = select_window(session, after=after, config=config, settle_seconds=settle, now=now)
+        # An explicit `since` rebuilds a chosen range: nothing is carried over into it.
+        window = select_window(
+            session, after=after, config=config, settle_seconds=settle, now=now, carry=since is None
+        )
         if window.new_count == 0:
             info = _info(parent) if parent else SnapshotInfo(None, None, None, watermark=after)
             info.skipped_reason = "no new interactions" + (
@@ -93,7 +96,12 @@ def build_snapshot(
             existing = find_snapshot(session=session, fingerprint=fingerprint)
             if existing is not None:
                 return _info(existing, reason="snapshot exists", new=window.new_count)
-            stats = {**first.stats(), "new": window.new_count, "replay": len(window.replay_seqs)}
+            stats = {
+                **first.stats(),
+                "new": window.new_count,
+                "carried": window.carried,
+                "replay": len(window.replay_seqs) - window.carried,
+            }
             manifest: dict[str, Any] = {
                 "fingerprint": fingerprint,
                 "code_version": version,

@@ -32,6 +32,6 @@ def test_replay_adds_a_seeded_sample_of_older_records(tmp_path: Path) -> None:
     got = training_records(new, "train", replay=[old], replay_fraction=0.5, seed=3)
     again = training_records(new, "train", replay=[old], replay_fraction=0.5, seed=3)
     assert got == again and len(got) == 15
-    hashes = [record_hash(m) for m in got]
+    hashes = [record_hash(r.messages) for r in got]
     assert len(set(hashes)) == 15  # the 5 records both snapshots share are not replayed twice
     assert {record_hash(m) for m in seed_records(10)} <= set(hashes)

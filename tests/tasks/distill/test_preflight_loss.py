@@ -18,10 +18,12 @@ def test_identical_tokenizers_choose_logit_kd() -> None:
     assert "identical" in result.reason
 
 
-def test_different_vocabularies_fall_back_to_sequence_kd() -> None:
+def test_different_vocabularies_get_cross_tokenizer_logit_kd() -> None:
     result = preflight(build_tiny_tokenizer("a"), build_tiny_tokenizer("b"))
-    assert result.strategy == "sequence" and not result.same_vocab
-    assert "token→id maps differ" in result.reason
+    assert result.strategy == "xtok" and not result.same_vocab
+    assert "token→id maps differ" in result.reason and "shared" in result.reason
+    assert 0 < result.shared_tokens < 600
+    assert result.shared_share == pytest.approx(result.shared_tokens / 600)
 
 
 def test_forcing_logit_kd_on_different_vocabularies_is_refused() -> None:
@@ -34,7 +36,8 @@ def test_same_vocab_other_template_is_not_identical() -> None:
     other.chat_template = "{{ messages[0]['content'] }}"
     result = preflight(build_tiny_tokenizer("a"), other)
     assert result.same_vocab and not result.same_chat_template
-    assert result.strategy == "sequence"
+    # Each side renders records with its own template; every ordinary token is shared.
+    assert result.strategy == "xtok" and result.shared_tokens == 597
     assert tokenizer_fingerprint(other) != tokenizer_fingerprint(build_tiny_tokenizer("a"))
 
 

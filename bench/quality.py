@@ -1,0 +1,188 @@
+"""Quality kept: teacher, base student, SFT on feedback, SFT on teacher answers, logit KD, KD + DPO.
+
+One run, the same training records and steps for every variant; on held-out user-oriented
+tasks: perplexity of the reference answers, ROUGE-L of greedy answers, exact match on the
+checkable tasks (references of at most four words), each variant beside the base student
+with a paired bootstrap interval. Prints JSON lines, then a markdown table.
+
+    python bench/quality.py --pair tiny-xtok     # tiny random models, other vocabularies
+    python bench/quality.py --pair smollm2       # real SmolLM2 teacher and pruned student
+
+The feedback is simulated from the seed tasks: every fourth record is a user's correction
+(its reference answer) of a worse answer (the reference cut to its first half), which is
+what the DPO stage learns from. Perplexities use each model's own tokenizer: the teacher's
+is comparable to the students' only when they share one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import string
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+from datasets import Dataset, DatasetDict  # noqa: E402
+
+from tasks.distill.config import DistillConfig  # noqa: E402
+from tasks.distill.engine import distill  # noqa: E402
+from tasks.evaluate.bootstrap import paired_bootstrap  # noqa: E402
+from tasks.evaluate.model_metrics import generate_answers, score_targets  # noqa: E402
+from tasks.evaluate.sets import FIXED_SOURCE, sample_records_path  # noqa: E402
+from tasks.evaluate.text_metrics import rouge_per_example  # noqa: E402
+from tasks.models.load import load_model_and_tokenizer  # noqa: E402
+
+PAIRS = {
+    "tiny-xtok": ("tiny-llama-teacher", "tiny-llama-student-b"),
+    "smollm2": ("smollm2-135m-instruct", "smollm2-pruned-student"),
+}
+VARIANTS = ("teacher", "base", "sft_feedback", "sft_teacher_answers", "logit_kd", "kd_dpo")
+
+
+def emit(**row: Any) -> None:
+    """One JSON line, flushed."""
+    print(json.dumps(row), flush=True)
+
+
+def load_tasks(n_train: int, n_heldout: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(seed-task training rows, user-oriented held-out rows): prompt and reference answer."""
+    rows = [json.loads(x) for x in sample_records_path().read_text().splitlines() if x.strip()]
+
+    def as_row(r: dict[str, Any]) -> dict[str, Any]:
+        context = (r.get("context") or "").strip()
+        prompt = r["instruction"].strip() + (f"\n\n{context}" if context else "")
+        return {"prompt": prompt, "answer": r["response"].strip()}
+
+    train = [as_row(r) for r in rows if r["source"] == "seed_tasks"][:n_train]
+    held = [as_row(r) for r in rows if r["source"] == FIXED_SOURCE][:n_heldout]
+    return train, held
+
+
+def feedback_snapshot(path: Path, train: list[dict[str, Any]], held: list[dict[str, Any]]) -> Path:
+    """A snapshot in the prepare stage's columns; every fourth record is a correction."""
+
+    def messages(r: dict[str, Any]) -> list[dict[str, str]]:
+        return [
+            {"role": "user", "content": r["prompt"]},
+            {"role": "assistant", "content": r["answer"]},
+        ]
+
+    corrected = [i % 4 == 0 for i in range(len(train))]
+    worse = [r["answer"][: max(1, len(r["answer"]) // 2)] for r in train]
+    splits = {
+        "train": Dataset.from_dict(
+            {
+                "messages": [messages(r) for r in train],
+                "target_source": ["correction" if c else "response" for c in corrected],
+                "corrected_response": [
+                    w if c else None for w, c in zip(worse, corrected, strict=True)
+                ],
+                "rating": [2 if c else 5 for c in corrected],
+            }
+        ),
+        "validation": Dataset.from_dict({"messages": [messages(r) for r in held[:4]]}),
+    }
+    DatasetDict(splits).save_to_disk(str(path))
+    return path
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation, single spaces (exact-match comparison form)."""
+    text = text.lower().translate(str.maketrans("", "", string.punctuation))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def measure(
+    preset: str, adapter: Path | None, held: list[dict[str, Any]], new_tokens: int
+) -> dict[str, Any]:
+    """Per-example NLL/token, ROUGE-L and exact match (checkable tasks) of one model."""
+    model, tok = load_model_and_tokenizer(preset, adapter_dir=adapter, device="cpu")
+    prompts = [[{"role": "user", "content": r["prompt"]}] for r in held]
+    scores = score_targets(
+        model, tok, [(p, r["answer"]) for p, r in zip(prompts, held, strict=True)]
+    )
+    nll = [s.nll_sum / s.n_tokens if s.n_tokens else math.nan for s in scores]
+    answers, _, _ = generate_answers(model, tok, prompts, max_new_tokens=new_tokens)
+    rouge = rouge_per_example(answers, [r["answer"] for r in held])["rougeL"]
+    exact = [
+        float(normalise(a) == normalise(r["answer"])) if len(r["answer"].split()) <= 4 else math.nan
+        for a, r in zip(answers, held, strict=True)
+    ]
+    return {"nll": nll, "rougeL": rouge, "exact": exact}
+
+
+def summary(name: str, got: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+    """Means, perplexity, and the paired bootstrap difference to the base student."""
+    row: dict[str, Any] = {
+        "variant": name,
+        "perplexity": math.exp(float(np.nanmean(got["nll"]))),
+        "rougeL": float(np.mean(got["rougeL"])),
+        "exact_match": float(np.nanmean(got["exact"]))
+        if not np.all(np.isnan(got["exact"]))
+        else None,
+        "checkable": int(np.sum(~np.isnan(got["exact"]))),
+    }
+    if base is not None and name != "base":
+        row["rougeL_vs_base"] = paired_bootstrap(got["rougeL"], base["rougeL"])
+        row["nll_vs_base"] = paired_bootstrap(got["nll"], base["nll"])
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="tiny-xtok")
+    parser.add_argument("--train", type=int, default=32, help="training records")
+    parser.add_argument("--heldout", type=int, default=24, help="held-out tasks")
+    parser.add_argument("--steps", type=int, default=16, help="training steps per variant")
+    parser.add_argument("--new-tokens", type=int, default=48, help="greedy answer length")
+    opt = parser.parse_args()
+    teacher, student = PAIRS[opt.pair]
+    train, held = load_tasks(opt.train, opt.heldout)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    os.environ.setdefault("DISTILLERY_DATA_DIR", str(tmp / "data"))
+    snap = feedback_snapshot(tmp / "snap", train, held)
+    emit(figure="context", pair=opt.pair, teacher=teacher, student=student, train=len(train),
+         heldout=len(held), steps=opt.steps)  # fmt: skip
+    common = {"max_steps": opt.steps, "save_steps": 10**6, "logging_steps": 4, "max_length": 256,
+              "per_device_batch_size": 4, "grad_accum": 1, "learning_rate": 1e-3, "top_k": 16,
+              "gen_max_new_tokens": opt.new_tokens}  # fmt: skip
+    configs = {
+        "sft_feedback": {"alpha": 1.0},
+        "sft_teacher_answers": {"strategy": "sequence", "alpha": 1.0},
+        "logit_kd": {"alpha": 0.5},
+        "kd_dpo": {"alpha": 0.5, "preference": "dpo", "preference_steps": opt.steps},
+    }
+    results: dict[str, dict[str, Any]] = {}
+    rows = []
+    for name in VARIANTS:
+        if name == "teacher":
+            results[name] = measure(teacher, None, held, opt.new_tokens)
+        elif name == "base":
+            results[name] = measure(student, None, held, opt.new_tokens)
+        else:
+            cfg = DistillConfig(**common, **configs[name])
+            res = distill(snap, teacher=teacher, student=student, output_dir=tmp / name, config=cfg)
+            results[name] = measure(student, res.adapter_dir, held, opt.new_tokens)
+            results[name]["strategy"] = res.strategy
+        rows.append(summary(name, results[name], results.get("base")))
+        emit(figure="quality", pair=opt.pair, strategy=results[name].get("strategy"), **rows[-1])
+    print("\n| variant | perplexity | ROUGE-L | exact match | ROUGE-L − base [95% CI] |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        d = r.get("rougeL_vs_base")
+        ci = f"{d['mean_delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "—"
+        em = f"{r['exact_match']:.2f} (n={r['checkable']})" if r["exact_match"] is not None else "—"
+        print(f"| {r['variant']} | {r['perplexity']:.2f} | {r['rougeL']:.3f} | {em} | {ci} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
