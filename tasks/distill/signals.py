@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 from tasks.distill.data import TrainRecord, prompt_ids, record_hash, tokenize_record
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.xtok import VocabMap, align, target_starts, xtok_columns
+from tasks.progress import bar, progress
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,12 @@ def fill_topk_cache(
     rows = list(data.select([first_index[h] for h in missing]))
     cache.stats.computed += len(rows)
     model = load_teacher()
-    for batch_rows in _length_batches(rows, batch_size):
-        signals = topk_of_batch(model, pad_batch(batch_rows, pad_id), k, temperature)
-        for row, sig in zip(batch_rows, signals, strict=True):
-            cache.put(row["record_hash"], sig)
+    with bar(desc="teacher top-k", total=len(rows), unit="record") as shown:
+        for batch_rows in _length_batches(rows, batch_size):
+            signals = topk_of_batch(model, pad_batch(batch_rows, pad_id), k, temperature)
+            for row, sig in zip(batch_rows, signals, strict=True):
+                cache.put(row["record_hash"], sig)
+            shown.update(len(batch_rows))
     log.info("teacher top-k: %d records computed, %d from cache", len(rows), cache.stats.hits)
     return len(rows)
 
@@ -234,7 +237,7 @@ def teacher_answers(
         model = load_teacher()
         ids = {h: prompt_ids(tok, by_prompt[h]) for h in missing}
         order = sorted(missing, key=lambda h: len(ids[h]))
-        for i in range(0, len(order), batch_size):
+        for i in progress(range(0, len(order), batch_size), desc="teacher answers", unit="batch"):
             chunk = order[i : i + batch_size]
             answers = generate_batch(model, tok, [ids[h] for h in chunk], max_new_tokens)
             for h, ans in zip(chunk, answers, strict=True):

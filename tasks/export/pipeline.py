@@ -14,6 +14,7 @@ from tasks.export.gguf_export import QUANTIZATIONS, GGUFFile, preset_metadata, w
 from tasks.export.llama_cpp import Skipped
 from tasks.export.merge import merge_adapter
 from tasks.export.parity import DEFAULT_TOLERANCES, ParityResult, check_parity, reference_perplexity
+from tasks.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def export_for_phones(
     report.skipped.extend(skipped)
 
     passed: dict[str, GGUFFile] = {}
-    for quant, gguf_file in written.items():
+    for quant, gguf_file in progress(written.items(), desc="llama.cpp parity", unit="file"):
         started = time.perf_counter()
         parity = check_parity(
             merged,
