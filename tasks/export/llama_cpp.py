@@ -13,7 +13,8 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,24 @@ def llama_cpp_crash_reason(gguf_path: Path) -> str | None:
     return _probe_results[key]
 
 
+@contextmanager
+def native_output_to(log_path: Path) -> Iterator[None]:
+    """Send what native code writes to stdout/stderr (fds 1 and 2) into `log_path`."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def _llama_cpp() -> Any:
     return importlib.import_module("llama_cpp")
 
@@ -120,12 +139,16 @@ def quantize(source_gguf: Path, out_path: Path, quantization: str) -> GGUFFile |
     params.nthread = os.cpu_count() or 1
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.name + ".partial")
-    status = lib.llama_model_quantize(
-        str(source_gguf).encode(), str(tmp_path).encode(), ctypes.byref(params)
-    )
+    log_path = out_path.with_name(out_path.name + ".quantize.log")
+    with native_output_to(log_path):  # hundreds of per-tensor lines: a log, not the terminal
+        status = lib.llama_model_quantize(
+            str(source_gguf).encode(), str(tmp_path).encode(), ctypes.byref(params)
+        )
     if status != 0:
         tmp_path.unlink(missing_ok=True)
-        return Skipped(quantization, f"llama_model_quantize failed with status {status}")
+        return Skipped(
+            quantization, f"llama_model_quantize failed with status {status} (log: {log_path})"
+        )
     os.replace(tmp_path, out_path)
     return describe(out_path, quantization)
 
