@@ -16,6 +16,7 @@ CARD_METRICS: dict[str, tuple[str, str, int]] = {
     "rouge2": ("rouge", "ROUGE-2", 4),
     "rougeL": ("rouge", "ROUGE-L", 4),
     "exact_match": ("exact_match", "Exact match (checkable tasks)", 4),
+    "answer_match": ("answer_match", "Answer in the reply (checkable tasks)", 4),
     "mean_entropy": ("entropy", "Mean token entropy (nats)", 4),
     "low_conf_share": ("low_confidence_share", "Share of tokens with p < 0.3", 4),
     "ece": ("ece", "Expected calibration error", 4),

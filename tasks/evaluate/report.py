@@ -18,6 +18,7 @@ TABLE_METRICS = (
     "rouge2",
     "rougeL",
     "exact_match",  # only on sets with checkable tasks (the fixed benchmark)
+    "answer_match",  # the same tasks, the answer anywhere in the first line
     "mean_entropy",
     "ece",
 )

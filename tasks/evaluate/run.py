@@ -15,7 +15,7 @@ from tasks.evaluate.model_metrics import generate_answers, score_targets
 from tasks.evaluate.sets import conversation, load_eval_set
 from tasks.evaluate.text_metrics import bleu_sentence_stats, corpus_bleu, rouge_per_example
 from tasks.evaluate.uncertainty import uncertainty_summary
-from tasks.sampledata import exact_match
+from tasks.sampledata import answer_match, exact_match
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,11 @@ def evaluate_dataset(
         for row, hyp, ref in zip(rows, hyps, refs, strict=True)
     ]
     judged = [e for e in exact if e is not None]
+    found = [
+        answer_match(hyp, ref)
+        for row, hyp, ref in zip(rows, hyps, refs, strict=True)
+        if row.get("checkable")
+    ]
     metrics = {
         "examples": float(len(rows)),
         "tokens": float(n_tok),
@@ -103,6 +108,7 @@ def evaluate_dataset(
         **{k: v for k, v in target_u.items() if k != "tokens"},
         **{f"gen_{k}": v for k, v in gen_u.items()},
         **({"exact_match": sum(judged) / len(judged)} if judged else {}),
+        **({"answer_match": sum(found) / len(found)} if found else {}),
     }
     examples = [
         {

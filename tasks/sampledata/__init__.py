@@ -2,6 +2,7 @@
 
 from tasks.sampledata.generate import (
     SampleTask,
+    answer_match,
     benchmark_tasks,
     exact_match,
     load_tasks,
@@ -11,6 +12,7 @@ from tasks.sampledata.generate import (
 
 __all__ = [
     "SampleTask",
+    "answer_match",
     "benchmark_tasks",
     "exact_match",
     "load_tasks",

@@ -241,3 +241,15 @@ def normalize_answer(text: str) -> str:
 def exact_match(prediction: str, answer: str) -> bool:
     """The prediction's first line equals the answer, ignoring case and outer punctuation."""
     return normalize_answer(prediction) == normalize_answer(answer)
+
+
+def answer_match(prediction: str, answer: str) -> bool:
+    """The answer appears as whole words in the prediction's first line (case-insensitive).
+
+    Lenient where exact match is strict: "The capital of Japan is Tokyo." answers "Tokyo".
+    """
+    wanted = normalize_answer(answer)
+    if not wanted:
+        return False
+    pattern = r"(?<![\w.-])" + re.escape(wanted) + r"(?![\w-]|\.\d)"
+    return re.search(pattern, normalize_answer(prediction)) is not None

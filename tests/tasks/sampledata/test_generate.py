@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tasks.sampledata import (
+    answer_match,
     benchmark_tasks,
     exact_match,
     load_tasks,
@@ -75,6 +76,21 @@ def test_both_kinds_of_task_on_both_sides() -> None:
 )
 def test_exact_match(prediction: str, answer: str, expected: bool) -> None:
     assert exact_match(prediction, answer) is expected
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answer", "expected"),
+    [
+        ("The capital of Japan is Tokyo.", "Tokyo", True),
+        ("62 + 49 = 111", "111", True),
+        ("It is 1111.", "111", False),
+        ("About 11.1 or so", "11", False),
+        ("2, 5, 9", "2, 5, 9", True),
+        ("Kyoto\nTokyo", "Tokyo", False),  # only the first line counts
+    ],
+)
+def test_answer_match(prediction: str, answer: str, expected: bool) -> None:
+    assert answer_match(prediction, answer) is expected
 
 
 def test_normalize_answer_keeps_inner_punctuation() -> None:
