@@ -310,7 +310,7 @@ def earlier_test_splits(snapshot_id: int) -> list[str]:
     return [str(p) for p in previous_test_splits(get_database(), before_snapshot_id=snapshot_id)]
 
 
-def parity_texts(snapshot_path: str, limit: int = 8) -> list[str]:
+def parity_texts(snapshot_path: str, limit: int = 16) -> list[str]:
     """A few prompt + answer texts from the test split (else train) to check exported files."""
     from tasks.prepare.store import load_snapshot
 
