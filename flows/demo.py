@@ -25,7 +25,7 @@ from tasks.cycle import CycleConfig
 
 @dataclass
 class DemoOptions:
-    """What the demo simulates and trains; the defaults fit ~10 minutes on 2 CPU cores."""
+    """What the demo simulates and trains; the defaults fit ~5 minutes on 2 quiet CPU cores."""
 
     phones: int = 6
     interactions: int = 20  # per phone
