@@ -61,7 +61,14 @@ def test_second_run_reads_scores_back_without_loading_the_model(
         evaluate_model(PRESET, None, sets, str(tmp_path / "5.json"), CONFIG, "cpu", str(cache))
     )
     assert redo["cached_sets"] == [] and redo["sets"] == first["sets"]
-    assert json.loads(next(iter(cache.glob("*.json"))).read_text())  # rewritten whole
+    # The corrupt entries this run needed were rewritten whole (the limit-2 ones stay corrupt).
+    valid = []
+    for f in cache.glob("*.json"):
+        try:
+            valid.append(json.loads(f.read_text()))
+        except json.JSONDecodeError:
+            pass
+    assert len(valid) == len(sets) and all(valid)
 
 
 def test_adapter_content_is_part_of_the_model_identity(tmp_path: Path) -> None:
