@@ -26,6 +26,7 @@ from tasks.export import check_parity, llama_cpp_missing_reason, write_gguf_file
 from tasks.export.gguf_export import preset_metadata  # noqa: E402
 from tasks.export.parity import reference_perplexity  # noqa: E402
 from tasks.models.load import materialize_preset, smollm2_gguf_path  # noqa: E402
+from tasks.sampledata import training_tasks
 
 # The earlier writer (tasks/export/gguf_export.py before llama.cpp's converter), pruned student:
 # size in MB, perplexity delta vs HF read back by transformers, and its verdict.
@@ -34,22 +35,11 @@ PREVIOUS = {
     "Q8_0": (122, 0.0052, "passed"),
     "Q4_0": (80, 0.328, "refused"),
 }
-RECORDS = (
-    Path(__file__).resolve().parents[2] / "shared" / "data" / "self_instruct" / "records.jsonl"
-)
 
 
-def seed_responses(limit: int, path: Path = RECORDS) -> list[str]:
-    """The first `limit` non-trivial reference answers of the seed tasks (never the eval part)."""
-    texts = []
-    with path.open() as handle:
-        for line in handle:
-            row = json.loads(line)
-            if row["source"] == "seed_tasks" and len(row["response"].split()) >= 5:
-                texts.append(row["response"])
-            if len(texts) == limit:
-                break
-    return texts
+def seed_responses(limit: int) -> list[str]:
+    """`limit` prompt + answer texts from the built-in training tasks (never the benchmark)."""
+    return [f"{t.prompt}\n{t.answer}" for t in training_tasks()[:limit]]
 
 
 def emit(**fields: object) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 READERS = 2  # reader processes the build uses on big windows (tasks.prepare.snapshot.READERS)
-RECORDS = Path("/work/shared/data/self_instruct/records.jsonl")
 MODELS = ("phi-3-mini", "llama-3.2-1b", "tinyllama")
 
 
@@ -40,16 +39,10 @@ def peak_rss_mb() -> float:
 
 
 def seed_texts() -> list[tuple[str, str]]:
-    """(prompt, answer) pairs from the training part of the sample data, or made-up ones."""
-    if not RECORDS.is_file():
-        return [(f"Describe item {i} briefly.", f"Item {i} is small and blue.") for i in range(200)]
-    pairs = []
-    for line in RECORDS.read_text().splitlines():
-        rec = json.loads(line)
-        if rec["source"] == "seed_tasks":  # user_oriented_instructions are evaluation-only
-            prompt = (rec["instruction"] + "\n\n" + rec["context"]).strip()
-            pairs.append((prompt, rec["response"]))
-    return pairs
+    """(prompt, answer) pairs from the built-in training tasks (the benchmark stays out)."""
+    from tasks.sampledata import training_tasks
+
+    return [(t.prompt, t.answer) for t in training_tasks()]
 
 
 def synthetic_rows(n: int, seed: int) -> Iterator[tuple]:
