@@ -100,7 +100,7 @@ def prepare_signals(
         # Pure cross-entropy (e.g. fine-tuning the teacher itself): no teacher signal is used.
         cache = TeacherCache.open(kind="none", max_length=max_length, **key)
         train, dropped = tokenize_records(s_tok, records, max_length)
-    elif strategy == "logit":
+    elif strategy in ("logit", "xtok"):
         cache = TeacherCache.open(
             kind="topk",
             max_length=max_length,
@@ -109,27 +109,11 @@ def prepare_signals(
             **key,
         )
         train, dropped = tokenize_records(s_tok, records, max_length)
-        fill_topk_cache(
-            cache,
-            train,
-            load_teacher,
-            k=config.top_k,
-            temperature=config.temperature,
-            batch_size=config.teacher_batch_size,
-            pad_id=t_tok.pad_token_id,
+        # The teacher reads each record in its own tokenization and chat template (the same as
+        # the student's for logit KD), so one cache entry serves every student of this teacher.
+        teacher_rows = (
+            train if strategy == "logit" else tokenize_records(t_tok, records, max_length)[0]
         )
-        train = attach_topk(cache, train)
-    elif strategy == "xtok":
-        cache = TeacherCache.open(
-            kind="topk",
-            max_length=max_length,
-            k=config.top_k,
-            temperature=config.temperature,
-            **key,
-        )
-        # The teacher reads each record in its own tokenization and chat template: the cache
-        # entry is the same one same-vocabulary KD from this teacher would use.
-        teacher_rows, _ = tokenize_records(t_tok, records, max_length)
         fill_topk_cache(
             cache,
             teacher_rows,
@@ -139,13 +123,15 @@ def prepare_signals(
             batch_size=config.teacher_batch_size,
             pad_id=t_tok.pad_token_id,
         )
-        train, dropped = tokenize_records(s_tok, records, max_length)
-        vmap = vocab_map(t_tok, s_tok)
-        train = attach_aligned(cache, train, records, t_tok, s_tok, vmap, max_length)
-        aligned = aligned_share(train)
-        log.info(
-            "cross-tokenizer KD: %.1f%% of target tokens aligned to the teacher", 100 * aligned
-        )
+        if strategy == "logit":
+            train = attach_topk(cache, train)
+        else:
+            vmap = vocab_map(t_tok, s_tok)
+            train = attach_aligned(cache, train, records, t_tok, s_tok, vmap, max_length)
+            aligned = aligned_share(train)
+            log.info(
+                "cross-tokenizer KD: %.1f%% of target tokens aligned to the teacher", 100 * aligned
+            )
     else:
         cache = TeacherCache.open(
             kind="generate",
