@@ -206,9 +206,12 @@ def record_gate_decision(run_id: int | None, decision: str) -> None:
 
 
 def _adapter_of(output_dir: str) -> str | None:
-    """The adapter folder inside a training run's output directory, None when it is gone."""
+    """The adapter the gate passed inside a training run's output, None when it is gone.
+
+    With the preference stage on, that is its adapter (KD, then KTO/DPO), not the KD one.
+    """
     root = Path(output_dir)
-    for candidate in (root / "adapter", root):
+    for candidate in (root / "preference" / "adapter", root / "adapter", root):
         if (candidate / "adapter_config.json").is_file():
             return str(candidate)
     return None
