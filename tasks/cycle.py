@@ -50,7 +50,8 @@ class CycleConfig(BaseModel):
     )
     quantizations: list[str] = Field(
         default_factory=lambda: ["PHONE"],
-        description="GGUF files for phones; PHONE = Q4_K_M when it passes parity, else Q8_0",
+        description="GGUF files for phones; PHONE = the first of Q4_K_M, Q4_1, Q8_0 that passes "
+        "llama.cpp parity",
     )
 
     # Checked when the parameters are read, so a typo fails before any data is prepared.

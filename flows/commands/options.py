@@ -53,7 +53,7 @@ Quantizations = Annotated[
         click_type=click.Choice(QUANTIZATIONS),
         metavar="QUANT",
         help=f"GGUF file for phones, repeat for several; {_choices(QUANTIZATIONS)}; PHONE = "
-        "Q4_K_M when it passes parity, else Q8_0 [default: PHONE]",
+        "the first of Q4_K_M, Q4_1, Q8_0 that passes parity [default: PHONE]",
     ),
 ]
 MaxSteps = Annotated[

@@ -114,7 +114,7 @@ def test_export_refuses_unknown_quantization_and_missing_texts(
         export_for_phones(llama_dir, None, tmp_path, ("Q8_0",))
 
 
-def test_phone_file_is_q4_k_m_when_it_passes_else_q8_0_with_the_reason(
+def test_phone_file_is_the_first_of_the_ladder_that_passes_with_the_reason(
     llama_dir: Path, tmp_path: Path, parity_texts: list[str]
 ) -> None:
     from tasks.export import PHONE, export_for_phones
@@ -123,12 +123,20 @@ def test_phone_file_is_q4_k_m_when_it_passes_else_q8_0_with_the_reason(
         pytest.skip(str(llama_cpp_missing_reason()))
     report = export_for_phones(llama_dir, None, tmp_path / "a", (PHONE,), parity_texts)
     assert [f.quantization for f in report.files] == ["Q4_K_M"] and report.phone_file == "Q4_K_M"
-    assert not (tmp_path / "a" / "gguf" / "model-Q8_0.gguf").exists()
+    assert not list((tmp_path / "a" / "gguf").glob("model-Q[48]_[01].gguf"))
+    # Q4_1 and Q8_0 were written but, Q4_K_M passing, never checked: one parity run.
+    assert [p.quantization for p in report.parity] == ["Q4_K_M"]
     strict = export_for_phones(
         llama_dir, None, tmp_path / "b", (PHONE,), parity_texts, {"Q4_K_M": 1e-6}
     )
-    assert [f.quantization for f in strict.files] == ["Q8_0"] and strict.phone_file == "Q8_0"
+    assert [f.quantization for f in strict.files] == ["Q4_1"] and strict.phone_file == "Q4_1"
     assert "Q4_K_M: parity failed in llama.cpp" in strict.phone_reason
+    stricter = export_for_phones(
+        llama_dir, None, tmp_path / "c", (PHONE,), parity_texts, {"Q4_K_M": 1e-6, "Q4_1": 1e-6}
+    )
+    assert [f.quantization for f in stricter.files] == ["Q8_0"]
+    assert "Q4_K_M: parity failed" in stricter.phone_reason
+    assert "Q4_1: parity failed" in stricter.phone_reason
 
 
 def test_q4_k_m_source_f16_is_not_left_behind(
