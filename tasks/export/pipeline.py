@@ -104,7 +104,9 @@ def export_for_phones(
     order = sorted(written, key=lambda q: (q not in plain, _rank(q)))
     checks = [(q, written[q]) for q in order]
     for quant, gguf_file in progress(checks, desc="llama.cpp parity", unit="file"):
-        if quant not in plain and any(_rank(q) < _rank(quant) for q in passed):
+        if quant not in plain and any(
+            q in PHONE_CHOICES and _rank(q) < _rank(quant) for q in passed
+        ):
             gguf_file.path.unlink(missing_ok=True)
             continue
         started = time.perf_counter()

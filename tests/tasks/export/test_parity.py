@@ -137,6 +137,11 @@ def test_phone_file_is_the_first_of_the_ladder_that_passes_with_the_reason(
     assert [f.quantization for f in stricter.files] == ["Q8_0"]
     assert "Q4_K_M: parity failed" in stricter.phone_reason
     assert "Q4_1: parity failed" in stricter.phone_reason
+    # Asked for beside PHONE, F16 and Q8_0 are kept; the phone ladder still starts at Q4_K_M.
+    both = export_for_phones(llama_dir, None, tmp_path / "d", ("F16", "Q8_0", PHONE), parity_texts)
+    assert [p.quantization for p in both.parity] == ["F16", "Q8_0", "Q4_K_M"]
+    assert both.phone_file == "Q4_K_M"
+    assert sorted(f.quantization for f in both.files) == ["F16", "Q4_K_M", "Q8_0"]
 
 
 def test_q4_k_m_source_f16_is_not_left_behind(
