@@ -107,7 +107,7 @@ def bench_model(preset: str, texts: list[str], quants: list[str], out_dir: Path)
             judge=parity.judge,
             parity_s=round(time.perf_counter() - started, 2),
         )
-        if quant in ("Q8_0", "Q4_0"):
+        if quant in ("Q8_0", "Q4_1", "Q4_0"):
             emit(
                 model=preset,
                 format=f"gguf-{quant}",
@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", nargs="+", default=["smollm2-pruned-student", "smollm2-135m-instruct"]
     )
-    parser.add_argument("--quantizations", nargs="+", default=["F16", "Q8_0", "Q4_0", "Q4_K_M"])
+    parser.add_argument(
+        "--quantizations", nargs="+", default=["F16", "Q8_0", "Q4_1", "Q4_0", "Q4_K_M"]
+    )
     args = parser.parse_args(argv)
     texts = seed_responses(args.texts)
     emit(bench="export", texts=len(texts), llama_cpp=llama_cpp_missing_reason() or "available")
