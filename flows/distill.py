@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import flow
 
-from tasks.distill.steps import (
-    default_output_dir,
+from tasks.distill.config import DistillResult
+from tasks.distill.prefect_tasks import (
     fail_run_task,
     finish_run_task,
     preflight_task,
@@ -15,6 +16,7 @@ from tasks.distill.steps import (
     teacher_signals_task,
     train_task,
 )
+from tasks.distill.steps import default_output_dir
 
 
 @flow(name="distill", log_prints=True)
@@ -26,17 +28,15 @@ def distill_flow(
     output_dir: str | None = None,
     snapshot_id: int | None = None,
     database_url: str | None = None,
-) -> dict[str, Any]:
+) -> DistillResult:
     """Distill `teacher` into a LoRA on `student`; returns run id, paths, strategy, metrics."""
     config = config or {}
     out = output_dir or default_output_dir(student, snapshot_path)
     pre = preflight_task(teacher, student, config.get("strategy", "auto"))
-    print(f"strategy {pre['strategy']}: {pre['reason']}")
+    print(f"strategy {pre.strategy}: {pre.reason}")
     run_id = start_run_task(teacher, student, pre, config, out, snapshot_id, database_url)
     try:
-        signals = teacher_signals_task(
-            snapshot_path, teacher, student, pre["strategy"], config, out
-        )
+        signals = teacher_signals_task(snapshot_path, teacher, student, pre.strategy, config, out)
         print(f"teacher cache: {signals['teacher_cache']}")
         metrics = train_task(signals["prepared_dir"], student, out, config)
     except Exception as exc:
@@ -45,13 +45,13 @@ def distill_flow(
     metrics = {
         **metrics,
         "teacher_cache": signals["teacher_cache"],
-        "strategy_reason": pre["reason"],
+        "strategy_reason": pre.reason,
     }
     finish_run_task(run_id, metrics, database_url)
-    return {
-        "run_id": run_id,
-        "output_dir": out,
-        "adapter_dir": f"{out}/adapter",
-        "strategy": pre["strategy"],
-        "metrics": metrics,
-    }
+    return DistillResult(
+        run_id=run_id,
+        output_dir=Path(out),
+        adapter_dir=Path(out) / "adapter",
+        strategy=pre.strategy,
+        metrics=metrics,
+    )

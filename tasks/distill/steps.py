@@ -1,11 +1,9 @@
-"""The distillation stages as Prefect tasks that pass paths, ids and dicts (never models)."""
+"""The distillation steps the distill flow composes: they pass paths, ids and small values."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-from prefect import task
 
 from storage.config import StorageSettings
 from storage.db import Database, get_database
@@ -17,17 +15,17 @@ def _db(database_url: str | None) -> Database:
     return Database(database_url) if database_url else get_database()
 
 
-def preflight_step(teacher: str, student: str, strategy: str = "auto") -> dict[str, Any]:
+def preflight_step(teacher: str, student: str, strategy: str = "auto") -> PreflightResult:
     """Compare tokenizers; the chosen strategy and why (raises when a forced one is impossible)."""
     from tasks.distill.engine import run_preflight
 
-    return run_preflight(teacher, student, strategy).to_dict()
+    return run_preflight(teacher, student, strategy)
 
 
 def start_run_step(
     teacher: str,
     student: str,
-    preflight: dict[str, Any],
+    preflight: PreflightResult,
     config: dict[str, Any],
     output_dir: str,
     snapshot_id: int | None = None,
@@ -36,10 +34,9 @@ def start_run_step(
     """Insert the TrainingRun row; returns its id."""
     from tasks.distill.engine import record_start
 
-    pre = PreflightResult(**preflight)
     cfg = DistillConfig.from_dict(config)
     return record_start(
-        _db(database_url), teacher, student, pre, cfg, snapshot_id, Path(output_dir)
+        _db(database_url), teacher, student, preflight, cfg, snapshot_id, Path(output_dir)
     )
 
 
@@ -96,11 +93,3 @@ def default_output_dir(student: str, snapshot_path: str) -> str:
     """`<artifact root>/runs/distill/<student>/<snapshot folder name>`."""
     root = StorageSettings().resolved_artifact_root()
     return str(root / "runs" / "distill" / student / Path(snapshot_path).name)
-
-
-preflight_task = task(name="distill-preflight")(preflight_step)
-start_run_task = task(name="distill-start-run", retries=2, retry_delay_seconds=2)(start_run_step)
-teacher_signals_task = task(name="teacher-signals")(teacher_signals_step)
-train_task = task(name="distill-train")(train_step)
-finish_run_task = task(name="distill-finish-run", retries=2, retry_delay_seconds=2)(finish_run_step)
-fail_run_task = task(name="distill-fail-run", retries=2, retry_delay_seconds=2)(fail_run_step)

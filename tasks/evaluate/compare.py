@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from prefect import task
 
 from tasks.evaluate.bootstrap import paired_bootstrap, paired_bootstrap_bleu
 from tasks.evaluate.run import load_results
@@ -49,6 +48,3 @@ def compare_results(
 def compare_files(candidate_path: str, reference_path: str, **kwargs: Any) -> dict:
     """`compare_results` on two results files (what flows pass around: paths)."""
     return compare_results(load_results(candidate_path), load_results(reference_path), **kwargs)
-
-
-compare_task = task(compare_files, name="compare-results")

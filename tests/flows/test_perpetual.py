@@ -16,6 +16,7 @@ from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
 from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
+from tasks.cycle_summary import CycleSummary, StudentRow
 from tasks.sampledata import training_tasks
 from tests.tasks.prepare.conftest import insert, make_row
 
@@ -72,9 +73,10 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     db.dispose()
 
 
-def _rows(state: Any) -> dict[str, dict[str, Any]]:
+def _rows(state: Any) -> dict[str, StudentRow]:
     summary = state.result(raise_on_failure=False)
-    return {row["student"]: row for row in summary["students"]}
+    assert isinstance(summary, CycleSummary), summary
+    return {row.student: row for row in summary.students}
 
 
 def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
@@ -86,10 +88,10 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
     # One student failed (its training was refused), the other went all the way.
     assert first.is_failed() and first.name == "PartiallyFailed", first.message
     rows = _rows(first)
-    assert rows["tiny-llama-student-b"]["status"] == "failed"
-    assert "cannot force logit distillation" in rows["tiny-llama-student-b"]["detail"]
-    assert rows["tiny-llama-student"]["status"] == "published", rows
-    assert rows["tiny-llama-student"]["version"] == 1
+    assert rows["tiny-llama-student-b"].status == "failed"
+    assert "cannot force logit distillation" in str(rows["tiny-llama-student-b"].detail)
+    assert rows["tiny-llama-student"].status == "published", rows
+    assert rows["tiny-llama-student"].version == 1
     with store.transaction() as session:
         v1 = session.scalar(
             select(ModelVersion).where(ModelVersion.student == "tiny-llama-student")
@@ -117,16 +119,16 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
     again = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
     assert again.is_completed(), again.message
     row = _rows(again)["tiny-llama-student"]
-    assert row["status"] == "skipped" and "already built from snapshot" in row["detail"]
+    assert row.status == "skipped" and "already built from snapshot" in str(row.detail)
 
     # A little new data: skipped with the reason; enough: version 2 warm-started from v1.
     insert(store, seed_rows(40, 4), device="phone-2")
     few = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
-    assert "too little new data: 4 new" in _rows(few)["tiny-llama-student"]["detail"]
+    assert "too little new data: 4 new" in str(_rows(few)["tiny-llama-student"].detail)
     insert(store, seed_rows(44, 30), device="phone-3")
     second = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
     assert second.is_completed(), second.message
-    assert _rows(second)["tiny-llama-student"]["version"] == 2
+    assert _rows(second)["tiny-llama-student"].version == 2
     with store.transaction() as session:
         v2 = session.scalar(
             select(ModelVersion).where(
@@ -173,15 +175,15 @@ def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) 
         distill={"max_steps": 2, "save_steps": 100},
     )
     trained = teacher_finetune(config)
-    assert trained["status"] == "trained", trained
+    assert trained.status == "trained" and trained.trained is not None, trained
     pointer = read_pointer("tiny-llama-teacher")
-    assert pointer is not None and pointer["adapter_dir"] == trained["adapter_dir"]
+    assert pointer is not None and pointer["adapter_dir"] == str(trained.trained.adapter_dir)
     with store.transaction() as session:
-        run = session.get(TrainingRun, trained["run_id"])
+        run = session.get(TrainingRun, trained.trained.run_id)
         assert run is not None and run.student == run.teacher == "tiny-llama-teacher"
         assert run.config["alpha"] == 1.0  # plain SFT on the feedback targets
     again = teacher_finetune(config)
-    assert again["status"] == "skipped" and "already fine-tuned" in again["detail"]
+    assert again.status == "skipped" and "already fine-tuned" in str(again.detail)
 
     # The next cycle distills from the fine-tuned teacher and records it in the lineage.
     cycle = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
