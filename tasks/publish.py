@@ -51,7 +51,10 @@ def hub_token(settings: RegistrySettings) -> str | None:
     if settings.hub_token_secret:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(settings.hub_token_secret).get())
+        secret = Secret.load(settings.hub_token_secret)
+        if not isinstance(secret, Secret):  # a coroutine: only when called inside an event loop
+            raise RegistryError("read the Hub token secret outside an event loop")
+        return str(secret.get())
     return None
 
 

@@ -96,12 +96,11 @@ def store_evaluations(
                 ids.append(row.id)
         candidate_version = version_ids.get("candidate")
         if decision is not None and candidate_version is not None:
-            metrics = metrics_by_set(load_results(results_paths["candidate"]))
             repo.record_gate(
                 session=session,
                 model_version_id=candidate_version,
                 decision=decision.to_dict(),
-                metrics=metrics,
+                metrics=metrics_by_set(load_results(results_paths["candidate"])),
             )
     return ids
 
