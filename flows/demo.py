@@ -171,7 +171,7 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
     """Service up, phones upload feedback, one cycle, print the manifest; returns a summary."""
     from flows.perpetual import perpetual_cycle
     from flows.phones import SimulationConfig, run_simulation
-    from tasks.cycle_summary import CycleSummary
+    from tasks.cycle_summary import summary_of
 
     quiet_progress_bars()
     show_stage_logs()
@@ -195,9 +195,7 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
         progress.line("▶ perpetual cycle: prepare → distill → evaluate → gate → export → publish")
         begun = time.monotonic()
         state = perpetual_cycle(demo_config(options), return_state=True)
-        summary = state.result(raise_on_failure=False)
-        if not isinstance(summary, CycleSummary):  # the flow itself crashed: no summary to show
-            summary = None
+        summary = summary_of(state)  # None: the flow itself crashed, no summary to show
         for row in summary.students if summary else []:
             version = f" v{row.version}" if row.version else ""
             progress.line(f"  {row.student}: {row.status}{version} — {row.detail or ''}")
@@ -221,4 +219,4 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
         manifest = latest_manifest(url)
         progress.line("a phone polling GET /api/models/mobile/latest now sees:")
         print(json.dumps(manifest, indent=2), flush=True)
-    return DemoOutcome(state=state.name, summary=summary, manifest=manifest)
+    return DemoOutcome(state=state.name or state.type.value, summary=summary, manifest=manifest)

@@ -82,6 +82,12 @@ def cycle_state(summary: CycleSummary) -> State[CycleSummary]:
     return Failed(name=name, data=summary, message=f"{counts}; failed: {', '.join(failed)}")
 
 
+def summary_of(state: State[Any]) -> CycleSummary | None:
+    """The summary a finished cycle's state carries; None when the flow crashed before it."""
+    result: object = state.result(raise_on_failure=False)
+    return result if isinstance(result, CycleSummary) else None
+
+
 SUMMARY_COLUMNS = ("student", "status", "version", "decision", "detail", "teacher", "seconds")
 
 

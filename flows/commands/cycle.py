@@ -20,11 +20,9 @@ def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
 
 
-def print_outcome(state: State[Any], summary: CycleSummary | BaseException | None) -> int:
+def print_outcome(state: State[Any], summary: CycleSummary | None) -> int:
     """The cycle's rows, then ✓ or ✗ with the reason; the exit status (0: completed)."""
-    from tasks.cycle_summary import CycleSummary  # after _prefect_env: it imports prefect
-
-    for row in summary.students if isinstance(summary, CycleSummary) else []:
+    for row in summary.students if summary else []:
         version = f" v{row.version}" if row.version else ""
         print(f"  {row.student}: {row.status}{version} — {row.detail or ''}")
     if state.is_completed():
@@ -65,8 +63,10 @@ def cycle(
             distill={"max_steps": max_steps} if max_steps else {},
             quantizations=quant or ["PHONE"],
         )
+    from tasks.cycle_summary import summary_of
+
     state = perpetual_cycle(cycle_config, return_state=True)
-    return print_outcome(state, state.result(raise_on_failure=False))
+    return print_outcome(state, summary_of(state))
 
 
 def teacher_finetune(

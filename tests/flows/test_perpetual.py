@@ -16,7 +16,7 @@ from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
 from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
-from tasks.cycle_summary import CycleSummary, StudentRow
+from tasks.cycle_summary import StudentRow, summary_of
 from tasks.sampledata import training_tasks
 from tests.tasks.prepare.conftest import insert, make_row
 
@@ -74,8 +74,8 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def _rows(state: Any) -> dict[str, StudentRow]:
-    summary = state.result(raise_on_failure=False)
-    assert isinstance(summary, CycleSummary), summary
+    summary = summary_of(state)
+    assert summary is not None, state
     return {row.student: row for row in summary.students}
 
 
