@@ -37,14 +37,14 @@ def distill_flow(
     run_id = start_run_task(teacher, student, pre, config, out, snapshot_id, database_url)
     try:
         signals = teacher_signals_task(snapshot_path, teacher, student, pre.strategy, config, out)
-        print(f"teacher cache: {signals['teacher_cache']}")
-        metrics = train_task(signals["prepared_dir"], student, out, config)
+        print(f"teacher cache: {signals.teacher_cache}")
+        metrics = train_task(signals.prepared_dir, student, out, config)
     except Exception as exc:
         fail_run_task(run_id, f"{type(exc).__name__}: {exc}", database_url)
         raise
     metrics = {
         **metrics,
-        "teacher_cache": signals["teacher_cache"],
+        "teacher_cache": signals.teacher_cache,
         "strategy_reason": pre.reason,
     }
     finish_run_task(run_id, metrics, database_url)

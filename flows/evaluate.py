@@ -9,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from tasks.evaluate.cache import default_cache_dir
 from tasks.evaluate.card import CARD_METRICS
+from tasks.evaluate.gate import Deltas
 from tasks.evaluate.naming import name_of
 from tasks.evaluate.pipeline import TEACHER, default_out_dir
 from tasks.evaluate.prefect_tasks import (
@@ -27,6 +28,7 @@ from tasks.evaluate.run import EvalConfig, load_results, metrics_by_set
 from tasks.evaluate.sets import snapshot_set_name
 from tasks.evaluate.verdict import MetricsBySet, Verdict
 from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
+from tasks.results import StageResult
 
 # The flow's metrics summary holds what the model card shows (the publisher renders it).
 HEADLINE = (*CARD_METRICS, "entropy_spikes")
@@ -94,7 +96,7 @@ def evaluate_candidate_flow(
         for label, (preset, adapter) in models.items()
         if preset and (label != "stable" or adapter)
     }
-    deltas: dict[str, Any] = {
+    deltas: dict[str, Deltas] = {
         ref: compare_task(paths["candidate"], paths[ref], n_resamples=n_resamples, seed=seed)
         for ref in ("stable", "base")
         if ref in paths
@@ -150,6 +152,15 @@ def evaluate_candidate_flow(
     )
 
 
+class LiveEvaluation(StageResult):
+    """What the monthly re-evaluation scored."""
+
+    evaluated: int
+    """(version, eval set) pairs scored."""
+    rows: list[dict[str, str | float]]
+    """The table artifact's rows: version, status, eval set and headline metrics."""
+
+
 @flow(name="reevaluate-live-versions", log_prints=True)
 def reevaluate_live_versions_flow(
     fixed_set_path: str | None = None,
@@ -157,14 +168,14 @@ def reevaluate_live_versions_flow(
     out_dir: str | None = None,
     device: str | None = None,
     cache_results: bool = True,
-) -> dict[str, Any]:
+) -> LiveEvaluation:
     """Monthly: every published version on the fixed set and every snapshot's test split."""
     targets = live_targets_task()
     sets = resolve_eval_sets_task(None, targets.snapshot_paths, fixed_set_path)
     config = EvalConfig(**(eval_options or {}))
     out = out_dir or default_out_dir("live")
     cache = str(default_cache_dir()) if cache_results else None
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, str | float]] = []
     for v in targets.versions:
         name = f"{v.student}-v{v.version}"
         if v.adapter_dir is None:
@@ -178,4 +189,4 @@ def reevaluate_live_versions_flow(
         for eval_set, m in _headline(path, names).items():
             rows.append({"version": name, "status": "evaluated", "eval_set": eval_set, **m})
     create_table_artifact(rows, key="live-versions-evaluation", description="monthly evaluation")
-    return {"evaluated": sum(r["status"] == "evaluated" for r in rows), "rows": rows}
+    return LiveEvaluation(evaluated=sum(r["status"] == "evaluated" for r in rows), rows=rows)

@@ -166,6 +166,6 @@ def live(
         eval_options=_options(limit, batch_size, max_new_tokens),
         device=device,
     )
-    for row in result["rows"]:
+    for row in result.rows:
         print(json.dumps(row))
     return 0

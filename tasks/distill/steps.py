@@ -9,6 +9,7 @@ from storage.config import StorageSettings
 from storage.db import Database, get_database
 from tasks.distill.config import DistillConfig
 from tasks.distill.preflight import PreflightResult
+from tasks.results import StageResult
 
 
 def _db(database_url: str | None) -> Database:
@@ -40,6 +41,21 @@ def start_run_step(
     )
 
 
+class TeacherSignals(StageResult):
+    """The training data with the teacher's signals, ready for the trainer."""
+
+    prepared_dir: str
+    """The tokenized train/validation data with cached teacher signals."""
+    teacher_cache: dict[str, float]
+    """Teacher-cache counts: hits, misses, computed, hit_rate."""
+    train_records: int
+    """Training records prepared."""
+    dropped_records: int | None = None
+    """Records left out (cross-tokenizer: answers that could not be aligned)."""
+    aligned_share: float | None = None
+    """Share of answer tokens aligned between the two tokenizers (cross-tokenizer KD)."""
+
+
 def teacher_signals_step(
     snapshot_path: str,
     teacher: str,
@@ -47,17 +63,24 @@ def teacher_signals_step(
     strategy: str,
     config: dict[str, Any],
     output_dir: str,
-) -> dict[str, Any]:
+) -> TeacherSignals:
     """Prepared data with cached teacher signals; path and cache hit/miss counts."""
     from tasks.distill.engine import prepare_signals
 
-    return prepare_signals(
+    signals = prepare_signals(
         Path(snapshot_path),
         teacher=teacher,
         student=student,
         strategy=strategy,
         config=DistillConfig.from_dict(config),
         work_dir=Path(output_dir),
+    )
+    return TeacherSignals(
+        prepared_dir=signals["prepared_dir"],
+        teacher_cache=signals["teacher_cache"],
+        train_records=signals["train_records"],
+        dropped_records=signals.get("dropped_records"),
+        aligned_share=signals.get("aligned_share"),
     )
 
 

@@ -16,7 +16,7 @@ from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import DatasetSnapshot, TrainingRun
 from storage.repo import evaluations as repo
-from tasks.evaluate.gate import GateDecision, GatePolicy, decide
+from tasks.evaluate.gate import Deltas, GateDecision, GatePolicy, decide
 from tasks.evaluate.history import VersionScores, version_history
 from tasks.evaluate.naming import display_names, identify_sets
 from tasks.evaluate.report import summary_rows
@@ -50,7 +50,7 @@ def gate_results(
     candidate_path: str,
     base_path: str,
     stable_path: str | None,
-    deltas: dict[str, Any],
+    deltas: dict[str, Deltas],
     new_set: str,
     policy: dict[str, Any] | None = None,
     teacher_path: str | None = None,

@@ -231,7 +231,7 @@ def test_monthly_reevaluation_covers_every_live_version(
             ]
         )
     out = reevaluate_live_versions_flow(fixed_set_path=world["fixed"], eval_options=FAST)
-    assert out["evaluated"] == 2  # one live version on two sets
+    assert out.evaluated == 2  # one live version on two sets
     with sqlite_env.transaction() as session:
         rows = repo.list_evaluations(session=session, student=PRESET, label="live")
     assert {r.eval_set for r in rows} == {"test:snap-2", "fixed"}
