@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.distill.config import DistillResult
+from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.prefect_tasks import (
     fail_run_task,
     finish_run_task,
@@ -29,16 +29,19 @@ def distill_flow(
     snapshot_id: int | None = None,
     database_url: str | None = None,
 ) -> DistillResult:
-    """Distill `teacher` into a LoRA on `student`; returns run id, paths, strategy, metrics."""
-    config = config or {}
+    """Distill `teacher` into a LoRA on `student`; returns run id, paths, strategy, metrics.
+
+    `config` holds DistillConfig overrides (an unknown field fails here, before any work).
+    """
+    settings = DistillConfig.from_dict(config or {})
     out = output_dir or default_output_dir(student, snapshot_path)
-    pre = preflight_task(teacher, student, config.get("strategy", "auto"))
+    pre = preflight_task(teacher, student, settings.strategy)
     print(f"strategy {pre.strategy}: {pre.reason}")
-    run_id = start_run_task(teacher, student, pre, config, out, snapshot_id, database_url)
+    run_id = start_run_task(teacher, student, pre, settings, out, snapshot_id, database_url)
     try:
-        signals = teacher_signals_task(snapshot_path, teacher, student, pre.strategy, config, out)
+        signals = teacher_signals_task(snapshot_path, teacher, student, pre.strategy, settings, out)
         print(f"teacher cache: {signals.teacher_cache}")
-        metrics = train_task(signals.prepared_dir, student, out, config)
+        metrics = train_task(signals.prepared_dir, student, out, settings)
     except Exception as exc:
         fail_run_task(run_id, f"{type(exc).__name__}: {exc}", database_url)
         raise

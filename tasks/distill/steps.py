@@ -27,7 +27,7 @@ def start_run_step(
     teacher: str,
     student: str,
     preflight: PreflightResult,
-    config: dict[str, Any],
+    config: DistillConfig,
     output_dir: str,
     snapshot_id: int | None = None,
     database_url: str | None = None,
@@ -35,9 +35,8 @@ def start_run_step(
     """Insert the TrainingRun row; returns its id."""
     from tasks.distill.engine import record_start
 
-    cfg = DistillConfig.from_dict(config)
     return record_start(
-        _db(database_url), teacher, student, preflight, cfg, snapshot_id, Path(output_dir)
+        _db(database_url), teacher, student, preflight, config, snapshot_id, Path(output_dir)
     )
 
 
@@ -61,7 +60,7 @@ def teacher_signals_step(
     teacher: str,
     student: str,
     strategy: str,
-    config: dict[str, Any],
+    config: DistillConfig,
     output_dir: str,
 ) -> TeacherSignals:
     """Prepared data with cached teacher signals; path and cache hit/miss counts."""
@@ -72,7 +71,7 @@ def teacher_signals_step(
         teacher=teacher,
         student=student,
         strategy=strategy,
-        config=DistillConfig.from_dict(config),
+        config=config,
         work_dir=Path(output_dir),
     )
     return TeacherSignals(
@@ -85,7 +84,7 @@ def teacher_signals_step(
 
 
 def train_step(
-    prepared_dir: str, student: str, output_dir: str, config: dict[str, Any]
+    prepared_dir: str, student: str, output_dir: str, config: DistillConfig
 ) -> dict[str, Any]:
     """LoRA training (resumes from the last checkpoint); the training metrics."""
     from tasks.distill.train import train_student
@@ -94,7 +93,7 @@ def train_step(
         Path(prepared_dir),
         student=student,
         output_dir=Path(output_dir),
-        config=DistillConfig.from_dict(config),
+        config=config,
     )
 
 
