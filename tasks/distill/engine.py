@@ -295,4 +295,10 @@ def distill(
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if run_id is not None and db is not None:
         record_finish(db, run_id, metrics)
-    return DistillResult(run_id, output_dir, adapter_dir, pre.strategy, metrics)
+    return DistillResult(
+        run_id=run_id,
+        output_dir=output_dir,
+        adapter_dir=adapter_dir,
+        strategy=pre.strategy,
+        metrics=metrics,
+    )

@@ -88,7 +88,7 @@ def score_examples(
             messages[:-1], tokenize=False, add_generation_prompt=True
         )
         full = tokenizer.apply_chat_template(messages, tokenize=False)
-        if not full.startswith(prompt):
+        if not isinstance(prompt, str) or not isinstance(full, str) or not full.startswith(prompt):
             raise ValueError(f"example {i}: chat template output does not extend the prompt")
         n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
         ids = tokenizer(full, add_special_tokens=False)["input_ids"]
