@@ -11,6 +11,7 @@ a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation
     python bench/distill.py --quick                      # tiny models, seconds
     python bench/distill.py                              # SmolLM2 pair on CPU (minutes)
     python bench/distill.py --device cuda --preset llama-1b
+    python bench/distill.py --only f                     # (f) alone, SmolLM2 on CPU
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--records", type=int, default=None, help="first-cycle records for (d)")
     parser.add_argument("--gen-batch", type=int, default=None)
+    parser.add_argument("--only", choices=["f"], default=None, help="run one section only")
     opt = parser.parse_args()
     cuda = opt.device.startswith("cuda")
     preset = opt.preset or ("tiny" if opt.quick else ("llama-1b" if cuda else "smollm2"))
@@ -199,8 +201,11 @@ def main() -> int:
     teacher, base, tok, pad = models(preset, opt.device)
     vocab = teacher.config.vocab_size
     name = PAIRS.get(preset, ("", "tiny-llama-student"))[1]
-    student = get_peft_model(base, lora_config(get_preset(name)))
     prompt_len = seq // 4
+    if opt.only == "f":
+        generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device)
+        return 0
+    student = get_peft_model(base, lora_config(get_preset(name)))
     data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-distill-"))
     kd_data = with_topk(teacher, data, pad, 16, batch, tmp / "cache-steps")
@@ -295,33 +300,43 @@ def main() -> int:
         utilisation_4n=(4 * params * tokens / t_sft) / peak,
     )
 
-    # (f) the same prompts, one at a time vs one batch (greedy, fixed length budget).
-    prompts = [
-        r[:prompt_len] for r in records(gen_batch, vocab, prompt_len, 0, seed=4)["input_ids"]
-    ]
+    generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device)
+    return 0
+
+
+def generation(
+    teacher: Any, tok: Any, pad: int, vocab: int, preset: str, prompt_len: int, n: int, device: str
+) -> None:
+    """(f) the same prompts, one at a time vs one batch (greedy, fixed length budget)."""
+    prompts = [r[:prompt_len] for r in records(n, vocab, prompt_len, 0, seed=4)["input_ids"]]
+    # Different prompt lengths, so the batch is really left-padded.
+    prompts = [p[: max(4, prompt_len - i % 5)] for i, p in enumerate(prompts)]
     # Random-weight presets: the last id as EOS (rarely drawn); real EOS otherwise.
     gen_tok = _GenTok(pad, vocab - 1 if preset == "llama-1b" else tok.eos_token_id)
     new_tokens = 32
     for warm in ([prompts[0]], prompts):  # kernels and allocations for both shapes
         generate_batch(teacher, gen_tok, warm, 4)
-    rates = {}
+    rates, outputs = {}, {}
     for label, groups in (("unbatched", [[p] for p in prompts]), ("batched", [prompts])):
-        sync(opt.device)
-        t, produced = time.perf_counter(), 0
+        sync(device)
+        t, answers = time.perf_counter(), []
         for group in groups:
-            produced += sum(len(a) for a in generate_batch(teacher, gen_tok, group, new_tokens))
-        sync(opt.device)
-        rates[label] = produced / (time.perf_counter() - t)
+            answers += generate_batch(teacher, gen_tok, group, new_tokens)
+        sync(device)
+        rates[label] = sum(len(a) for a in answers) / (time.perf_counter() - t)
+        outputs[label] = answers
+    same = sum(a == b for a, b in zip(outputs["batched"], outputs["unbatched"], strict=True))
     emit(
         figure="f_batched_generation_speedup",
         value=rates["batched"] / rates["unbatched"],
         goal=">= 10",
         batched_tokens_per_s=rates["batched"],
         unbatched_tokens_per_s=rates["unbatched"],
-        batch=gen_batch,
+        batch=n,
         max_new_tokens=new_tokens,
+        identical_answers=f"{same}/{n}",
+        threads=torch.get_num_threads(),
     )
-    return 0
 
 
 class _GenTok:

@@ -24,6 +24,7 @@ from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
 from tasks.models.presets import get_preset
+from tasks.models.remote import check_teacher_name
 
 STABLE = "stable"
 
@@ -57,8 +58,7 @@ class CycleConfig(BaseModel):
     @field_validator("teacher")
     @classmethod
     def _known_teacher(cls, name: str) -> str:
-        get_preset(name)
-        return name
+        return check_teacher_name(name)  # a local preset or a remote one (tasks/models/remote.py)
 
     @field_validator("students")
     @classmethod

@@ -15,6 +15,7 @@ from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import DatasetSnapshot, Interaction
 from tasks.cycle import run_dir
+from tasks.models.remote import remote_teacher
 
 
 def teacher_pointer(teacher: str, artifact_root: Path | None = None) -> Path:
@@ -37,7 +38,8 @@ def read_pointer(teacher: str) -> dict[str, Any] | None:
 @task(retries=2, retry_delay_seconds=2, persist_result=True)
 def resolve_teacher(teacher: str, use_adapter: bool) -> dict[str, Any]:
     """The teacher preset and, when wanted and present, its bi-weekly fine-tuned LoRA."""
-    recorded = read_pointer(teacher) if use_adapter else None
+    # A remote teacher is fine-tuned (if at all) where it is served, never by our LoRA.
+    recorded = read_pointer(teacher) if use_adapter and not remote_teacher(teacher) else None
     adapter = recorded["adapter_dir"] if recorded else None
     label = f"{teacher}+lora@snapshot-{recorded['snapshot_id']}" if recorded else teacher
     return {"preset": teacher, "adapter_dir": adapter, "label": label}
@@ -62,7 +64,9 @@ def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> dict[s
         "warm_adapter": recorded["adapter_dir"] if recorded else None,
         "new_records": int(new or 0),
     }
-    if recorded and recorded["snapshot_id"] == snapshot_id:
+    if remote_teacher(teacher) is not None:
+        plan["skip"] = f"{teacher} is a remote teacher: it is fine-tuned where it is served"
+    elif recorded and recorded["snapshot_id"] == snapshot_id:
         plan["skip"] = f"already fine-tuned on snapshot {snapshot_id}"
     elif plan["new_records"] < min_new_records:
         plan["skip"] = (
