@@ -120,6 +120,14 @@ def remote_teacher(name: str) -> RemoteTeacher | None:
     return load_remote_teachers().get(name)
 
 
+def remote_teacher_names() -> list[str]:
+    """Names of the remote teachers for CLI choices; none when the file cannot be read."""
+    try:
+        return sorted(load_remote_teachers())
+    except (RemotePresetError, OSError):  # the error is raised where the teacher is used
+        return []
+
+
 def is_remote(name: str | None) -> bool:
     """Whether `name` is a remote teacher preset."""
     return bool(name) and remote_teacher(str(name)) is not None

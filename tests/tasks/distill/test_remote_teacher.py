@@ -31,6 +31,7 @@ from tasks.models.remote import (
     RemotePresetError,
     RemoteTeacher,
     load_remote_teachers,
+    remote_teacher_names,
 )
 from tests.remote_server import Loopback, free_port, llama_server, server_missing_reason
 from tests.remote_server import write_remote_teachers as write_file
@@ -95,6 +96,23 @@ def test_preset_file_refuses_keys_and_unknown_fields(tmp_path: Path) -> None:
     path.write_text('[teachers.a]\nbase_url = "http://x/v1"\nmodel = "m"\nserver = "vllm"\n')
     teacher = load_remote_teachers(path)["a"]
     assert teacher.has_prompt_logprobs and teacher.tokens_per_hour == 30_000
+
+
+def test_a_remote_teacher_is_a_cycle_teacher_without_adapter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+
+    from tasks.cycle import CycleConfig
+    from tasks.teacher import resolve_teacher
+
+    far = {"base_url": "https://example.invalid/v1", "model": "m", "server": "tgi"}
+    monkeypatch.setenv(REMOTE_FILE_ENV, str(write_file(tmp_path / "t.toml", far=far)))
+    assert CycleConfig(teacher="far").teacher == "far"
+    with pytest.raises(ValidationError, match="unknown model preset 'gpt-5'"):
+        CycleConfig(teacher="gpt-5")
+    assert resolve_teacher.fn("far", True) == {"preset": "far", "adapter_dir": None, "label": "far"}
+    assert remote_teacher_names() == ["far"]  # the CLI's teacher choices add these
 
 
 def test_vllm_prompt_logprobs_become_cache_rows() -> None:
