@@ -35,6 +35,7 @@ from datasets import Dataset, concatenate_datasets  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
 
+from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.signals import fill_topk_cache, generate_batch  # noqa: E402
 from tasks.distill.teacher_cache import TeacherCache  # noqa: E402
 from tasks.distill.train import sft_args  # noqa: E402
@@ -185,6 +186,19 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=None, help="first-cycle records for (d)")
     parser.add_argument("--gen-batch", type=int, default=None)
     parser.add_argument("--only", choices=["f"], default=None, help="run one section only")
+    parser.add_argument(
+        "--gen-new-tokens",
+        type=int,
+        default=None,
+        help="(f) answer budget [default: 128, DistillConfig.gen_max_new_tokens; 32 with --quick]",
+    )
+    parser.add_argument(
+        "--gen-prompts",
+        choices=["tasks", "random"],
+        default=None,
+        help="(f) chat-template training prompts or random ids [default: tasks; random for "
+        "llama-1b, which has no real tokenizer]",
+    )
     opt = parser.parse_args()
     cuda = opt.device.startswith("cuda")
     preset = opt.preset or ("tiny" if opt.quick else ("llama-1b" if cuda else "smollm2"))
@@ -193,6 +207,10 @@ def main() -> int:
     steps = opt.steps or (6 if opt.quick else 10)
     n_records = opt.records or (20 if opt.quick else (200 if cuda else 40))
     gen_batch = opt.gen_batch or (32 if cuda else 16)
+    gen = (
+        opt.gen_new_tokens or (32 if opt.quick else DistillConfig().gen_max_new_tokens),
+        opt.gen_prompts or ("random" if preset == "llama-1b" else "tasks"),
+    )
     context = {"device": opt.device, "preset": preset, "batch": batch, "seq": seq}
     if cuda:
         context["gpu"] = torch.cuda.get_device_name()
@@ -203,7 +221,7 @@ def main() -> int:
     name = PAIRS.get(preset, ("", "tiny-llama-student"))[1]
     prompt_len = seq // 4
     if opt.only == "f":
-        generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device)
+        generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device, *gen)
         return 0
     student = get_peft_model(base, lora_config(get_preset(name)))
     data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
@@ -300,20 +318,44 @@ def main() -> int:
         utilisation_4n=(4 * params * tokens / t_sft) / peak,
     )
 
-    generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device)
+    generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device, *gen)
     return 0
 
 
-def generation(
-    teacher: Any, tok: Any, pad: int, vocab: int, preset: str, prompt_len: int, n: int, device: str
-) -> None:
-    """(f) the same prompts, one at a time vs one batch (greedy, fixed length budget)."""
+def generation_prompts(tok: Any, vocab: int, prompt_len: int, n: int, kind: str) -> list[list[int]]:
+    """Training prompts in the teacher's chat template ("tasks"), or random ids ("random")."""
+    # "tasks" is what teacher_answers sends; random ids serve presets without a real tokenizer.
+    if kind == "tasks":
+        from tasks.distill.data import prompt_ids
+        from tasks.sampledata import training_tasks
+
+        return [
+            prompt_ids(
+                tok, [{"role": "user", "content": t.prompt}, {"role": "assistant", "content": ""}]
+            )
+            for t in training_tasks()[:n]
+        ]
     prompts = [r[:prompt_len] for r in records(n, vocab, prompt_len, 0, seed=4)["input_ids"]]
     # Different prompt lengths, so the batch is really left-padded.
-    prompts = [p[: max(4, prompt_len - i % 5)] for i, p in enumerate(prompts)]
+    return [p[: max(4, prompt_len - i % 5)] for i, p in enumerate(prompts)]
+
+
+def generation(
+    teacher: Any,
+    tok: Any,
+    pad: int,
+    vocab: int,
+    preset: str,
+    prompt_len: int,
+    n: int,
+    device: str,
+    new_tokens: int,
+    kind: str,
+) -> None:
+    """(f) the same prompts, one at a time vs one batch (greedy, fixed length budget)."""
+    prompts = generation_prompts(tok, vocab, prompt_len, n, kind)
     # Random-weight presets: the last id as EOS (rarely drawn); real EOS otherwise.
     gen_tok = _GenTok(pad, vocab - 1 if preset == "llama-1b" else tok.eos_token_id)
-    new_tokens = 32
     for warm in ([prompts[0]], prompts):  # kernels and allocations for both shapes
         generate_batch(teacher, gen_tok, warm, 4)
     rates, outputs = {}, {}
@@ -334,6 +376,8 @@ def generation(
         unbatched_tokens_per_s=rates["unbatched"],
         batch=n,
         max_new_tokens=new_tokens,
+        prompts=kind,
+        mean_prompt_tokens=sum(map(len, prompts)) / n,
         identical_answers=f"{same}/{n}",
         threads=torch.get_num_threads(),
     )
