@@ -163,7 +163,9 @@ class RemoteClient:
             after = exc.response.headers.get("retry-after", "")
             if after.replace(".", "", 1).isdigit():
                 return min(float(after), self.max_backoff_s)
-        backoff = wait_exponential_jitter(initial=self.backoff_s, max=self.max_backoff_s)
+        backoff = wait_exponential_jitter(
+            multiplier=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s
+        )
         return float(backoff(state))
 
     def _log_retry(self, state: Any) -> None:

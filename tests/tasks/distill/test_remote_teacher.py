@@ -245,7 +245,7 @@ class Flaky:
     def __init__(self, upstream: str, failures: list[int]) -> None:
         self.upstream, self.failures, self.seen = upstream, list(failures), 0
 
-    async def __call__(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response:
         self.seen += 1
         if self.failures:
             status = self.failures.pop(0)
@@ -254,7 +254,10 @@ class Flaky:
             upstream = await client.post(
                 f"{self.upstream}/{request.path_params['path']}",
                 content=await request.body(),
-                headers={"authorization": request.headers.get("authorization", "")},
+                headers={
+                    "authorization": request.headers.get("authorization", ""),
+                    "content-type": "application/json",
+                },
             )
         return Response(upstream.content, upstream.status_code, media_type="application/json")
 
@@ -265,7 +268,7 @@ def test_5xx_429_and_connection_errors_are_retried(
 ) -> None:
     monkeypatch.setenv("LOOPBACK_KEY", loopback.api_key)
     flaky = Flaky(loopback.base_url, [503, 502, 429])
-    app = Starlette(routes=[Route("/v1/{path:path}", flaky, methods=["POST"])])
+    app = Starlette(routes=[Route("/v1/{path:path}", flaky.handle, methods=["POST"])])
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
