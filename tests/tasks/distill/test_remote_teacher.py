@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -244,12 +245,21 @@ class Flaky:
 
     def __init__(self, upstream: str, failures: list[int]) -> None:
         self.upstream, self.failures, self.seen = upstream, list(failures), 0
+        self.in_flight = self.most_in_flight = 0
 
     async def handle(self, request: Request) -> Response:
         self.seen += 1
         if self.failures:
             status = self.failures.pop(0)
             return Response("busy", status_code=status, headers={"retry-after": "0"})
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self.forward(request)
+        finally:
+            self.in_flight -= 1
+
+    async def forward(self, request: Request) -> Response:
         async with httpx.AsyncClient(timeout=120) as client:
             upstream = await client.post(
                 f"{self.upstream}/{request.path_params['path']}",
@@ -283,6 +293,11 @@ def test_5xx_429_and_connection_errors_are_retried(
         got: list[str] = []
         client.chat([[{"role": "user", "content": "Hi"}]], 4, lambda i, a: got.append(a.text))
         assert got and client.retries == 3 and flaky.seen == 4
+        # Concurrency is bounded: six prompts, never more than two calls at the server.
+        pair = RemoteClient(dataclasses.replace(teacher, concurrency=2))
+        prompts = [[{"role": "user", "content": f"Count to {i}."}] for i in range(6)]
+        pair.chat(prompts, 4, lambda i, a: got.append(a.text))
+        assert len(got) == 7 and flaky.most_in_flight == 2
     finally:
         server.should_exit = True
         thread.join()
