@@ -49,13 +49,18 @@ def test_cycle_distills_from_a_remote_teacher_on_loopback(
     from tasks.cycle import CycleConfig
 
     store = get_database()
-    insert(store, seed_rows(0, 14))
+    insert(store, seed_rows(0, 40))  # enough for a non-empty test split to gate on
     config: dict[str, Any] = {
         "teacher": "smollm2-remote",
         "students": ["tiny-llama-student"],
         "min_new_records": 10,
         "settle_seconds": 0,
-        "distill": {"max_steps": 4, "learning_rate": 3e-3, "save_steps": 100},
+        "distill": {
+            "max_steps": 4,
+            "learning_rate": 3e-3,
+            "save_steps": 100,
+            "gen_max_new_tokens": 24,  # short answers: the loopback server runs on one thread
+        },
         "evaluate": {
             "eval_options": {"limit": 4, "max_new_tokens": 8, "batch_size": 4},
             "gate_options": GENEROUS_GATE,
