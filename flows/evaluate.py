@@ -28,6 +28,7 @@ from tasks.evaluate.run import EvalConfig, load_results, metrics_by_set
 from tasks.evaluate.sets import snapshot_set_name
 from tasks.evaluate.verdict import MetricsBySet, Verdict
 from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
+from tasks.models.remote import is_remote
 from tasks.results import StageResult
 
 # The flow's metrics summary holds what the model card shows (the publisher renders it).
@@ -87,7 +88,8 @@ def evaluate_candidate_flow(
         "candidate": (student_preset, candidate_adapter_dir),
         "stable": (student_preset, stable_adapter_dir),
         "base": (student_preset, None),
-        TEACHER: (teacher_preset, teacher_adapter_dir),
+        # A remote teacher is not loaded here to be scored: no local yardstick for it.
+        TEACHER: (None if is_remote(teacher_preset) else teacher_preset, teacher_adapter_dir),
     }
     paths = {
         label: evaluate_model_task(

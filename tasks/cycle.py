@@ -22,6 +22,7 @@ from storage.db import get_database
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
 from tasks.distill.config import DistillResult
 from tasks.models.presets import get_preset
+from tasks.models.remote import check_teacher_name
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
 
@@ -62,8 +63,7 @@ class CycleConfig(BaseModel):
     @field_validator("teacher")
     @classmethod
     def _known_teacher(cls, name: str) -> str:
-        get_preset(name)
-        return name
+        return check_teacher_name(name)  # a local preset or a remote one (tasks/models/remote.py)
 
     @field_validator("students")
     @classmethod

@@ -15,6 +15,7 @@ from storage.db import get_database
 from storage.models import DatasetSnapshot, Interaction
 from tasks.cycle import run_dir
 from tasks.distill.config import DistillResult
+from tasks.models.remote import remote_teacher
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
 
@@ -60,7 +61,8 @@ class TeacherPlan(StageResult):
 
 def resolve_teacher(teacher: str, use_adapter: bool) -> TeacherChoice:
     """The teacher preset and, when wanted and present, its bi-weekly fine-tuned LoRA."""
-    recorded = read_pointer(teacher) if use_adapter else None
+    # A remote teacher is fine-tuned (if at all) where it is served, never by our LoRA.
+    recorded = read_pointer(teacher) if use_adapter and not remote_teacher(teacher) else None
     adapter = recorded["adapter_dir"] if recorded else None
     label = f"{teacher}+lora@snapshot-{recorded['snapshot_id']}" if recorded else teacher
     return TeacherChoice(preset=teacher, adapter_dir=adapter, label=label)
@@ -81,7 +83,9 @@ def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> Teache
         )
     new_records = int(new or 0)
     skip = None
-    if recorded and recorded["snapshot_id"] == snapshot_id:
+    if remote_teacher(teacher) is not None:
+        skip = f"{teacher} is a remote teacher: it is fine-tuned where it is served"
+    elif recorded and recorded["snapshot_id"] == snapshot_id:
         skip = f"already fine-tuned on snapshot {snapshot_id}"
     elif new_records < min_new_records:
         skip = f"too little new data: {new_records} new interactions (minimum {min_new_records})"
