@@ -119,6 +119,8 @@ def prepare_signals(
         cache = TeacherCache.open(kind="none", max_length=max_length, **key)
         train, dropped = tokenize_records(s_tok, records, max_length)
     elif strategy in ("logit", "xtok"):
+        if t_tok is None:  # preflight refuses this pair before; checked again for the types
+            raise ValueError(f"logit signals from {teacher} need its tokenizer in the preset")
         cache = TeacherCache.open(
             kind="topk",
             max_length=max_length,
@@ -177,6 +179,8 @@ def prepare_signals(
                 cache, records, client, max_new_tokens=config.gen_max_new_tokens
             )
         else:
+            if t_tok is None:  # a local teacher always has its tokenizer; for the types
+                raise ValueError(f"teacher {teacher} has no tokenizer")
             answered = teacher_answers(
                 cache,
                 records,

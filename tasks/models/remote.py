@@ -149,7 +149,10 @@ def api_key(teacher: RemoteTeacher) -> str | None:
     if teacher.api_key_secret:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(teacher.api_key_secret).get())
+        secret = Secret.load(teacher.api_key_secret)
+        if not isinstance(secret, Secret):  # a coroutine: only when called inside an event loop
+            raise RemotePresetError("read the teacher's key secret outside an event loop")
+        return str(secret.get())
     if teacher.api_key_env:
         raise RemotePresetError(
             f"remote teacher {teacher.name!r} needs its key: set {teacher.api_key_env}"
