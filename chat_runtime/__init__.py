@@ -1,1 +1,1 @@
-"""The chat model runtime: llama.cpp on one GGUF file, in its own process (never imported by serving)."""
+"""The chat runtime: llama.cpp on one GGUF file in its own process (serving never imports it)."""

@@ -73,6 +73,7 @@ class Engine:
             model_path=str(model), n_ctx=n_ctx, n_threads=threads, verbose=False
         )
         self.n_vocab = self.llm.n_vocab()
+        self.n_ctx = self.llm.n_ctx()
         self.lock = threading.Lock()
         meta = self.llm.metadata
         template = meta.get("tokenizer.chat_template")
@@ -101,16 +102,19 @@ class Engine:
         )
 
     def generate(
-        self, messages: list[dict[str, str]], sampling: Sampling, outcome: Outcome,
+        self,
+        messages: list[dict[str, str]],
+        sampling: Sampling,
+        outcome: Outcome,
         cancel: threading.Event,
     ) -> Iterator[Token]:
         """Tokens as they are sampled; call under `lock`. Fills `outcome` as it goes."""
         prompt = self.prompt_tokens(messages)
         outcome.prompt_tokens = len(prompt)
-        if len(prompt) + sampling.max_tokens > self.llm.n_ctx():
+        if len(prompt) + sampling.max_tokens > self.n_ctx:
             raise PromptTooLong(
                 f"prompt is {len(prompt)} tokens; with max_tokens {sampling.max_tokens} it"
-                f" exceeds the context of {self.llm.n_ctx()} tokens"
+                f" exceeds the context of {self.n_ctx} tokens"
             )
         if sampling.seed is not None:
             self.llm.set_seed(sampling.seed)

@@ -91,9 +91,15 @@ def build_app(engine: Engine, name: str) -> Starlette:
         )
         messages = [m.model_dump() for m in body.messages]
         try:
-            engine.prompt_tokens(messages)  # template errors answer 422 before streaming
+            n = len(engine.prompt_tokens(messages))  # refusals answer before streaming
         except Exception as exc:  # jinja's errors: the template refused these messages
             return JSONResponse({"error": {"message": str(exc), "type": "template"}}, 422)
+        if n + sampling.max_tokens > engine.n_ctx:
+            message = (
+                f"the prompt is {n} tokens; with max_tokens {sampling.max_tokens} it exceeds"
+                f" the model's context of {engine.n_ctx} tokens"
+            )
+            return JSONResponse({"error": {"message": message, "type": "prompt_too_long"}}, 413)
         return StreamingResponse(_stream(engine, name, messages, sampling), "text/event-stream")
 
     return Starlette(

@@ -44,7 +44,12 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (stream events and the stored summary)."""
-        return {"kind": self.kind, "index": self.index, "value": self.value, "message": self.message}
+        return {
+            "kind": self.kind,
+            "index": self.index,
+            "value": self.value,
+            "message": self.message,
+        }
 
 
 def entropy_from_top(logprobs: list[float]) -> float:
