@@ -100,7 +100,9 @@ def build_app(engine: Engine, name: str) -> Starlette:
                 f" the model's context of {engine.n_ctx} tokens"
             )
             return JSONResponse({"error": {"message": message, "type": "prompt_too_long"}}, 413)
-        return StreamingResponse(_stream(engine, name, messages, sampling), "text/event-stream")
+        return StreamingResponse(
+            _stream(engine, name, messages, sampling), media_type="text/event-stream"
+        )
 
     return Starlette(
         routes=[

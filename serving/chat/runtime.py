@@ -147,8 +147,14 @@ class ChatRuntime:
         cmd = [self.python, "-m", "chat_runtime.worker", "--model", str(path)]
         cmd += ["--socket", str(sock), "--name", student, "--n-ctx", str(self.n_ctx)]
         cmd += ["--threads", str(self.threads)]
+        # chat_runtime sits beside serving/ (a checkout or site-packages): put it on the path.
+        root = str(Path(__file__).resolve().parents[2])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
+        }
         with log.open("wb") as out:
-            process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         transport = httpx.AsyncHTTPTransport(uds=str(sock))
         client = httpx.AsyncClient(transport=transport, base_url="http://worker", timeout=None)
         worker = Worker(key, process, sock, log, client)
