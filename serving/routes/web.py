@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
 
+from serving.http import documented
 from serving.state import service
 from storage.repo.web import feedback_per_day, version_scores
 
@@ -59,7 +60,7 @@ class Quality(BaseModel):
     students: list[StudentQuality]
 
 
-@router.get("/feedback-volume", response_model=FeedbackVolume)
+@router.get("/feedback-volume", response_model=FeedbackVolume, responses=documented(422))
 async def feedback_volume(
     request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30
 ) -> FeedbackVolume:
