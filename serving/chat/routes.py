@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations`: FastAPI must see the body model itself.
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -140,9 +141,10 @@ async def chat_completions(
     )
 
     async def finish() -> None:
-        await turn.close()
-        await runtime.done(worker)
+        # Bookkeeping first, synchronously: a client that left cancels the awaits below.
         runtime.release_slot()
+        runtime.done(worker)
+        await asyncio.shield(turn.close())  # closing the worker stream stops its generation
 
     try:
         await turn.open()
@@ -170,7 +172,8 @@ async def chat_completions(
 def _check_limits(state: ServiceState, body: ChatRequest) -> int:
     """The max_tokens to use; 422/413 naming the limit a request exceeds."""
     s = state.settings
-    asked = body.max_completion_tokens or body.max_tokens or s.chat_default_max_tokens
+    default = min(s.chat_default_max_tokens, s.chat_max_tokens)
+    asked = body.max_completion_tokens or body.max_tokens or default
     if asked > s.chat_max_tokens:
         raise _invalid("max_tokens", f"must be at most {s.chat_max_tokens} (got {asked})")
     if len(body.messages) > s.chat_max_messages:

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -74,6 +75,7 @@ class ChatRuntime:
         self._workers: dict[str, Worker] = {}  # by student
         self._retired: list[Worker] = []
         self._starting: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._dir: Path | None = None  # made when the first worker starts
 
     def acquire_slot(self) -> None:
@@ -109,11 +111,20 @@ class ChatRuntime:
         current.used_at = time.monotonic()
         return current
 
-    async def done(self, worker: Worker) -> None:
-        """A stream on `worker` ended; a retired worker with no streams left stops."""
+    def done(self, worker: Worker) -> None:
+        """A stream on `worker` ended; a retired worker with no streams left stops.
+
+        Synchronous on purpose: it runs in the `finally` of a stream whose client left,
+        where an await would be cancelled before the bookkeeping is done.
+        """
         worker.users -= 1
         if worker.retired and worker.users <= 0:
-            await self._stop(worker)
+            self._later(self._stop(worker))
+
+    def _later(self, job: Any) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)  # a task nobody references may be collected mid-way
+        task.add_done_callback(self._tasks.discard)
 
     async def aclose(self) -> None:
         """Stop every worker (service shutdown)."""
@@ -128,7 +139,7 @@ class ChatRuntime:
         worker.retired = True
         self._workers = {s: w for s, w in self._workers.items() if w is not worker}
         if worker.users <= 0:
-            asyncio.get_running_loop().create_task(self._stop(worker))
+            self._later(self._stop(worker))
         else:
             self._retired.append(worker)
 

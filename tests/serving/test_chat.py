@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -198,3 +199,15 @@ def test_live_service_answers_while_generating_and_refuses_a_second_generation(
             "/v1/chat/completions", json={"messages": PROMPT, "max_tokens": 4}, headers=auth
         )
         assert again.status_code == 200, again.text
+        # a client that leaves mid-stream gives its slot back too (once the server notices:
+        # a well-behaved client retries after Retry-After)
+        with client.stream("POST", "/v1/chat/completions", json=body, headers=auth) as stream:
+            next(line for line in stream.iter_lines() if line.startswith("data: "))
+        for _ in range(30):
+            after = client.post(
+                "/v1/chat/completions", json={"messages": PROMPT, "max_tokens": 4}, headers=auth
+            )
+            if after.status_code != 429:
+                break
+            time.sleep(int(after.headers["retry-after"]))
+        assert after.status_code == 200, after.text
