@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 import numpy as np
@@ -96,7 +96,7 @@ class Engine:
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The chat-formatted prompt, tokenized as llama-cpp-python's own chat handler does."""
-        result = self.formatter(messages=messages)
+        result = self.formatter(messages=cast(Any, messages))  # plain role/content dicts
         return self.llm.tokenize(
             result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
         )

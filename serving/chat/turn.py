@@ -61,6 +61,8 @@ class Turn:
     monitor: UncertaintyMonitor = field(init=False)
     _response: httpx.Response | None = None
     _started: float = field(default_factory=time.perf_counter)
+    _first: float = 0.0
+    _last: float = 0.0
 
     def __post_init__(self) -> None:
         s = self.state.settings
@@ -110,6 +112,8 @@ class Turn:
                 self.timings = chunk.get("timings") or {}
             content = (choice.get("logprobs") or {}).get("content") or []
             for entry in content:
+                self._last = time.perf_counter()
+                self._first = self._first or self._last
                 stat = token_stat(len(self.stats), entry)
                 self.stats.append(stat)
                 self.entries.append(entry)
@@ -127,10 +131,14 @@ class Turn:
         return "".join(self.text)
 
     def rate(self) -> dict[str, float]:
-        """Service-side generation speed: tokens over wall time since the request was sent."""
-        elapsed = time.perf_counter() - self._started
+        """As the service saw it: total seconds, time to the first token, tokens/s after it."""
         n = len(self.stats)
-        return {"seconds": round(elapsed, 4), "tokens_per_s": round(n / elapsed, 2) if n else 0.0}
+        gap = self._last - self._first
+        return {
+            "seconds": round(time.perf_counter() - self._started, 4),
+            "first_token_s": round(self._first - self._started, 4) if n else 0.0,
+            "tokens_per_s": round((n - 1) / gap, 2) if n > 1 and gap > 0 else 0.0,
+        }
 
     async def store(self) -> None:
         """Keep the turn as a `web` interaction of the asking device (same writer as phones)."""

@@ -262,8 +262,10 @@ async function loadQuality() {
   }
   if (!quality.students.length) box.textContent = "No student has evaluations yet.";
   Charts.volume($("volume-chart"), volume.volume);
-  const total = volume.volume.reduce((s, r) => s + r.interactions, 0);
-  $("volume-note").textContent = `${total} interactions in the last ${volume.days} days`;
+  const sum = (key) => volume.volume.reduce((s, r) => s + r[key], 0);
+  $("volume-note").textContent =
+    `${sum("interactions")} interactions in the last ${volume.days} days:` +
+    ` ${sum("rated")} rated, ${sum("corrected")} corrected`;
 }
 
 function show(view) {

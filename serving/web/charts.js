@@ -14,7 +14,9 @@ const Charts = (() => {
     return { ctx, w, h };
   }
 
-  function axes(ctx, w, h, yMax, yLabel, yMin = 0) {
+  function axes(ctx, w, h, yMax, yLabel, yMin = 0, integer = false) {
+    const range = yMax - yMin;
+    const digits = integer ? 0 : range >= 50 ? 0 : range >= 5 ? 1 : 2;
     ctx.strokeStyle = "#c9d0d8";
     ctx.fillStyle = "#66707c";
     ctx.beginPath();
@@ -25,14 +27,16 @@ const Charts = (() => {
     for (let i = 0; i <= 4; i++) {
       const v = yMin + ((yMax - yMin) * i) / 4;
       const y = PAD.t + h - (h * i) / 4;
-      ctx.fillText(v.toFixed(v < 10 ? 2 : 0), 4, y + 4);
+      if (!integer || Number.isInteger(v)) ctx.fillText(v.toFixed(digits), 4, y + 4);
       ctx.strokeStyle = "#eef1f4";
       ctx.beginPath();
       ctx.moveTo(PAD.l + 1, y);
       ctx.lineTo(PAD.l + w, y);
       ctx.stroke();
     }
-    ctx.fillText(yLabel, PAD.l + 4, PAD.t + 10);
+    ctx.textAlign = "right";
+    ctx.fillText(yLabel, PAD.l + w - 4, PAD.t + 10);
+    ctx.textAlign = "left";
   }
 
   // Running uncertainty of the answer being streamed: entropy and p per token, alerts.
@@ -40,7 +44,7 @@ const Charts = (() => {
     const { ctx, w, h } = frame(canvas);
     const n = Math.max(stats.length, 16);
     const hMax = Math.max(4, ...stats.map((s) => s.entropy));
-    axes(ctx, w, h, hMax, "entropy (nats) · p scaled to the top");
+    axes(ctx, w, h, hMax, "entropy (nats); p(token) from 0 at the bottom to 1 at the top");
     const x = (i) => PAD.l + (w * (i + 0.5)) / n;
     const yH = (v) => PAD.t + h - (h * v) / hMax;
     const yP = (p) => PAD.t + h - h * p;
@@ -116,7 +120,7 @@ const Charts = (() => {
     }
     const totals = days.map((d) => rows.filter((r) => r.day === d).reduce((s, r) => s + r.interactions, 0));
     const max = Math.max(...totals);
-    axes(ctx, w, h, max, "interactions");
+    axes(ctx, w, h, max, "interactions per day", 0, true);
     const bw = Math.min(40, (w / days.length) * 0.7);
     days.forEach((d, i) => {
       let base = 0;

@@ -135,7 +135,8 @@ def test_page_streams_a_chat_rates_it_and_the_turn_is_stored(
 
     page.click("#tab-quality")
     page.wait_for_function("document.querySelector('#volume-note').textContent !== ''")
-    assert page.inner_text("#volume-note") == "1 interactions in the last 30 days"
+    note = "1 interactions in the last 30 days: 1 rated, 1 corrected"
+    assert page.inner_text("#volume-note") == note
     card = page.locator(".quality-card").first
     assert card.inner_text().startswith(STUDENT)
     assert "stable: v1" in card.inner_text()
