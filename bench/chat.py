@@ -4,13 +4,14 @@ One run, one process tree, one thing at a time on the CPU:
 1. llama.cpp in this process on the SmolLM2 GGUF the chat publishes: llama-cpp-python's
    `create_chat_completion` streaming, greedy (no log-probabilities), and llama.cpp's own
    eval counter (`llama_perf_context`) for the same generations;
-2. the same with `logprobs=True, top_logprobs=5` (what llama-cpp-python's server runs for a
-   client asking log-probabilities; it needs `logits_all=True`);
-3. the service: the file published in a local registry, `distillery` under uvicorn, streamed
+2. the service: the file published in a local registry, `distillery` under uvicorn, streamed
    requests with the same prompt, greedy, timed by the client from the first to the last token
-   event (and end to end), with every token's probability and entropy in the stream.
+   event (and end to end), with every token's probability and entropy in the stream;
+3. llama-cpp-python with `logprobs=True, top_logprobs=5` (what its own server runs for a
+   client asking log-probabilities; it needs `logits_all=True`): why the worker reads logits
+   itself (chat_runtime/engine.py).
 
-    python bench/chat.py [--runs 3] [--max-tokens 128]
+    python bench/chat.py [--runs 3] [--max-tokens 128] [--logprobs-runs 1]
 """
 
 from __future__ import annotations
@@ -159,13 +160,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument(
+        "--logprobs-runs",
+        type=int,
+        default=1,
+        help="runs of llama-cpp-python's logprobs path (0: skip)",
+    )
     args = parser.parse_args()
     path = smollm2_gguf()
     common = {"bench": "chat", "file": path.name, "max_tokens": args.max_tokens}
     base = in_process(path, args.runs, args.max_tokens, logprobs=False)
     emit(**common, what="llama.cpp in-process (llama-cpp-python, no logprobs)", **base)
-    lp = in_process(path, args.runs, args.max_tokens, logprobs=True)
-    emit(**common, what="llama.cpp in-process with logprobs=True, top_logprobs=5", **lp)
     chat = endpoint(path, args.runs, args.max_tokens)
     ratio = round(chat["tokens_per_s"] / base["tokens_per_s"], 3) if base["tokens_per_s"] else None
     emit(
@@ -174,6 +179,15 @@ def main() -> None:
         **chat,
         vs_llama_cpp=ratio,
     )
+    if args.logprobs_runs:  # slow: the whole vocabulary sorted in Python per token
+        lp = in_process(path, args.logprobs_runs, args.max_tokens, logprobs=True)
+        ratio = round(lp["tokens_per_s"] / base["tokens_per_s"], 3) if lp["tokens_per_s"] else None
+        emit(
+            **common,
+            what="llama.cpp in-process with logprobs=True, top_logprobs=5 (its server's path)",
+            **lp,
+            vs_llama_cpp=ratio,
+        )
 
 
 if __name__ == "__main__":

@@ -95,6 +95,13 @@ class Turn:
 
     async def events(self) -> AsyncIterator[TokenEvent]:
         """Token events as the worker streams them; fills usage and finish reason at the end."""
+        try:
+            async for event in self._events():
+                yield event
+        except httpx.HTTPError as exc:  # the worker died or hung up mid-answer
+            raise ApiError(503, f"chat runtime failed: {exc!r}", reason="chat") from None
+
+    async def _events(self) -> AsyncIterator[TokenEvent]:
         assert self._response is not None, "open() first"
         async for line in self._response.aiter_lines():
             if not line.startswith("data: "):

@@ -17,6 +17,7 @@ from serving.app import create_app
 from serving.settings import ServiceSettings
 from storage.db import Database
 from storage.models import Interaction
+from tests.serving.catalog_rows import add_version, write_artifact
 from tests.serving.chat_support import STUDENT, chat_server, publish_smollm2, register, sse_events
 
 pytestmark = pytest.mark.anyio
@@ -211,3 +212,17 @@ def test_live_service_answers_while_generating_and_refuses_a_second_generation(
                 break
             time.sleep(int(after.headers["retry-after"]))
         assert after.status_code == 200, after.text
+
+
+async def test_a_file_llama_cpp_cannot_load_is_503_naming_why(
+    client: httpx.AsyncClient, app: FastAPI, db: Database, settings: ServiceSettings
+) -> None:
+    root = settings.resolved_artifact_root()
+    add_version(db, "broken", 1, [write_artifact(root, "models/broken/1/m.Q8_0.gguf", b"x" * 64)])
+    _, auth = await device(client)
+    try:
+        resp = await client.post("/v1/chat/completions", json={"messages": PROMPT}, headers=auth)
+    finally:
+        await app.state.service.chat.aclose()
+    assert resp.status_code == 503
+    assert resp.json()["detail"].startswith("the chat runtime for broken v1 exited at start")
