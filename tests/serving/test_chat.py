@@ -183,7 +183,7 @@ def test_live_service_answers_while_generating_and_refuses_a_second_generation(
         _, auth = register(base_url, client)
         # Greedy counting: a long answer, so the first stream is still running below.
         count = [{"role": "user", "content": "Count from 1 to 100, separated by commas."}]
-        body = {"messages": count, "stream": True, "max_tokens": 200, "temperature": 0}
+        body = {"messages": count, "stream": True, "max_tokens": 120, "temperature": 0}
         with client.stream("POST", "/v1/chat/completions", json=body, headers=auth) as stream:
             assert stream.status_code == 200
             lines = stream.iter_lines()
