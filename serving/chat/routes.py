@@ -3,28 +3,25 @@
 # No `from __future__ import annotations`: FastAPI must see the body model itself.
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from serving.auth import hash_token
 from serving.catalog import pick_primary
+from serving.chat.render import sse, whole
 from serving.chat.schemas import (
-    AnswerMessage,
     ChatCompletion,
     ChatRequest,
-    Choice,
     ModelCard,
     ModelList,
-    TokenUncertainty,
 )
-from serving.chat.turn import Turn, stored_prompt
+from serving.chat.turn import Turn
 from serving.http import (
     ApiError,
     GuardedRoute,
@@ -140,7 +137,14 @@ async def chat_completions(
         payload,
     )
 
+    finished = False
+
     async def finish() -> None:
+        """Once: give the slot and the worker back, close the worker stream."""
+        nonlocal finished
+        if finished:
+            return
+        finished = True
         # Bookkeeping first, synchronously: a client that left cancels the awaits below.
         runtime.release_slot()
         runtime.done(worker)
@@ -156,8 +160,13 @@ async def chat_completions(
         "X-Distillery-Version": str(release.version),
     }
     if body.stream:
+        # The background task also runs when the client left before the stream started
+        # (then the generator's own `finally` never runs).
         return StreamingResponse(
-            _sse(turn, body, finish), media_type="text/event-stream", headers=headers
+            sse(turn, body, finish),
+            media_type="text/event-stream",
+            headers=headers,
+            background=BackgroundTask(finish),
         )
     try:
         async for _event in turn.events():
@@ -166,7 +175,7 @@ async def chat_completions(
             await turn.store()
     finally:
         await finish()
-    return json_response(_whole(turn, body).model_dump(mode="json"), headers=headers)
+    return json_response(whole(turn, body).model_dump(mode="json"), headers=headers)
 
 
 def _check_limits(state: ServiceState, body: ChatRequest) -> int:
@@ -227,114 +236,3 @@ async def _release(state: ServiceState, model: str | None) -> tuple[Release, Pat
             503, f"the file of {release.student} v{release.version} is missing", reason="missing"
         )
     return release, path
-
-
-def _head(turn: Turn) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{turn.interaction_id.hex}",
-        "object": "chat.completion.chunk",
-        "created": turn.created,
-        "model": turn.student,
-        "system_fingerprint": turn.fingerprint,
-        "student": turn.student,
-        "version": turn.version,
-    }
-
-
-def _openai_entry(entry: dict[str, Any], top: int) -> dict[str, Any]:
-    """A worker logprobs entry as OpenAI's: the requested number of alternatives."""
-    out: dict[str, Any] = {k: entry[k] for k in ("token", "logprob", "bytes") if k in entry}
-    out["top_logprobs"] = (entry.get("top_logprobs") or [])[:top]
-    return out
-
-
-def _event(data: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-
-
-async def _sse(turn: Turn, body: ChatRequest, finish: Any) -> AsyncIterator[bytes]:
-    """The SSE stream: a head chunk, one chunk per token, a summary chunk, [DONE]."""
-    head = _head(turn)
-    top = body.top_logprobs or 0
-    try:
-        first = {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
-        yield _event({**head, "choices": [first], "interaction_id": str(turn.interaction_id)})
-        try:
-            async for ev in turn.events():
-                logprobs = {"content": [_openai_entry(ev.entry, top)]} if body.logprobs else None
-                choice = {
-                    "index": 0,
-                    "delta": {"content": turn.text[-1]},
-                    "logprobs": logprobs,
-                    "finish_reason": None,
-                }
-                token = {
-                    "index": ev.stat.index,
-                    "text": turn.text[-1],
-                    "p": round(ev.stat.p, 5),
-                    "entropy": round(ev.stat.entropy, 5),
-                }
-                event = {**head, "choices": [choice], "token": token}
-                if ev.alerts:
-                    event["alerts"] = [a.to_dict() for a in ev.alerts]
-                yield _event(event)
-            if turn.answer.strip():
-                await turn.store()
-        except ApiError as exc:  # headers are sent: the error travels as an event
-            yield _event({"error": {"message": exc.message, "type": exc.reason}})
-            return
-        last = {"index": 0, "delta": {}, "finish_reason": turn.finish_reason}
-        yield _event(
-            {
-                **head,
-                "choices": [last],
-                "usage": _usage(turn),
-                "interaction_id": str(turn.interaction_id) if turn.stored else None,
-                "stored": turn.stored,
-                # What the page re-sends with a rating or correction (the phones' route).
-                "stored_prompt": stored_prompt(turn.messages) if turn.stored else None,
-                "created_at": turn.stored_at.isoformat() if turn.stored_at else None,
-                "uncertainty": turn.monitor.summary(),
-                "timings": {**turn.timings, **turn.rate()},
-            }
-        )
-        yield b"data: [DONE]\n\n"
-    finally:
-        await finish()
-
-
-def _usage(turn: Turn) -> dict[str, int]:
-    prompt = int(turn.usage.get("prompt_tokens", 0))
-    completion = int(turn.usage.get("completion_tokens", len(turn.stats)))
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
-def _whole(turn: Turn, body: ChatRequest) -> ChatCompletion:
-    top = body.top_logprobs or 0
-    logprobs = {"content": [_openai_entry(e, top) for e in turn.entries]} if body.logprobs else None
-    return ChatCompletion(
-        id=f"chatcmpl-{turn.interaction_id.hex}",
-        created=turn.created,
-        model=turn.student,
-        system_fingerprint=turn.fingerprint,
-        choices=[
-            Choice(
-                message=AnswerMessage(content=turn.answer),
-                logprobs=logprobs,
-                finish_reason=turn.finish_reason,
-            )
-        ],
-        usage=_usage(turn),  # type: ignore[arg-type]
-        student=turn.student,
-        version=turn.version,
-        interaction_id=turn.interaction_id if turn.stored else None,
-        uncertainty=turn.monitor.summary(),  # type: ignore[arg-type]
-        tokens=[
-            TokenUncertainty(index=s.index, text=t, p=s.p, entropy=s.entropy)
-            for s, t in zip(turn.stats, turn.text, strict=True)
-        ],
-    )
