@@ -11,7 +11,7 @@ One run, one process tree, one thing at a time on the CPU:
    client asking log-probabilities; it needs `logits_all=True`): why the worker reads logits
    itself (chat_runtime/engine.py).
 
-    python bench/chat.py [--runs 3] [--max-tokens 128] [--logprobs-runs 1]
+    python bench/chat.py [--runs 3] [--max-tokens 128] [--threads N] [--logprobs-runs 1]
 """
 
 from __future__ import annotations
@@ -44,14 +44,16 @@ def smollm2_gguf() -> Path:
     return sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))[0]
 
 
-def in_process(path: Path, runs: int, max_tokens: int, logprobs: bool) -> dict[str, Any]:
+def in_process(
+    path: Path, runs: int, max_tokens: int, logprobs: bool, threads: int
+) -> dict[str, Any]:
     """llama-cpp-python streaming chat in this process: tokens/s and llama.cpp's eval speed."""
     import llama_cpp
 
     llm = llama_cpp.Llama(
         model_path=str(path),
         n_ctx=2048,
-        n_threads=os.cpu_count() or 1,
+        n_threads=threads,
         logits_all=logprobs,
         verbose=False,
     )
@@ -104,7 +106,7 @@ def publish(path: Path, data: Path) -> tuple[str, Path]:
     return url, root
 
 
-def endpoint(path: Path, runs: int, max_tokens: int) -> dict[str, Any]:
+def endpoint(path: Path, runs: int, max_tokens: int, threads: int) -> dict[str, Any]:
     """Streamed /v1/chat/completions on the live service: client-side tokens/s."""
     with tempfile.TemporaryDirectory(prefix="bench-chat-") as tmp:
         url, root = publish(path, Path(tmp))
@@ -113,6 +115,7 @@ def endpoint(path: Path, runs: int, max_tokens: int) -> dict[str, Any]:
             "DISTILLERY_DATA_DIR": tmp,
             "DISTILLERY_ARTIFACT_ROOT": str(root),
             "DISTILLERY_CHAT_RATE_LIMIT": "1000/minute",
+            "DISTILLERY_CHAT_THREADS": str(threads),
         }
         with server("distillery", env) as base, httpx.Client(base_url=base, timeout=300) as c:
             reg = c.post("/api/devices", json={"platform": "web", "app_version": "bench"}).json()
@@ -161,6 +164,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument(
+        "--threads", type=int, default=0, help="llama.cpp threads, both sides (0: cores - 1)"
+    )
+    parser.add_argument(
         "--logprobs-runs",
         type=int,
         default=1,
@@ -168,10 +174,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     path = smollm2_gguf()
+    threads = args.threads or max(1, (os.cpu_count() or 2) - 1)  # the worker's default
     common = {"bench": "chat", "file": path.name, "max_tokens": args.max_tokens}
-    base = in_process(path, args.runs, args.max_tokens, logprobs=False)
+    common["threads"] = threads
+    base = in_process(path, args.runs, args.max_tokens, False, threads)
     emit(**common, what="llama.cpp in-process (llama-cpp-python, no logprobs)", **base)
-    chat = endpoint(path, args.runs, args.max_tokens)
+    chat = endpoint(path, args.runs, args.max_tokens, threads)
     ratio = round(chat["tokens_per_s"] / base["tokens_per_s"], 3) if base["tokens_per_s"] else None
     emit(
         **common,
@@ -180,7 +188,7 @@ def main() -> None:
         vs_llama_cpp=ratio,
     )
     if args.logprobs_runs:  # slow: the whole vocabulary sorted in Python per token
-        lp = in_process(path, args.logprobs_runs, args.max_tokens, logprobs=True)
+        lp = in_process(path, args.logprobs_runs, args.max_tokens, True, threads)
         ratio = round(lp["tokens_per_s"] / base["tokens_per_s"], 3) if lp["tokens_per_s"] else None
         emit(
             **common,

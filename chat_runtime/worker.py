@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--socket", required=True, help="Unix socket path to listen on")
     parser.add_argument("--name", default=None, help="model name reported (default: file)")
     parser.add_argument("--n-ctx", type=int, default=2048)
-    parser.add_argument("--threads", type=int, default=0, help="0: one per CPU core")
+    parser.add_argument("--threads", type=int, default=0, help="0: all CPU cores but one")
     args = parser.parse_args(argv)
     engine = Engine(args.model, n_ctx=args.n_ctx, threads=args.threads)
     app = build_app(engine, args.name or args.model.name)

@@ -77,7 +77,7 @@ class ServiceSettings(BaseSettings):
     # Worker processes kept (one per student); the least recently used one is stopped.
     chat_max_workers: Annotated[int, Field(gt=0)] = 2
     chat_context_tokens: Annotated[int, Field(ge=256)] = 2048
-    chat_threads: Annotated[int, Field(ge=0)] = 0  # 0: one per CPU core
+    chat_threads: Annotated[int, Field(ge=0)] = 0  # 0: all CPU cores but one
     chat_start_timeout_s: Annotated[float, Field(gt=0)] = 120.0
     # Live token uncertainty: alternatives per token (top log-probabilities), the probability
     # under which a token counts as low-confidence, the entropy (nats) of a spike, and how
