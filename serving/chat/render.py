@@ -118,11 +118,11 @@ def whole(turn: Turn, body: ChatRequest) -> ChatCompletion:
                 finish_reason=turn.finish_reason,
             )
         ],
-        usage=_usage(turn),  # type: ignore[arg-type]
+        usage=_usage(turn),
         student=turn.student,
         version=turn.version,
         interaction_id=turn.interaction_id if turn.stored else None,
-        uncertainty=turn.monitor.summary(),  # type: ignore[arg-type]
+        uncertainty=turn.monitor.summary(),
         tokens=[
             TokenUncertainty(index=s.index, text=t, p=s.p, entropy=s.entropy)
             for s, t in zip(turn.stats, turn.text, strict=True)
