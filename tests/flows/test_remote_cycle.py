@@ -13,6 +13,7 @@ from sqlalchemy import select
 from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import ModelVersion, TrainingRun
+from tasks.cycle_summary import summary_of
 from tasks.models.remote import REMOTE_FILE_ENV
 from tests.flows.test_perpetual import seed_rows
 from tests.remote_server import Loopback, llama_server, server_missing_reason
@@ -79,9 +80,11 @@ def test_cycle_distills_from_a_remote_teacher_on_loopback(
     }
     state = perpetual_cycle(CycleConfig(**config), return_state=True)
     assert state.is_completed(), state.message
-    row = state.result()["students"][0]
-    assert row["status"] == "published", row
-    assert row["teacher_cache"]["computed"] > 0
+    summary = summary_of(state)
+    assert summary is not None
+    row = summary.students[0]
+    assert row.status == "published", row
+    assert row.teacher_cache is not None and row.teacher_cache["computed"] > 0
     with store.transaction() as session:
         version = session.scalar(select(ModelVersion))
         assert version is not None and version.teacher == "smollm2-remote"
@@ -89,7 +92,7 @@ def test_cycle_distills_from_a_remote_teacher_on_loopback(
         assert run is not None and run.strategy == "sequence" and run.teacher == "smollm2-remote"
     # Every cached answer was written from the loopback server's reply.
     entries = list((tmp_path / "data" / "teacher_cache").rglob("*.safetensors"))
-    assert len(entries) == row["teacher_cache"]["computed"]
+    assert len(entries) == row.teacher_cache["computed"]
     for path in entries:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})

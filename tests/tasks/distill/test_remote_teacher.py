@@ -112,7 +112,8 @@ def test_a_remote_teacher_is_a_cycle_teacher_without_adapter(
     assert CycleConfig(teacher="far").teacher == "far"
     with pytest.raises(ValidationError, match="unknown model preset 'gpt-5'"):
         CycleConfig(teacher="gpt-5")
-    assert resolve_teacher.fn("far", True) == {"preset": "far", "adapter_dir": None, "label": "far"}
+    choice = resolve_teacher("far", True)  # a remote teacher never loads our LoRA
+    assert (choice.preset, choice.adapter_dir, choice.label) == ("far", None, "far")
     assert remote_teacher_names() == ["far"]  # the CLI's teacher choices add these
 
 
