@@ -52,6 +52,11 @@ class CycleConfig(BaseModel):
         default_factory=lambda: ["PHONE"],
         description="GGUF files for phones; PHONE = Q4_K_M when it passes parity, else Q8_0",
     )
+    adapter_gguf: bool = Field(
+        True,
+        description="also publish the LoRA adapter as a llama.cpp GGUF adapter and the base "
+        "GGUF (once per base revision): phones holding the base download only the adapter",
+    )
 
     # Checked when the parameters are read, so a typo fails before any data is prepared.
     @field_validator("teacher")
@@ -334,6 +339,9 @@ def export_student(
         config.quantizations,
         parity_texts(snapshot["path"]),
         name=student,
+        adapter_gguf=config.adapter_gguf,
+        base_revision=get_preset(student).revision,
+        base_cache=StorageSettings().resolved_artifact_root() / "bases" / student,
     )
     if not report.files:
         raise RuntimeError(f"export of {student} kept no file within tolerance: {report.parity}")

@@ -24,6 +24,7 @@ from storage.registry import (
     open_registry,
 )
 from tasks.evaluate.card import model_index, render_eval_section
+from tasks.runtime_meta import runtime_from_files
 
 METADATA_KEYS = {
     "base_model",
@@ -35,6 +36,8 @@ METADATA_KEYS = {
     "training_run_id",
     "min_app_version",
     "license",
+    "agent",
+    "runtime",
 }
 
 
@@ -172,6 +175,8 @@ def publish_version(
         )
     if not metadata.get("base_model"):
         raise RegistryError("metadata needs 'base_model' (the Hub id of the student's base)")
+    # Memory per quantization, variants and PEFT config, from the base/adapter entries' meta.
+    metadata = {**metadata, "runtime": metadata.get("runtime") or runtime_from_files(files)}
     spec = VersionSpec(student=student, metrics=metrics or {}, gate=gate or {}, **metadata)
     specs = [FileSpec.from_dict(f) for f in files]
     registry = configured_registry(database_url)

@@ -25,11 +25,12 @@ FIELDS = (
     "rating",
     "latency_ms",
     "category",
+    "agent",
     "client_created_at",
     "client_updated_at",
 )
 _COLUMNS = (*FIELDS, "device_id", "batch_id", "received_at")
-_ROWS_PER_STATEMENT = 500  # 14 params a row: well under SQLite's and PostgreSQL's limits
+_ROWS_PER_STATEMENT = 500  # 15 params a row: well under SQLite's and PostgreSQL's limits
 _UPDATED_AT = FIELDS.index("client_updated_at")
 
 _BATCH: Any = FeedbackBatch.__table__
