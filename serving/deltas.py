@@ -32,6 +32,7 @@ def _described(entry: dict[str, Any] | None, base_url: str, url: FileUrl) -> dic
         "sha256": entry.get("sha256"),
         "quantization": entry.get("quantization"),
         "format": entry.get("format"),
+        "role": role_of(entry),
     }
     if role_of(entry) == "adapter":
         # llama.cpp multiplies the adapter by `scale` at run time (1.0 = as trained).
@@ -66,12 +67,13 @@ def agent_entries(
         if fields["adapter"] is None:
             continue  # an agent release phones cannot apply to a base
         merged = by_role(release.files, "merged")
+        own_base = fields["base"]["sha256"] if fields["base"] else fields["adapter"]["base_sha256"]
         out.append(
             {
                 "agent": release.agent,
                 "version": release.version,
                 "adapter": fields["adapter"],
-                "same_base": fields["adapter"].get("base_sha256") == base_sha256,
+                "same_base": base_sha256 is not None and own_base == base_sha256,
                 "merged_url": url(merged[0], base_url) if merged else None,
                 "released_at": release.published_at,
             }
