@@ -98,6 +98,10 @@ def perpetual_cycle(config: CycleConfig | None = None) -> State:
             rows.append({"student": student, "status": "failed", "detail": state.message})
         else:
             rows.append(state.result())
+    if config.agents and snapshot.get("snapshot_id") is not None:
+        from flows.agents import agent_rows
+
+        rows += agent_rows(snapshot, config)
     markdown = summary_markdown(snapshot, rows)
     create_markdown_artifact(markdown, key="perpetual-cycle-summary", description="cycle summary")
     print(markdown)

@@ -236,6 +236,15 @@ class VersionOut(BaseModel):
     hub_revision: str | None
     created_at: datetime
     published_at: datetime | None
+    agent: str | None = Field(None, description="set for one agent's adapter over the base")
+    sizes: dict[str, int] = Field(
+        default_factory=dict, description="bytes per file role: merged, adapter, base"
+    )
+    runtime: dict[str, Any] = Field(
+        default_factory=dict,
+        description="memory to run base + adapter per quantization (approximate), the "
+        "quantized variants and the PEFT config",
+    )
 
 
 class ChannelEventOut(BaseModel):

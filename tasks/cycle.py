@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import inspect
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,14 @@ class CycleConfig(BaseModel):
         description="also publish the LoRA adapter as a llama.cpp GGUF adapter and the base "
         "GGUF (once per base revision): phones holding the base download only the adapter",
     )
+    agents: list[str] = Field(
+        default_factory=list,
+        description="also train one adapter per agent (interactions' `agent`), each on its "
+        "own channel stable:<agent>",
+    )
+    agent_min_records: int = Field(
+        16, ge=0, description="an agent with fewer training rows also trains on shared rows"
+    )
 
     # Checked when the parameters are read, so a typo fails before any data is prepared.
     @field_validator("teacher")
@@ -64,6 +73,14 @@ class CycleConfig(BaseModel):
     def _known_teacher(cls, name: str) -> str:
         get_preset(name)
         return name
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,23}", name):
+                raise ValueError(f"agent {name!r}: letters, digits, '.', '_', '-'; at most 24")
+        return names
 
     @field_validator("students")
     @classmethod
