@@ -115,7 +115,8 @@ def agent_plan(database: Database, student: str, agent: str, snapshot_id: int) -
         )
         stable = _channel_version(session, student, agent_channel(STABLE, agent))
         start = stable or _channel_version(session, student, STABLE)
-        run = session.get(TrainingRun, start.training_run_id) if start else None
+        run_id = start.training_run_id if start else None
+        run = session.get(TrainingRun, run_id) if run_id is not None else None
         return AgentPlan(
             skip=(
                 f"agent {agent} v{existing} was already built from snapshot {snapshot_id}"
