@@ -74,7 +74,7 @@ def measured_rows(out_dir: Path) -> list[dict[str, object]]:
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     # init_lora_weights=False: non-zero B, so the adapter changes outputs like a trained one.
     peft = get_peft_model(model, lora_config(preset, r=RANK, init_lora_weights=False))
-    peft.save_pretrained(out_dir / "adapter")
+    peft.save_pretrained(str(out_dir / "adapter"))
     layers = model.config.num_hidden_layers
     rows = []
     for adapter_type in ("F16", "Q8_0"):

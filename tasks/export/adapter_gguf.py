@@ -113,12 +113,13 @@ def convert_lora_to_gguf(
         raise AdapterConversionError(f"convert_lora_to_gguf.py failed on {adapter_dir}:\n{tail}")
     os.replace(tmp_path, out_path)  # a crash never leaves half a file under the final name
     log.info("adapter %s -> %s (%s)", adapter_dir, out_path, quantization)
-    targets = config.get("target_modules") or ()
+    targets = config.get("target_modules") or []
+    names = [str(t) for t in targets] if isinstance(targets, list) else [str(targets)]
     return AdapterGGUF(
         file=describe(out_path, quantization),
         lora_rank=int(config["r"]),
         lora_alpha=float(config["lora_alpha"]),
-        target_modules=tuple(sorted(targets if isinstance(targets, list) else [targets])),
+        target_modules=tuple(sorted(names)),
     )
 
 
