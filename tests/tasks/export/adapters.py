@@ -16,8 +16,13 @@ LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 
 
-def make_adapter(base_dir: Path, out_dir: Path, seed: int, rank: int = 8) -> Path:
-    """A LoRA on every projection with non-zero B (as after training), saved with PEFT."""
+def make_adapter(
+    base_dir: Path, out_dir: Path, seed: int, rank: int = 8, strength: float = 0.2
+) -> Path:
+    """A LoRA on every projection with non-zero B (as after training), saved with PEFT.
+
+    `strength` (std of B) is large enough that the tiny model's greedy answers change.
+    """
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     targets = PHI3_TARGETS if model.config.model_type == "phi3" else LLAMA_TARGETS
     config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, task_type="CAUSAL_LM")
@@ -26,7 +31,7 @@ def make_adapter(base_dir: Path, out_dir: Path, seed: int, rank: int = 8) -> Pat
     with torch.no_grad():
         for name, param in peft.named_parameters():
             if "lora_B" in name:  # PEFT starts B at zero: a no-op adapter proves nothing
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+                param.copy_(torch.randn(param.shape, generator=generator) * strength)
     peft.save_pretrained(out_dir)
     return out_dir
 
