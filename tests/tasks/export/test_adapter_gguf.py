@@ -146,6 +146,7 @@ def test_converter_refuses_what_llama_cpp_cannot_apply(llama_dir: Path, tmp_path
         convert_lora_to_gguf(adapter, llama_dir, tmp_path / "x.gguf", "Q4_0")
 
 
+@pytest.mark.slow  # 1-3 min each: Llama-3.2's 128k vocabulary makes every GGUF large
 @pytest.mark.parametrize("student", ["tiny-phi-3-mini", "tiny-llama-3.2-1b"])
 def test_seed_architectures_pass_adapter_parity(
     student: str, student_dirs: dict, tmp_path: Path, parity_texts: list[str]
