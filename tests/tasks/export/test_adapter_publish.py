@@ -22,6 +22,7 @@ from tests.tasks.export.adapters import make_adapter
 pytestmark = [
     pytest.mark.skipif(llama_cpp_missing_reason() is not None, reason="llama.cpp missing"),
     pytest.mark.anyio,
+    pytest.mark.slow,  # two exports with parity checks: about a minute on 2 cores
 ]
 STUDENT = "tiny-student"
 LATEST = "/api/models/mobile/latest"
@@ -69,10 +70,11 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
     # (exact token parity is required, and tested, for unquantized bases).
     assert parity["greedy_prompts"] == len(parity_texts) and parity["min_same_greedy"] == 0.0
     assert parity["top1_agreement"] >= parity["min_top1"] == 0.9
-    print(
-        f"ADAPTER PARITY greedy {parity['greedy_same']}/{parity['greedy_prompts']}, "
-        f"top-1 {parity['top1_agreement']:.3f}, ppl delta {parity['relative_delta']:+.4f}"
-    )
+    with capsys.disabled():
+        print(
+            f"ADAPTER PARITY greedy {parity['greedy_same']}/{parity['greedy_prompts']}, "
+            f"top-1 {parity['top1_agreement']:.3f}, ppl delta {parity['relative_delta']:+.4f}"
+        )
     versions = []
     for exported in (first, second):
         done = publish_version.fn(STUDENT, exported["files"], METADATA, database_url=env)
@@ -101,7 +103,8 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
     # The base was written twice (two exports) but published once: same bytes, one file.
     assert first["files"][1]["sha256"] == second["files"][1]["sha256"] == base_sha
     assert len(list((tmp_path / "artifacts" / "models" / STUDENT / "base").rglob("*.gguf"))) == 1
-    print("MANIFEST " + json.dumps(body, indent=2))  # the example a phone sees (-s shows it)
+    with capsys.disabled():  # the example a phone sees (shown with -s)
+        print("MANIFEST " + json.dumps(body, indent=2))
 
     newest = history["versions"][0]
     assert set(newest["sizes"]) == {"merged", "adapter", "base"}
