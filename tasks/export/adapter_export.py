@@ -21,9 +21,11 @@ from tasks.export.adapter_gguf import (
     convert_lora_to_gguf,
 )
 from tasks.export.adapter_parity import check_adapter_parity
+from tasks.export.adapter_runtime import AdapterError
 from tasks.export.convert import ConversionError, GGUFMetadata
 from tasks.export.files import GGUFFile, describe
 from tasks.export.gguf_export import write_gguf
+from tasks.export.llama_cpp import LlamaCppUnavailable
 from tasks.export.parity import Reference
 
 log = logging.getLogger(__name__)
@@ -102,16 +104,20 @@ def export_delta(
     except (AdapterConversionError, ConversionError, RuntimeError) as exc:
         log.warning("no adapter files for %s: %s", name, exc)
         return DeltaExport(skipped=f"adapter GGUF not written: {exc}")
-    parity = check_adapter_parity(
-        merged_dir,
-        base.path,
-        adapter.file.path,
-        merged_file.path,
-        texts,
-        examples,
-        reference=reference,
-        tolerance=tolerance,
-    )
+    try:
+        parity = check_adapter_parity(
+            merged_dir,
+            base.path,
+            adapter.file.path,
+            merged_file.path,
+            texts,
+            examples,
+            reference=reference,
+            tolerance=tolerance,
+        )
+    except (LlamaCppUnavailable, AdapterError) as exc:  # no judge here: publish no delta
+        log.warning("adapter path of %s not checked: %s", name, exc)
+        return DeltaExport(skipped=f"adapter path not checked in llama.cpp: {exc}")
     result = DeltaExport(parity=[asdict(parity)])
     if not parity.passed:
         log.warning("adapter path of %s not publishable: %s", name, parity.reason)
