@@ -31,11 +31,11 @@ def list_versions(
         [
             v.student,
             str(v.version),
-            v.agent or "-",
             v.status,
             ",".join(v.channels) or "-",
             str(v.files),
             _size(v.size),
+            v.agent or "-",
             _size(v.role_sizes["adapter"]) if "adapter" in v.role_sizes else "-",
             memory_cell(v.run_metadata),
             v.base_model,
@@ -43,7 +43,7 @@ def list_versions(
         ]
         for v in versions
     ]
-    header = ["STUDENT", "VERSION", "AGENT", "STATUS", "CHANNELS", "FILES", "SIZE", "ADAPTER",
+    header = ["STUDENT", "VERSION", "STATUS", "CHANNELS", "FILES", "SIZE", "AGENT", "ADAPTER",
               "MEMORY Q4_K_M", "BASE MODEL", "PUBLISHED"]  # fmt: skip
     print(table(header, rows) if rows else "no model versions yet")
     if details:
