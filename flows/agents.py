@@ -36,7 +36,10 @@ from tasks.teacher import resolve_teacher
 @task(name="agent-slice", persist_result=True)
 def slice_task(student: str, agent: str, snapshot: dict[str, Any], min_rows: int) -> dict[str, Any]:
     """The agent's rows of the snapshot (with shared rows when it has too few)."""
-    out = run_dir("agents", f"{student}-{agent}", snapshot["snapshot_id"]) / "slice"
+    # The folder name is the evaluation set's key (test:<name>): unique per snapshot and slice,
+    # so scores cached for one agent's test rows are never read back for another's.
+    name = f"{snapshot['fingerprint'][:24]}-{agent}-min{min_rows}"
+    out = run_dir("agents", f"{student}-{agent}", snapshot["snapshot_id"]) / name
     sliced = agent_slice(get_database(), Path(snapshot["path"]), agent, out, min_rows)
     return {**asdict(sliced), "path": str(sliced.path), "detail": sliced.detail}
 
