@@ -41,17 +41,26 @@ def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
-def computed_rows() -> list[dict[str, object]]:
+def computed_rows(smollm2_full: int | None = None) -> list[dict[str, object]]:
+    """The seed students at r=16; with the measured SmolLM2 file, the rank it needs."""
     rows = []
     for shape in (LLAMA_32_1B, PHI_3_MINI):
         full = FULL_Q4_K_M[shape.hub_id]
         for adapter_type in ("F16", "Q8_0"):
             update = lora_gguf_bytes(shape, RANK, adapter_type)
             rows.append({
-                "student": shape.hub_id, "how": "computed from config.json",
+                "student": shape.hub_id, "how": "computed from config.json", "rank": RANK,
                 "lora_params": lora_params(shape, RANK), "adapter_type": adapter_type,
                 "update_bytes": update, "full_bytes": int(full), "ratio": update / full,
             })  # fmt: skip
+    if smollm2_full:  # the pruned student (24 layers) at r=8: under the goal?
+        update = lora_gguf_bytes(SMOLLM2_135M, 8, "F16", layers=24)
+        rows.append({
+            "student": f"{SMOLLM2_135M.hub_id} (smollm2-pruned-student, 24 layers)",
+            "how": "computed, measured full file", "rank": 8, "adapter_type": "F16",
+            "lora_params": lora_params(SMOLLM2_135M, 8) * 24 // 30, "update_bytes": update,
+            "full_bytes": smollm2_full, "ratio": update / smollm2_full,
+        })  # fmt: skip
     return rows
 
 
@@ -88,6 +97,7 @@ def measured_rows(out_dir: Path) -> list[dict[str, object]]:
             runner.close()
         rows.append({
             "student": f"{preset.hub_id} ({name}, {layers} layers)", "how": "measured",
+            "rank": RANK,
             "lora_params": sum(p.numel() for n, p in peft.named_parameters() if "lora_" in n),
             "computed_bytes": lora_gguf_bytes(SMOLLM2_135M, RANK, adapter_type, layers=layers),
             "adapter_type": adapter_type, "update_bytes": adapter.file.size,
@@ -102,7 +112,7 @@ def table(rows: list[dict[str, object]]) -> str:
     for r in rows:
         ok = "✓" if float(r["ratio"]) <= GOAL else "✗"  # type: ignore[arg-type]
         lines.append(
-            f"| {r['student']} | {r['how']} | r={RANK} {r['adapter_type']} | "
+            f"| {r['student']} | {r['how']} | r={r['rank']} {r['adapter_type']} | "
             f"{r['lora_params']:,} | {r['update_bytes']:,} | {r['full_bytes']:,} | "
             f"{float(r['ratio']):.3f} {ok} |"  # type: ignore[arg-type]
         )
@@ -113,10 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-measure", action="store_true", help="computed rows only")
     args = parser.parse_args()
-    rows = computed_rows()
+    measured: list[dict[str, object]] = []
     if not args.skip_measure:
         with tempfile.TemporaryDirectory(prefix="adapter-bytes-") as tmp:
-            rows = measured_rows(Path(tmp)) + rows
+            measured = measured_rows(Path(tmp))
+    full = int(measured[0]["full_bytes"]) if measured else None  # type: ignore[call-overload]
+    rows = measured + computed_rows(full)
     for row in rows:
         emit(**row, goal=GOAL)
     print(table(rows))

@@ -61,7 +61,18 @@ def lora_params(shape: RealShape, rank: int, targets: tuple[str, ...] | None = N
 
 
 def lora_gguf_bytes(shape: RealShape, rank: int, adapter_type: str = "F16", layers: int = 0) -> int:
-    """The tensor bytes of the GGUF adapter (the header adds a few KB; measured beside)."""
+    """The tensor bytes of the GGUF adapter (the header adds a few KB; measured beside).
+
+    Q8_0 packs rows in blocks of 32 values: lora_a's rows (length in_features) are packed,
+    lora_b's rows have length `rank`, so below 32 the converter keeps them in F16.
+    """
     if layers:
         shape = RealShape(**{**shape.__dict__, "num_hidden_layers": layers})
-    return int(lora_params(shape, rank) * BYTES_PER_VALUE[adapter_type])
+    per_value = BYTES_PER_VALUE[adapter_type]
+    b_value = per_value if adapter_type != "Q8_0" or rank % 32 == 0 else BYTES_PER_VALUE["F16"]
+    projections = shape.projections()
+    total = 0.0
+    for target in shape.default_targets():
+        n_in, n_out = projections[target]
+        total += rank * n_in * per_value + rank * n_out * b_value
+    return int(total * shape.num_hidden_layers)

@@ -160,3 +160,17 @@ def test_seed_architectures_pass_adapter_parity(
         prompts=PROMPTS[:3], max_tokens=8,
     )  # fmt: skip
     assert parity.passed and parity.greedy_same == 3, parity.reason
+
+
+def test_computed_adapter_bytes_match_the_converter(two_adapters: dict, llama_dir: Path) -> None:
+    """bench/adapter_bytes.py computes the seed students' adapters with this formula."""
+    from tasks.models.lora_size import RealShape, lora_gguf_bytes
+
+    config = json.loads((llama_dir / "config.json").read_text())
+    heads = config["num_attention_heads"]
+    shape = RealShape("tiny", config["hidden_size"], config["intermediate_size"],
+                      config["num_hidden_layers"], heads, config["num_key_value_heads"],
+                      config["hidden_size"] // heads, fused=False)  # fmt: skip
+    written = two_adapters["support"]["adapter_gguf"].stat().st_size
+    computed = lora_gguf_bytes(shape, 8, "F16")
+    assert 0 < written - computed < 16_384  # the difference is the GGUF header
