@@ -124,6 +124,8 @@ def agent_cycle(
     if plan["skip"]:
         return row.done("skipped", detail=plan["skip"])
     sliced = slice_task(student, agent, snapshot, config.agent_min_records)
+    if sliced["own_rows"] == 0:  # shared rows alone would only retrain the student's adapter
+        return row.done("skipped", detail=f"no new records of agent {agent} in this snapshot")
     teacher = resolve_teacher(config.teacher, config.use_teacher_adapter)
     with training_slot(student):
         trained = distill_agent(

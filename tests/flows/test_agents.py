@@ -56,6 +56,10 @@ def test_each_agent_gets_its_adapter_on_its_own_channel(prefect_harness: None, s
     again = perpetual_cycle(config.model_copy(update={"students": ["tiny-llama-student"]}),
                             return_state=True)  # fmt: skip
     assert again.is_completed(), again.message
+    rows = {r["student"]: r for r in again.result()["students"]}
+    assert rows["tiny-llama-student:coder"]["status"] == "skipped"  # no new coder rows
+    assert "no new records of agent coder" in rows["tiny-llama-student:coder"]["detail"]
+    assert rows["tiny-llama-student:support"]["status"] == "published"
     moved = channels.rollback(store, "tiny-llama-student", channel="stable:support")
     assert moved.to_version == support["version"]
     with store.transaction() as session:
