@@ -71,14 +71,21 @@ def agent_slice(
     own_train = sum(owner.get(i) == agent for i in splits["train"]["id"])
     fallback = own_train < min_rows
     keep = {agent, None} if fallback else {agent}
+    out_dir = Path(out_dir)
+    if not any(owner.get(i) in keep for i in splits["train"]["id"]):
+        # Nothing to train on (datasets cannot load back an empty saved split): no folder.
+        return AgentSlice(agent, out_dir, own_train, 0, fallback)
     shared = 0
     sliced: dict[str, Any] = {}
     for name, split in splits.items():
         picked = [n for n, i in enumerate(split["id"]) if owner.get(i) in keep]
+        if not picked and name != "train":
+            # No row of this agent in an evaluation split: score on the whole split rather
+            # than on nothing (datasets cannot load back an empty saved split either).
+            picked = list(range(len(split)))
         if name == "train":
             shared = sum(owner.get(split["id"][n]) is None for n in picked)
         sliced[name] = split.select(picked)
-    out_dir = Path(out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     from datasets import DatasetDict

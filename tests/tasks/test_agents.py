@@ -68,3 +68,17 @@ def test_agent_plan_warm_starts_from_the_student_then_its_own_channel(
     assert plan.stable_version == 3 and plan.skip and "already built" in plan.skip
     other = agent_plan(db, "tiny-llama-student", "coder", snapshot.snapshot_id)
     assert other.skip is None and other.stable_version is None
+
+
+def test_evaluation_splits_without_the_agent_are_kept_whole(
+    db: Database, snapshot, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    none = agent_slice(db, snapshot.path, "nobody", tmp_path / "nobody", min_rows=0)
+    assert none.own_rows == 0 and not none.path.exists()  # nothing to train: no folder
+    coder = agent_slice(db, snapshot.path, "coder", tmp_path / "coder", min_rows=0)
+    data, whole = load_snapshot(coder.path), load_snapshot(snapshot.path)  # loads back
+    assert len(data["train"]) == coder.own_rows > 0 and not coder.fallback
+    owners = agents_of(db, [i for s in whole if s != "train" for i in whole[s]["id"]])
+    for split in (s for s in whole if s != "train"):
+        mine = sum(owners.get(i) == "coder" for i in whole[split]["id"])
+        assert len(data[split]) == (mine or len(whole[split])), split
