@@ -57,11 +57,16 @@ def test_each_agent_gets_its_adapter_on_its_own_channel(prefect_harness: None, s
                             return_state=True)  # fmt: skip
     assert again.is_completed(), again.message
     rows = {r["student"]: r for r in again.result()["students"]}
-    assert rows["tiny-llama-student:coder"]["status"] == "skipped"  # no new coder rows
-    assert "no new records of agent coder" in rows["tiny-llama-student:coder"]["detail"]
+    # The snapshot's replay sample may bring back an old coder row: trained, else skipped.
+    assert rows["tiny-llama-student:coder"]["status"] in ("published", "skipped")
     assert rows["tiny-llama-student:support"]["status"] == "published"
     moved = channels.rollback(store, "tiny-llama-student", channel="stable:support")
     assert moved.to_version == support["version"]
     with store.transaction() as session:
         coder_channel = session.scalar(select(Channel).where(Channel.name == "stable:coder"))
         assert coder_channel is not None and coder_channel.model_version.version >= coder["version"]
+        support_channel = session.scalar(select(Channel).where(Channel.name == "stable:support"))
+        assert (
+            support_channel is not None
+            and support_channel.model_version.version == moved.to_version
+        )
