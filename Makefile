@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # CPU machines: the pinned torch is a CPU build (see DESIGN.md §9); GPU machines get CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: install llama-cpp demo test test-slow test-gpu lint format bench serve clean
+.PHONY: install llama-cpp demo test test-slow test-gpu test-browser lint format bench serve clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ test-slow: $(STAMP)
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -m gpu
+
+# The web page in headless Chromium (Debian: apt-get install -y chromium); skipped without it.
+test-browser: $(STAMP)
+	$(PY) -m pytest -m browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -45,10 +45,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(target: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `distillery` (the real app) or `bare` (bench/_common.py:bare_app) under uvicorn."""
+def server(target: str, env: dict[str, str] | None = None, http: str = "auto") -> Iterator[str]:
+    """Run `distillery` (the real app) or `bare` (bench/_common.py:bare_app) under uvicorn.
+
+    `http` is uvicorn's HTTP parser: auto (httptools when installed), h11 or httptools.
+    """
     port = free_port()
     cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--http", http, "--loop", "asyncio" if http == "h11" else "auto"]
     cmd += ["--log-level", "warning", "--no-access-log"]
     if target == "distillery":
         cmd += ["--factory", "serving.app:create_app"]

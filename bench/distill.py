@@ -11,6 +11,7 @@ a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation
     python bench/distill.py --quick                      # tiny models, seconds
     python bench/distill.py                              # SmolLM2 pair on CPU (minutes)
     python bench/distill.py --device cuda --preset llama-1b
+    python bench/distill.py --only f                     # (f) alone, SmolLM2 on CPU
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from datasets import Dataset, concatenate_datasets  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
 
+from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.signals import fill_topk_cache, generate_batch  # noqa: E402
 from tasks.distill.teacher_cache import TeacherCache  # noqa: E402
 from tasks.distill.train import sft_args  # noqa: E402
@@ -183,7 +185,26 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--records", type=int, default=None, help="first-cycle records for (d)")
     parser.add_argument("--gen-batch", type=int, default=None)
+    parser.add_argument("--only", choices=["f"], default=None, help="run one section only")
+    # On a shared (oversubscribed) CPU, OpenMP's spinning threads make small GEMMs slower with
+    # 2 threads than with 1: measured here, batch-16 576x1536 linear 3.2 ms vs 0.62 ms.
+    parser.add_argument("--threads", type=int, default=None, help="torch threads [default: all]")
+    parser.add_argument(
+        "--gen-new-tokens",
+        type=int,
+        default=None,
+        help="(f) answer budget [default: 128, DistillConfig.gen_max_new_tokens; 32 with --quick]",
+    )
+    parser.add_argument(
+        "--gen-prompts",
+        choices=["tasks", "random"],
+        default=None,
+        help="(f) chat-template training prompts or random ids [default: tasks; random for "
+        "llama-1b, which has no real tokenizer]",
+    )
     opt = parser.parse_args()
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
     cuda = opt.device.startswith("cuda")
     preset = opt.preset or ("tiny" if opt.quick else ("llama-1b" if cuda else "smollm2"))
     batch = opt.batch or (8 if cuda else 4)
@@ -191,6 +212,10 @@ def main() -> int:
     steps = opt.steps or (6 if opt.quick else 10)
     n_records = opt.records or (20 if opt.quick else (200 if cuda else 40))
     gen_batch = opt.gen_batch or (32 if cuda else 16)
+    gen = (
+        opt.gen_new_tokens or (32 if opt.quick else DistillConfig().gen_max_new_tokens),
+        opt.gen_prompts or ("random" if preset == "llama-1b" else "tasks"),
+    )
     context = {"device": opt.device, "preset": preset, "batch": batch, "seq": seq}
     if cuda:
         context["gpu"] = torch.cuda.get_device_name()
@@ -199,8 +224,11 @@ def main() -> int:
     teacher, base, tok, pad = models(preset, opt.device)
     vocab = teacher.config.vocab_size
     name = PAIRS.get(preset, ("", "tiny-llama-student"))[1]
-    student = get_peft_model(base, lora_config(get_preset(name)))
     prompt_len = seq // 4
+    if opt.only == "f":
+        generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device, *gen)
+        return 0
+    student = get_peft_model(base, lora_config(get_preset(name)))
     data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-distill-"))
     kd_data = with_topk(teacher, data, pad, 16, batch, tmp / "cache-steps")
@@ -295,33 +323,69 @@ def main() -> int:
         utilisation_4n=(4 * params * tokens / t_sft) / peak,
     )
 
-    # (f) the same prompts, one at a time vs one batch (greedy, fixed length budget).
-    prompts = [
-        r[:prompt_len] for r in records(gen_batch, vocab, prompt_len, 0, seed=4)["input_ids"]
-    ]
+    generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device, *gen)
+    return 0
+
+
+def generation_prompts(tok: Any, vocab: int, prompt_len: int, n: int, kind: str) -> list[list[int]]:
+    """Training prompts in the teacher's chat template ("tasks"), or random ids ("random")."""
+    # "tasks" is what teacher_answers sends; random ids serve presets without a real tokenizer.
+    if kind == "tasks":
+        from tasks.distill.data import prompt_ids
+        from tasks.sampledata import training_tasks
+
+        return [
+            prompt_ids(
+                tok, [{"role": "user", "content": t.prompt}, {"role": "assistant", "content": ""}]
+            )
+            for t in training_tasks()[:n]
+        ]
+    prompts = [r[:prompt_len] for r in records(n, vocab, prompt_len, 0, seed=4)["input_ids"]]
+    # Different prompt lengths, so the batch is really left-padded.
+    return [p[: max(4, prompt_len - i % 5)] for i, p in enumerate(prompts)]
+
+
+def generation(
+    teacher: Any,
+    tok: Any,
+    pad: int,
+    vocab: int,
+    preset: str,
+    prompt_len: int,
+    n: int,
+    device: str,
+    new_tokens: int,
+    kind: str,
+) -> None:
+    """(f) the same prompts, one at a time vs one batch (greedy, fixed length budget)."""
+    prompts = generation_prompts(tok, vocab, prompt_len, n, kind)
     # Random-weight presets: the last id as EOS (rarely drawn); real EOS otherwise.
     gen_tok = _GenTok(pad, vocab - 1 if preset == "llama-1b" else tok.eos_token_id)
-    new_tokens = 32
     for warm in ([prompts[0]], prompts):  # kernels and allocations for both shapes
         generate_batch(teacher, gen_tok, warm, 4)
-    rates = {}
+    rates, outputs = {}, {}
     for label, groups in (("unbatched", [[p] for p in prompts]), ("batched", [prompts])):
-        sync(opt.device)
-        t, produced = time.perf_counter(), 0
+        sync(device)
+        t, answers = time.perf_counter(), []
         for group in groups:
-            produced += sum(len(a) for a in generate_batch(teacher, gen_tok, group, new_tokens))
-        sync(opt.device)
-        rates[label] = produced / (time.perf_counter() - t)
+            answers += generate_batch(teacher, gen_tok, group, new_tokens)
+        sync(device)
+        rates[label] = sum(len(a) for a in answers) / (time.perf_counter() - t)
+        outputs[label] = answers
+    same = sum(a == b for a, b in zip(outputs["batched"], outputs["unbatched"], strict=True))
     emit(
         figure="f_batched_generation_speedup",
         value=rates["batched"] / rates["unbatched"],
         goal=">= 10",
         batched_tokens_per_s=rates["batched"],
         unbatched_tokens_per_s=rates["unbatched"],
-        batch=gen_batch,
+        batch=n,
         max_new_tokens=new_tokens,
+        prompts=kind,
+        mean_prompt_tokens=sum(map(len, prompts)) / n,
+        identical_answers=f"{same}/{n}",
+        threads=torch.get_num_threads(),
     )
-    return 0
 
 
 class _GenTok:

@@ -4,7 +4,10 @@ Prints JSON lines. The baseline, measured in the same run, is the HF fp32 model 
 (safetensors size, perplexity on the same texts); every GGUF line carries its delta to it and
 its top-1 agreement, both measured by llama.cpp (the writer is llama.cpp's converter, the
 quantizer llama.cpp's). `previous` lines repeat the figures of the earlier pure-Python
-writer, read back by transformers (pruned student, 30 texts), for comparison.
+writer, read back by transformers (pruned student, 30 texts), for comparison. `ceiling`
+lines give the top-1 agreement of the HF model with its weights rounded to Q8_0/Q4_0 by
+gguf-py and run in fp32 by transformers: the most any runtime could keep at that precision,
+so a gap to the llama.cpp line is the runtime's (activation rounding), not the exporter's.
 
     python bench/export.py [--texts 30] [--models smollm2-pruned-student smollm2-135m-instruct]
 """
@@ -24,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from tasks.export import check_parity, llama_cpp_missing_reason, write_gguf_files  # noqa: E402
 from tasks.export.gguf_export import preset_metadata  # noqa: E402
-from tasks.export.parity import reference_perplexity  # noqa: E402
+from tasks.export.parity import Reference, reference_of, reference_perplexity, score_texts  # noqa: E402
 from tasks.models.load import materialize_preset, smollm2_gguf_path  # noqa: E402
 from tasks.sampledata import training_tasks
 
@@ -44,6 +47,28 @@ def seed_responses(limit: int) -> list[str]:
 
 def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
+
+
+def rounding_ceiling(hf_dir: Path, texts: list[str], reference: Reference, quant: str) -> float:
+    """Top-1 agreement with `reference` of the HF model whose matrices are rounded to `quant`."""
+    import torch
+    from gguf import GGMLQuantizationType, quants
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kind = GGMLQuantizationType[quant]
+    model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:  # what llama.cpp quantizes; norms and biases stay as they are
+                rounded = quants.dequantize(quants.quantize(param.numpy(), kind), kind)
+                param.copy_(torch.from_numpy(rounded.reshape(param.shape)))
+    rounded_ref = reference_of(model, score_texts(AutoTokenizer.from_pretrained(hf_dir), texts))
+    pairs = [
+        (a, b)
+        for ours, theirs in zip(rounded_ref.top1, reference.top1, strict=True)
+        for a, b in zip(ours, theirs, strict=True)
+    ]
+    return sum(a == b for a, b in pairs) / len(pairs)
 
 
 def bench_model(preset: str, texts: list[str], quants: list[str], out_dir: Path) -> None:
@@ -82,6 +107,14 @@ def bench_model(preset: str, texts: list[str], quants: list[str], out_dir: Path)
             judge=parity.judge,
             parity_s=round(time.perf_counter() - started, 2),
         )
+        if quant in ("Q8_0", "Q4_1", "Q4_0"):
+            emit(
+                model=preset,
+                format=f"gguf-{quant}",
+                ceiling=True,
+                top1_agreement=round(rounding_ceiling(hf_dir, texts, reference, quant), 4),
+                judge="transformers, fp32 math on gguf-py-rounded weights",
+            )
         if preset == "smollm2-pruned-student" and quant in PREVIOUS:
             size_mb, delta, verdict = PREVIOUS[quant]
             emit(
@@ -102,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", nargs="+", default=["smollm2-pruned-student", "smollm2-135m-instruct"]
     )
-    parser.add_argument("--quantizations", nargs="+", default=["F16", "Q8_0", "Q4_0", "Q4_K_M"])
+    parser.add_argument(
+        "--quantizations", nargs="+", default=["F16", "Q8_0", "Q4_1", "Q4_0", "Q4_K_M"]
+    )
     args = parser.parse_args(argv)
     texts = seed_responses(args.texts)
     emit(bench="export", texts=len(texts), llama_cpp=llama_cpp_missing_reason() or "available")

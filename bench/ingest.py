@@ -100,6 +100,7 @@ def raw_insert(url: str, device_id: str, batches: list[list[dict]], per_batch: b
                 "device_id": device_id,
                 "batch_id": batch_id,
                 "received_at": now,
+                "source": "phone",
             }
             row = [values.get(name) for name in columns]
             rows.append(tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)))
@@ -141,6 +142,12 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default="", help="default: a fresh SQLite file; else an empty database"
     )
+    parser.add_argument(
+        "--http",
+        choices=["auto", "h11", "httptools"],
+        default="auto",
+        help="uvicorn's HTTP parser for both servers (h11 with the asyncio loop: plain uvicorn)",
+    )
     args = parser.parse_args()
     count = args.requests or (40 if args.quick else 300)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -165,7 +172,7 @@ def main() -> None:
         raw_batch: list[float] = []
         raw_one: list[float] = []
         for round_no in range(rounds):
-            with server("distillery", env) as base:
+            with server("distillery", env, args.http) as base:
                 reg = httpx.post(
                     f"{base}/api/devices", json={"platform": "bench", "app_version": "1"}
                 )
@@ -203,7 +210,7 @@ def main() -> None:
                     requests=count,
                     batch=args.batch,
                 )
-            with server("bare") as base:
+            with server("bare", http=args.http) as base:
                 run_load(base, requests[:5], args.concurrency)
                 result = run_load(base, requests, args.concurrency)
                 assert result["statuses"] == [200], result["statuses"]

@@ -1,8 +1,8 @@
 """Quality kept: teacher, base student, SFT on feedback, SFT on teacher answers, logit KD, KD + DPO.
 
 One run, the same training records and steps for every variant; on held-out user-oriented
-tasks: perplexity of the reference answers, ROUGE-L of greedy answers, exact match on the
-checkable tasks (references of at most four words), each variant beside the base student
+tasks: perplexity of the reference answers, ROUGE-L of greedy answers, answer match on the
+checkable sample tasks (the answer in the first line), each variant beside the base student
 with a paired bootstrap interval. Prints JSON lines, then a markdown table.
 
     python bench/quality.py --pair tiny-xtok     # tiny random models, other vocabularies
@@ -20,8 +20,6 @@ import argparse
 import json
 import math
 import os
-import re
-import string
 import sys
 import tempfile
 from pathlib import Path
@@ -36,9 +34,10 @@ from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.engine import distill  # noqa: E402
 from tasks.evaluate.bootstrap import paired_bootstrap  # noqa: E402
 from tasks.evaluate.model_metrics import generate_answers, score_targets  # noqa: E402
-from tasks.evaluate.sets import FIXED_SOURCE, sample_records_path  # noqa: E402
 from tasks.evaluate.text_metrics import rouge_per_example  # noqa: E402
 from tasks.models.load import load_model_and_tokenizer  # noqa: E402
+from tasks.sampledata import benchmark_tasks, training_tasks  # noqa: E402
+from tasks.sampledata.generate import answer_match  # noqa: E402
 
 PAIRS = {
     "tiny-xtok": ("tiny-llama-teacher", "tiny-llama-student-b"),
@@ -53,16 +52,17 @@ def emit(**row: Any) -> None:
 
 
 def load_tasks(n_train: int, n_heldout: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(seed-task training rows, user-oriented held-out rows): prompt and reference answer."""
-    rows = [json.loads(x) for x in sample_records_path().read_text().splitlines() if x.strip()]
+    """(training rows, held-out rows) from the built-in sample tasks: prompt, answer, checkable.
 
-    def as_row(r: dict[str, Any]) -> dict[str, Any]:
-        context = (r.get("context") or "").strip()
-        prompt = r["instruction"].strip() + (f"\n\n{context}" if context else "")
-        return {"prompt": prompt, "answer": r["response"].strip()}
+    Held-out rows are the fixed benchmark split, which no training row shares a prompt with;
+    both are interleaved by category, so a prefix mixes checkable and open tasks.
+    """
 
-    train = [as_row(r) for r in rows if r["source"] == "seed_tasks"][:n_train]
-    held = [as_row(r) for r in rows if r["source"] == FIXED_SOURCE][:n_heldout]
+    def as_row(t: Any) -> dict[str, Any]:
+        return {"prompt": t.prompt, "answer": t.answer, "checkable": t.checkable}
+
+    train = [as_row(t) for t in training_tasks()][:n_train]
+    held = [as_row(t) for t in benchmark_tasks()][:n_heldout]
     return train, held
 
 
@@ -94,12 +94,6 @@ def feedback_snapshot(path: Path, train: list[dict[str, Any]], held: list[dict[s
     return path
 
 
-def normalise(text: str) -> str:
-    """Lower case, no punctuation, single spaces (exact-match comparison form)."""
-    text = text.lower().translate(str.maketrans("", "", string.punctuation))
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def measure(
     preset: str, adapter: Path | None, held: list[dict[str, Any]], new_tokens: int
 ) -> dict[str, Any]:
@@ -112,8 +106,8 @@ def measure(
     nll = [s.nll_sum / s.n_tokens if s.n_tokens else math.nan for s in scores]
     answers, _, _ = generate_answers(model, tok, prompts, max_new_tokens=new_tokens)
     rouge = rouge_per_example(answers, [r["answer"] for r in held])["rougeL"]
-    exact = [
-        float(normalise(a) == normalise(r["answer"])) if len(r["answer"].split()) <= 4 else math.nan
+    exact = [  # the evaluation's answer match: the answer as whole words in the first line
+        float(answer_match(a, r["answer"])) if r["checkable"] else math.nan
         for a, r in zip(answers, held, strict=True)
     ]
     return {"nll": nll, "rougeL": rouge, "exact": exact}

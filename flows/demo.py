@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,6 +21,9 @@ from storage.config import StorageSettings
 from storage.db import get_database
 from storage.repo.snapshots import list_snapshots
 from tasks.cycle import CycleConfig
+
+if TYPE_CHECKING:
+    from tasks.cycle_summary import CycleSummary
 
 
 @dataclass
@@ -34,7 +37,8 @@ class DemoOptions:
     student: str = "smollm2-pruned-student"
     max_steps: int = 10  # ~20 s a step on 2 quiet cores (batch 4 x 256 tokens, KD loss)
     eval_limit: int = 12  # examples per evaluation set
-    quantizations: list[str] = field(default_factory=lambda: ["PHONE"])  # Q4_K_M, else Q8_0
+    # PHONE: the first of Q4_K_M, Q4_1, Q8_0 that passes llama.cpp parity
+    quantizations: list[str] = field(default_factory=lambda: ["PHONE"])
     port: int | None = None
 
 
@@ -155,10 +159,20 @@ def demo_config(options: DemoOptions) -> CycleConfig:
     )
 
 
-def run_demo(options: DemoOptions) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DemoOutcome:
+    """What the demo ended with."""
+
+    state: str  # the cycle's final state name: Completed, PartiallyFailed, Failed, Crashed
+    summary: CycleSummary | None  # None when the cycle flow itself crashed
+    manifest: dict[str, Any]  # what a phone polling /api/models/mobile/latest sees (JSON)
+
+
+def run_demo(options: DemoOptions) -> DemoOutcome:
     """Service up, phones upload feedback, one cycle, print the manifest; returns a summary."""
     from flows.perpetual import perpetual_cycle
     from flows.phones import SimulationConfig, run_simulation
+    from tasks.cycle_summary import summary_of
 
     quiet_progress_bars()
     show_stage_logs()
@@ -182,26 +196,22 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         progress.line("▶ perpetual cycle: prepare → distill → evaluate → gate → export → publish")
         begun = time.monotonic()
         state = perpetual_cycle(demo_config(options), return_state=True)
-        summary = state.result(raise_on_failure=False)
-        if not isinstance(summary, dict):  # the flow itself crashed: no summary to show
-            summary = {"students": []}
-        for row in summary["students"]:
-            version = f" v{row['version']}" if row.get("version") else ""
-            progress.line(
-                f"  {row['student']}: {row['status']}{version} — {row.get('detail') or ''}"
-            )
-            if row.get("phone"):
-                progress.line(f"  phone file: {row['phone']}")
-            if row.get("teacher"):
-                progress.line(f"  {row['teacher']}")
-            if row.get("teacher_cache"):
-                cache = row["teacher_cache"]
+        summary = summary_of(state)  # None: the flow itself crashed, no summary to show
+        for row in summary.students if summary else []:
+            version = f" v{row.version}" if row.version else ""
+            progress.line(f"  {row.student}: {row.status}{version} — {row.detail or ''}")
+            if row.phone:
+                progress.line(f"  phone file: {row.phone}")
+            if row.teacher:
+                progress.line(f"  {row.teacher}")
+            if row.teacher_cache:
+                cache = row.teacher_cache
                 progress.line(
                     f"  teacher cache: {cache.get('misses')} records through the teacher, "
                     f"{cache.get('hits')} reused from earlier cycles"
                 )
-            if row.get("report"):
-                progress.line(f"  evaluation report: {row['report']}")
+            if row.report:
+                progress.line(f"  evaluation report: {row.report}")
         seconds = time.monotonic() - begun
         if state.is_completed():
             progress.line(f"✓ perpetual cycle ({seconds:.1f}s): {state.message}")
@@ -210,4 +220,4 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         manifest = latest_manifest(url)
         progress.line("a phone polling GET /api/models/mobile/latest now sees:")
         print(json.dumps(manifest, indent=2), flush=True)
-    return {"state": state.name, "summary": summary, "manifest": manifest}
+    return DemoOutcome(state=state.name or state.type.value, summary=summary, manifest=manifest)

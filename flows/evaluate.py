@@ -9,23 +9,27 @@ from prefect.artifacts import create_table_artifact
 
 from tasks.evaluate.cache import default_cache_dir
 from tasks.evaluate.card import CARD_METRICS
-from tasks.evaluate.compare import compare_task
+from tasks.evaluate.gate import Deltas
 from tasks.evaluate.naming import name_of
-from tasks.evaluate.pipeline import (
-    TEACHER,
-    default_out_dir,
-    evaluation_history,
-    gate_results,
-    live_targets,
-    name_eval_sets,
-    publish_artifacts,
-    resolve_eval_sets,
-    store_evaluations,
+from tasks.evaluate.pipeline import TEACHER, default_out_dir
+from tasks.evaluate.prefect_tasks import (
+    compare_task,
+    evaluate_model_task,
+    evaluation_history_task,
+    gate_results_task,
+    live_targets_task,
+    name_eval_sets_task,
+    publish_artifacts_task,
+    resolve_eval_sets_task,
+    store_evaluations_task,
     write_report_task,
 )
-from tasks.evaluate.run import EvalConfig, evaluate_model_task, load_results, metrics_by_set
+from tasks.evaluate.run import EvalConfig, load_results, metrics_by_set
 from tasks.evaluate.sets import snapshot_set_name
+from tasks.evaluate.verdict import MetricsBySet, Verdict
 from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
+from tasks.models.remote import is_remote
+from tasks.results import StageResult
 
 # The flow's metrics summary holds what the model card shows (the publisher renders it).
 HEADLINE = (*CARD_METRICS, "entropy_spikes")
@@ -66,7 +70,7 @@ def evaluate_candidate_flow(
     teacher_preset: str | None = None,
     teacher_adapter_dir: str | None = None,
     cache_results: bool = True,
-) -> dict[str, Any]:
+) -> Verdict:
     """Candidate vs stable vs base (and the teacher as yardstick) on the same prompts.
 
     Returns the decision, metrics per model keyed by readable set names, the report's path,
@@ -75,16 +79,17 @@ def evaluate_candidate_flow(
     """
     student = student or student_preset
     out = out_dir or default_out_dir(student)
-    sets = resolve_eval_sets(snapshot_path, list(earlier_test_paths), fixed_set_path)
+    sets = resolve_eval_sets_task(snapshot_path, list(earlier_test_paths), fixed_set_path)
     new_set = snapshot_set_name(snapshot_path)
-    names = name_eval_sets(list(sets), new_set, student)
+    names = name_eval_sets_task(list(sets), new_set, student)
     config = EvalConfig(**(eval_options or {}))
     cache = str(default_cache_dir()) if cache_results else None
     models = {
         "candidate": (student_preset, candidate_adapter_dir),
         "stable": (student_preset, stable_adapter_dir),
         "base": (student_preset, None),
-        TEACHER: (teacher_preset, teacher_adapter_dir),
+        # A remote teacher is not loaded here to be scored: no local yardstick for it.
+        TEACHER: (None if is_remote(teacher_preset) else teacher_preset, teacher_adapter_dir),
     }
     paths = {
         label: evaluate_model_task(
@@ -93,12 +98,12 @@ def evaluate_candidate_flow(
         for label, (preset, adapter) in models.items()
         if preset and (label != "stable" or adapter)
     }
-    deltas: dict[str, Any] = {
+    deltas: dict[str, Deltas] = {
         ref: compare_task(paths["candidate"], paths[ref], n_resamples=n_resamples, seed=seed)
         for ref in ("stable", "base")
         if ref in paths
     }
-    decision = gate_results(
+    decision = gate_results_task(
         paths["candidate"],
         paths["base"],
         paths.get("stable"),
@@ -109,10 +114,10 @@ def evaluate_candidate_flow(
         names,
     )
     versions = {"candidate": candidate_version_id, "stable": stable_version_id}
-    ids = store_evaluations(student, paths, versions, decision)
-    history = evaluation_history(student, stable_version_id)
+    ids = store_evaluations_task(student, paths, versions, decision)
+    history = evaluation_history_task(student, stable_version_id)
     older = [k for k in dict.fromkeys(h.eval_set for h in history) if k not in names]
-    names = {**names, **(name_eval_sets(older, new_set, student) if older else {})}
+    names = {**names, **(name_eval_sets_task(older, new_set, student) if older else {})}
     report = write_report_task(
         f"{out}/report",
         student=student,
@@ -123,30 +128,39 @@ def evaluate_candidate_flow(
         names=names,
         new_set=new_set,
     )
-    publish_artifacts(student, paths, decision, report, names)
+    publish_artifacts_task(student, paths, decision, report, names)
     yardstick = (
         measure(load_results(paths["candidate"]), load_results(paths[TEACHER]))
         if TEACHER in paths
         else None
     )
     teacher_line = summary_line(yardstick, names, new_set) if yardstick else "no teacher evaluated"
-    print("\n".join(decision["reasons"]))
+    print("\n".join(decision.reasons))
     print(teacher_line)
-    metrics = {label: _headline(p, names) for label, p in paths.items()}
+    metrics: dict[str, MetricsBySet] = {label: _headline(p, names) for label, p in paths.items()}
     metrics["candidate"] = _with_teacher(metrics["candidate"], yardstick, names)
-    return {
-        "decision": "promote" if decision["promote"] else "reject",
-        "gate": decision,
-        "detail": "; ".join(decision["reasons"]),  # in full: never cut
-        "new_set": new_set,
-        "new_set_name": names[new_set],
-        "set_names": names,
-        "teacher": teacher_line,
-        "metrics": metrics,
-        "report_path": report,
-        "results_paths": paths,
-        "evaluation_ids": ids,
-    }
+    return Verdict(
+        decision="promote" if decision.promote else "reject",
+        gate=decision,
+        detail="; ".join(decision.reasons),  # in full: never cut
+        new_set=new_set,
+        new_set_name=names[new_set],
+        set_names=names,
+        teacher=teacher_line,
+        metrics=metrics,
+        report_path=report,
+        results_paths=paths,
+        evaluation_ids=ids,
+    )
+
+
+class LiveEvaluation(StageResult):
+    """What the monthly re-evaluation scored."""
+
+    evaluated: int
+    """(version, eval set) pairs scored."""
+    rows: list[dict[str, str | float]]
+    """The table artifact's rows: version, status, eval set and headline metrics."""
 
 
 @flow(name="reevaluate-live-versions", log_prints=True)
@@ -156,25 +170,25 @@ def reevaluate_live_versions_flow(
     out_dir: str | None = None,
     device: str | None = None,
     cache_results: bool = True,
-) -> dict[str, Any]:
+) -> LiveEvaluation:
     """Monthly: every published version on the fixed set and every snapshot's test split."""
-    targets = live_targets()
-    sets = resolve_eval_sets(None, targets["snapshot_paths"], fixed_set_path)
+    targets = live_targets_task()
+    sets = resolve_eval_sets_task(None, targets.snapshot_paths, fixed_set_path)
     config = EvalConfig(**(eval_options or {}))
     out = out_dir or default_out_dir("live")
     cache = str(default_cache_dir()) if cache_results else None
-    rows: list[dict[str, Any]] = []
-    for v in targets["versions"]:
-        name = f"{v['student']}-v{v['version']}"
-        if v["adapter_dir"] is None:
+    rows: list[dict[str, str | float]] = []
+    for v in targets.versions:
+        name = f"{v.student}-v{v.version}"
+        if v.adapter_dir is None:
             rows.append({"version": name, "status": "skipped: its adapter folder is gone"})
             continue
         path = evaluate_model_task(
-            v["student"], v["adapter_dir"], sets, f"{out}/{name}.json", config, device, cache
+            v.student, v.adapter_dir, sets, f"{out}/{name}.json", config, device, cache
         )
-        store_evaluations(v["student"], {"live": path}, {"live": v["model_version_id"]})
-        names = name_eval_sets(list(sets), None, v["student"])
+        store_evaluations_task(v.student, {"live": path}, {"live": v.model_version_id})
+        names = name_eval_sets_task(list(sets), None, v.student)
         for eval_set, m in _headline(path, names).items():
             rows.append({"version": name, "status": "evaluated", "eval_set": eval_set, **m})
     create_table_artifact(rows, key="live-versions-evaluation", description="monthly evaluation")
-    return {"evaluated": sum(r["status"] == "evaluated" for r in rows), "rows": rows}
+    return LiveEvaluation(evaluated=sum(r["status"] == "evaluated" for r in rows), rows=rows)

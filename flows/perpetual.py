@@ -2,85 +2,90 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
 from flows.evaluate import evaluate_candidate_flow
 from flows.prepare import prepare_flow
-from tasks.cycle import (
-    CycleConfig,
+from tasks.cycle import CycleConfig, training_slot, version_metadata
+from tasks.cycle_summary import (
+    CycleSummary,
+    StudentRow,
     cycle_state,
-    distill_student,
-    earlier_test_splits,
-    export_student,
-    record_gate_decision,
-    student_plan,
     summary_markdown,
     timed_row,
-    training_slot,
-    version_metadata,
 )
-from tasks.evaluate.pipeline import link_candidate_evaluations
-from tasks.publish import promote, publish_version
-from tasks.teacher import resolve_teacher
+from tasks.cycle_tasks import (
+    distill_student_task,
+    earlier_test_splits_task,
+    export_student_task,
+    record_gate_decision_task,
+    student_plan_task,
+)
+from tasks.evaluate.prefect_tasks import link_candidate_evaluations_task
+from tasks.prepare.summary import SnapshotSummary
+from tasks.publish_tasks import promote_task, publish_version_task
+from tasks.teacher_tasks import resolve_teacher_task
 
 
 # log_prints off: libraries that capture stdout (dill, via datasets) would flood the run log.
 @flow(name="student-cycle", persist_result=True, log_prints=False)
-def student_cycle(student: str, snapshot: dict[str, Any], config: CycleConfig) -> dict[str, Any]:
+def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) -> StudentRow:
     """One student on one snapshot; returns a summary row (skipped / rejected / published)."""
     row = timed_row(student)
-    plan = student_plan(student, snapshot["snapshot_id"], config.min_new_records)
-    if plan["skip"]:
-        return row.done("skipped", detail=plan["skip"], version=plan["existing_version"])
-    teacher = resolve_teacher(config.teacher, config.use_teacher_adapter)
+    if snapshot.snapshot_id is None or snapshot.path is None:
+        return row.done("skipped", detail="no data yet")
+    plan = student_plan_task(student, snapshot.snapshot_id, config.min_new_records)
+    if plan.skip:
+        return row.done("skipped", detail=plan.skip, version=plan.existing_version)
+    teacher = resolve_teacher_task(config.teacher, config.use_teacher_adapter)
     with training_slot(student):  # one training per student at a time, across all runs
-        trained = distill_student(student, teacher, snapshot, plan["warm_adapter"], config)
+        trained = distill_student_task(student, teacher, snapshot, plan.stable_adapter_dir, config)
     verdict = evaluate_candidate_flow(
         student_preset=student,
-        candidate_adapter_dir=trained["adapter_dir"],
-        snapshot_path=snapshot["path"],
-        stable_adapter_dir=plan["warm_adapter"],
-        earlier_test_paths=earlier_test_splits(snapshot["snapshot_id"]),
+        candidate_adapter_dir=str(trained.adapter_dir),
+        snapshot_path=snapshot.path,
+        stable_adapter_dir=plan.stable_adapter_dir,
+        earlier_test_paths=earlier_test_splits_task(snapshot.snapshot_id),
         student=student,
-        stable_version_id=plan["stable_version_id"],
-        teacher_preset=teacher["preset"],  # the yardstick: scored on the same prompts
-        teacher_adapter_dir=teacher["adapter_dir"],
+        stable_version_id=plan.stable_version_id,
+        teacher_preset=teacher.preset,  # the yardstick: scored on the same prompts
+        teacher_adapter_dir=teacher.adapter_dir,
         **config.evaluate,
     )
-    record_gate_decision(trained["run_id"], verdict["decision"])
-    if verdict["decision"] != "promote":
+    record_gate_decision_task(trained.run_id, verdict.decision)
+    if not verdict.promote:
         return row.done(
             "rejected",
             decision="reject",
-            detail=verdict["detail"],
-            teacher=verdict["teacher"],
-            report=verdict["report_path"],
+            detail=verdict.detail,
+            teacher=verdict.teacher,
+            report=verdict.report_path,
         )
-    exported = export_student(student, trained, snapshot, config)
+    exported = export_student_task(student, trained, snapshot, config)
     metadata = version_metadata(student, teacher, trained, snapshot)
-    candidate = verdict["metrics"]["candidate"]
-    published = publish_version(student, exported["files"], metadata, candidate, verdict["gate"])
-    link_candidate_evaluations(verdict["evaluation_ids"], published["id"])
-    promote(student, published["version"], reason=verdict["detail"])
+    candidate = verdict.metrics["candidate"]
+    published = publish_version_task(
+        student, exported.publishable(), metadata, candidate, verdict.gate
+    )
+    link_candidate_evaluations_task(verdict.evaluation_ids, published.id)
+    promote_task(student, published.version, reason=verdict.detail)
     return row.done(
         "published",
-        version=published["version"],
+        version=published.version,
         decision="promote",
-        detail=verdict["detail"],
-        teacher=verdict["teacher"],
-        report=verdict["report_path"],
-        files=[f["name"] for f in published["files"]],
-        phone=exported.get("phone_reason"),
-        teacher_cache=trained["metrics"].get("teacher_cache"),
+        detail=verdict.detail,
+        teacher=verdict.teacher,
+        report=verdict.report_path,
+        files=published.file_names,
+        phone=exported.phone_reason or None,
+        teacher_cache=trained.teacher_cache,
     )
 
 
 @flow(name="perpetual-cycle", persist_result=True, log_prints=True)
-def perpetual_cycle(config: CycleConfig | None = None) -> State:
+def perpetual_cycle(config: CycleConfig | None = None) -> State[CycleSummary]:
     """Prepare a snapshot from new feedback and run every configured student on it.
 
     A failing student does not stop the others: its failure is recorded and the final state
@@ -88,21 +93,21 @@ def perpetual_cycle(config: CycleConfig | None = None) -> State:
     """
     config = config or CycleConfig()
     snapshot = prepare_flow(config=config.prepare, settle_seconds=config.settle_seconds)
-    rows: list[dict[str, Any]] = []
+    rows: list[StudentRow] = []
     for student in config.students:
-        if snapshot.get("snapshot_id") is None:
-            rows.append({"student": student, "status": "skipped", "detail": "no data yet"})
+        if snapshot.snapshot_id is None:
+            rows.append(StudentRow(student=student, status="skipped", detail="no data yet"))
             continue
         state = student_cycle(student, snapshot, config, return_state=True)
         if state.is_failed() or state.is_crashed():
-            rows.append({"student": student, "status": "failed", "detail": state.message})
+            rows.append(StudentRow(student=student, status="failed", detail=state.message))
         else:
             rows.append(state.result())
-    if config.agents and snapshot.get("snapshot_id") is not None:
+    if config.agents and snapshot.snapshot_id is not None:
         from flows.agents import agent_rows
 
         rows += agent_rows(snapshot, config)
     markdown = summary_markdown(snapshot, rows)
     create_markdown_artifact(markdown, key="perpetual-cycle-summary", description="cycle summary")
     print(markdown)
-    return cycle_state({"snapshot": snapshot, "students": rows})
+    return cycle_state(CycleSummary(snapshot=snapshot, students=rows))

@@ -6,7 +6,8 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.prepare.report import build_snapshot_task, publish_report
+from tasks.prepare.prefect_tasks import build_snapshot_task, publish_report_task
+from tasks.prepare.summary import SnapshotSummary
 
 
 @flow(name="prepare", log_prints=True)
@@ -15,11 +16,12 @@ def prepare_flow(
     database_url: str | None = None,
     artifact_root: str | None = None,
     settle_seconds: float | None = None,
-) -> dict[str, Any]:
+) -> SnapshotSummary:
     """Build (or reuse) a snapshot from settled new interactions and publish its statistics.
 
     `config` holds PrepareConfig overrides; storage locations default to the environment.
-    Returns snapshot id, fingerprint, path, split sizes, new-record count and skip reason.
+    Returns snapshot id, fingerprint, path, split sizes, new-record count and skip reason
+    (the filter statistics go to the report artifacts, not to the result).
     """
     summary = build_snapshot_task(
         config or {},
@@ -27,12 +29,12 @@ def prepare_flow(
         artifact_root=artifact_root,
         settle_seconds=settle_seconds,
     )
-    publish_report(summary)
+    publish_report_task(summary)
     print(
-        f"snapshot {summary['snapshot_id']} {summary['fingerprint']}: {summary['split_sizes']}"
-        + (f" ({summary['skipped_reason']})" if summary["skipped_reason"] else "")
+        f"snapshot {summary.snapshot_id} {summary.fingerprint}: {summary.split_sizes}"
+        + (f" ({summary.skipped_reason})" if summary.skipped_reason else "")
     )
-    return {k: v for k, v in summary.items() if k != "filter_stats"}
+    return summary.model_copy(update={"filter_stats": {}})
 
 
 if __name__ == "__main__":

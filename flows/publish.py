@@ -6,7 +6,19 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.publish import gate_says_promote, promote, publish_version
+from storage.registry import ChannelMove
+from tasks.publish import PublishedVersion, gate_says_promote
+from tasks.publish_tasks import promote_task, publish_version_task
+from tasks.results import StageResult
+
+
+class PublishOutcome(StageResult):
+    """What the publish flow did: the version it published and the channel move, if any."""
+
+    published: PublishedVersion
+    """The published version."""
+    promotion: ChannelMove | None
+    """The move of 'stable' to it; None when the gate did not promote."""
 
 
 @flow(name="publish")
@@ -17,20 +29,22 @@ def publish_flow(
     metrics: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
     database_url: str | None = None,
-) -> dict[str, Any]:
+) -> PublishOutcome:
     """Publish (atomic, idempotent) then move 'stable' when the gate decided to promote.
 
     `files` are the export task's file dicts (path, quantization, size, sha256); `metadata`
     carries base model, lineage and minimum app version (see tasks.publish.METADATA_KEYS).
     """
-    published = publish_version(student, files, metadata, metrics, gate, database_url=database_url)
+    published = publish_version_task(
+        student, files, metadata, metrics, gate, database_url=database_url
+    )
     promotion = None
     if gate_says_promote(gate):
         reasons = "; ".join((gate or {}).get("reasons", [])[:3])
-        promotion = promote(
+        promotion = promote_task(
             student,
-            published["version"],
+            published.version,
             reason=f"release gate: {reasons}" if reasons else "release gate passed",
             database_url=database_url,
         )
-    return {"published": published, "promotion": promotion}
+    return PublishOutcome(published=published, promotion=promotion)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi_offline import FastAPIOffline
 from starlette.responses import Response
 
+from serving.chat import routes as chat
 from serving.http import ApiError, error_response, json_response
 from serving.metrics import TimingMiddleware
-from serving.routes import artifacts, devices, feedback, health, manifest, models
+from serving.routes import artifacts, devices, feedback, health, manifest, models, web
 from serving.schemas import feedback_model, field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
@@ -44,24 +47,34 @@ def create_app(
     # FastAPI's OpenTelemetry hooks check the global providers on every request; we export
     # Prometheus metrics, so they are off unless asked for.
     otel = settings.opentelemetry
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if state.chat is not None:  # chat model workers are child processes: stop them
+            await state.chat.aclose()
+
     # Swagger UI and ReDoc from assets bundled in fastapi-offline: the docs work offline.
     app = FastAPIOffline(
         title="distillery",
         version=app_version(),
-        description="Feedback upload and model manifest for the distillery phone app.",
+        description="Feedback upload and model manifest for the distillery phone app;"
+        " OpenAI-compatible web chat on the published students.",
         docs_url=DOCS_PATH,
         redoc_url="/api/redoc",
         static_url="/api/docs-assets",
         telemetry={"tracing": otel, "metrics": otel, "logs": otel},
         # Operation ids are the endpoint names: generated clients get register_device, etc.
         generate_unique_id_function=lambda route: route.name,
+        lifespan=lifespan,
     )
     app.state.service = state
     # The polled manifest first: routing tries routes in order.
     app.include_router(manifest.router)
     app.include_router(feedback.build_router(upload_model))
-    for module in (devices, models, artifacts, health):
+    for module in (devices, models, artifacts, health, chat):
         app.include_router(module.router)
+    web.mount(app)  # the web chat page and its chart data
     app.add_route("/metrics", state.metrics.render, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)

@@ -51,6 +51,11 @@ class CatalogCache:
         self._refreshing = False
 
     @property
+    def releases(self) -> list[Release]:
+        """The channel's release of every student (as of the last refresh)."""
+        return self._snap.releases
+
+    @property
     def paths(self) -> frozenset[str]:
         """Artifact paths of published versions."""
         return self._snap.paths

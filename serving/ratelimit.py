@@ -19,6 +19,7 @@ class RateLimits:
         self.limiter = strategies.MovingWindowRateLimiter(self.storage)
         self.registration = parse(settings.registration_rate_limit)
         self.upload = parse(settings.upload_rate_limit)
+        self.chat = parse(settings.chat_rate_limit)
 
     def hit(self, item: RateLimitItem, scope: str, key: str) -> None:
         """Count one request; 429 with Retry-After once the window is full."""

@@ -79,7 +79,7 @@ def feedback_model(settings: ServiceSettings) -> type[BaseModel]:
         ),
     )
     bounds = Field(min_length=1, max_length=s.max_interactions)
-    items: Any = Annotated[list[interaction], bounds]  # type: ignore[valid-type]
+    items: Any = Annotated[list[interaction], bounds]
     return create_model(
         "FeedbackUpload",
         __config__=_IN,

@@ -64,6 +64,31 @@ class ServiceSettings(BaseSettings):
     # Group commit: uploads waiting at the same moment share one transaction (1: off).
     group_commit_max_uploads: Annotated[int, Field(ge=1)] = 32
 
+    # Web chat (/v1/chat/completions): the mobile channel's version of a student, run by
+    # llama.cpp in a worker process (chat_runtime.worker) on the file phones download.
+    chat_enabled: bool = True
+    chat_max_tokens: Annotated[int, Field(gt=0)] = 512
+    chat_default_max_tokens: Annotated[int, Field(gt=0)] = 256
+    # Characters of all messages together, and how many messages one request may carry.
+    chat_max_prompt_chars: Annotated[int, Field(gt=0)] = 8_000
+    chat_max_messages: Annotated[int, Field(gt=0)] = 32
+    chat_max_body_bytes: Annotated[int, Field(gt=0)] = 256 * 1024
+    # Generations at once over all students; one more is refused with 429 + Retry-After.
+    chat_max_concurrent: Annotated[int, Field(gt=0)] = 1
+    chat_rate_limit: str = "60/minute"
+    # Worker processes kept (one per student); the least recently used one is stopped.
+    chat_max_workers: Annotated[int, Field(gt=0)] = 2
+    chat_context_tokens: Annotated[int, Field(ge=256)] = 2048
+    chat_threads: Annotated[int, Field(ge=0)] = 0  # 0: all CPU cores but one
+    chat_start_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    # Live token uncertainty: alternatives per token (top log-probabilities), the probability
+    # under which a token counts as low-confidence, the entropy (nats) of a spike, and how
+    # many low-confidence tokens in a row raise a run alert.
+    chat_top_logprobs: Annotated[int, Field(ge=1, le=20)] = 5
+    chat_low_p: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    chat_alert_spike_entropy: Annotated[float, Field(gt=0)] = 3.0
+    chat_alert_low_run: Annotated[int, Field(ge=1)] = 4
+
     @field_validator("quantization_preference", "allowed_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
@@ -71,7 +96,7 @@ class ServiceSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("registration_rate_limit", "upload_rate_limit")
+    @field_validator("registration_rate_limit", "upload_rate_limit", "chat_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         from limits import parse  # the limiter's own grammar, e.g. "20/minute"

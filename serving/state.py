@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from serving.auth import Authenticator
 from serving.catalog import CatalogCache
+from serving.chat.runtime import ChatRuntime
 from serving.metrics import ServiceMetrics
 from serving.ratelimit import RateLimits
 from serving.settings import ServiceSettings
@@ -45,6 +46,7 @@ class ServiceState:
     metrics: ServiceMetrics = field(init=False)
     limits: RateLimits = field(init=False)
     writer: FeedbackWriter = field(init=False)
+    chat: ChatRuntime | None = field(init=False, default=None)
     version: str = field(default_factory=app_version)
     _sqlite_lock: threading.Lock = field(default_factory=threading.Lock)
     _touched: dict[str, float] = field(default_factory=dict)
@@ -61,6 +63,15 @@ class ServiceState:
             max_group=self.settings.group_commit_max_uploads,
             daily_quota=self.settings.device_daily_quota,
         )
+        s = self.settings
+        if s.chat_enabled:
+            self.chat = ChatRuntime(
+                max_workers=s.chat_max_workers,
+                max_concurrent=s.chat_max_concurrent,
+                n_ctx=s.chat_context_tokens,
+                threads=s.chat_threads,
+                start_timeout_s=s.chat_start_timeout_s,
+            )
 
     @property
     def trusted_hosts(self) -> frozenset[str]:

@@ -120,6 +120,11 @@ class Interaction(Base):
     client_created_at: Mapped[datetime]
     client_updated_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where the answer was given: a phone's on-device model, or the web chat on the service.
+    source: Mapped[str] = mapped_column(String(16), default="phone", server_default="phone")
+    # Per-answer token uncertainty (web chat): mean entropy, share of tokens with p < 0.3,
+    # alerts; None where the client measured nothing.
+    uncertainty: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_interactions_received_at", "received_at"),)
 

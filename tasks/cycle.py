@@ -5,26 +5,31 @@ from __future__ import annotations
 import fcntl
 import inspect
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
-from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
 from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
+from tasks.distill.config import DistillResult
 from tasks.models.presets import get_preset
+from tasks.models.remote import check_teacher_name
+from tasks.prepare.summary import SnapshotSummary
+from tasks.results import StageResult
+
+if TYPE_CHECKING:  # export pulls in torch; teacher imports this module
+    from tasks.export.pipeline import ExportReport
+    from tasks.teacher import TeacherChoice
 
 STABLE = "stable"
 
@@ -51,7 +56,8 @@ class CycleConfig(BaseModel):
     )
     quantizations: list[str] = Field(
         default_factory=lambda: ["PHONE"],
-        description="GGUF files for phones; PHONE = Q4_K_M when it passes parity, else Q8_0",
+        description="GGUF files for phones; PHONE = the first of Q4_K_M, Q4_1, Q8_0 that passes "
+        "llama.cpp parity",
     )
     adapter_gguf: bool = Field(
         True,
@@ -71,8 +77,7 @@ class CycleConfig(BaseModel):
     @field_validator("teacher")
     @classmethod
     def _known_teacher(cls, name: str) -> str:
-        get_preset(name)
-        return name
+        return check_teacher_name(name)  # a local preset or a remote one (tasks/models/remote.py)
 
     @field_validator("agents")
     @classmethod
@@ -150,13 +155,28 @@ def _stable_row(session: Any, student: str) -> ModelVersion | None:
     return channel.model_version if channel else None
 
 
-@task(retries=2, retry_delay_seconds=2, persist_result=True)
-def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[str, Any]:
+class StudentPlan(StageResult):
+    """Whether a student trains on a snapshot, and from which stable version it starts."""
+
+    skip: str | None
+    """Why the student is skipped on this snapshot; None when it trains."""
+    existing_version: int | None
+    """The version already built from this snapshot, if any."""
+    stable_version: int | None
+    """Version number on the student's stable channel; None before the first promotion."""
+    stable_version_id: int | None
+    """ModelVersion id of the stable version."""
+    stable_adapter_dir: str | None
+    """The stable version's adapter: the candidate warm-starts from it and is compared with it."""
+    new_records: int
+    """Interactions since the stable version's snapshot."""
+
+
+def student_plan(student: str, snapshot_id: int, min_new_records: int) -> StudentPlan:
     """Whether `student` trains on `snapshot_id`, and if so from which stable adapter.
 
-    Returns {"skip": reason | None, "existing_version", "warm_adapter", "stable_version",
-    "new_records"}. A version already built from this snapshot (published, pending or
-    rejected) means the cycle ran before: nothing is trained or published twice.
+    A version already built from this snapshot (published, pending or rejected) means the
+    cycle ran before: nothing is trained or published twice.
     """
     with get_database().transaction() as session:
         snapshot = session.get(DatasetSnapshot, snapshot_id)
@@ -190,33 +210,33 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> dict[s
             .select_from(Interaction)
             .where(Interaction.seq > since, Interaction.seq <= snapshot.watermark)
         )
-        warm = None
+        stable_adapter = None
         if stable is not None and stable.training_run_id is not None:
             run = session.get(TrainingRun, stable.training_run_id)
-            warm = _adapter_of(run.output_dir) if run and run.output_dir else None
-    plan: dict[str, Any] = {
-        "skip": None,
-        "existing_version": existing.version if existing else None,
-        "stable_version": stable.version if stable else None,
-        "stable_version_id": stable.id if stable else None,
-        "warm_adapter": warm,
-        "new_records": int(new_records or 0),
-    }
+            stable_adapter = _adapter_of(run.output_dir) if run and run.output_dir else None
+    new = int(new_records or 0)
+    skip = None
     if existing is not None:
-        plan["skip"] = (
+        skip = (
             f"v{existing.version} ({existing.status}) was already built from snapshot {snapshot_id}"
         )
     elif rejected is not None:
-        plan["skip"] = f"the candidate of run {rejected} on snapshot {snapshot_id} was rejected"
-    elif plan["new_records"] < min_new_records:
-        plan["skip"] = (
-            f"too little new data: {plan['new_records']} new interactions since "
+        skip = f"the candidate of run {rejected} on snapshot {snapshot_id} was rejected"
+    elif new < min_new_records:
+        skip = (
+            f"too little new data: {new} new interactions since "
             f"{'v' + str(stable.version) if stable else 'the start'} (minimum {min_new_records})"
         )
-    return plan
+    return StudentPlan(
+        skip=skip,
+        existing_version=existing.version if existing else None,
+        stable_version=stable.version if stable else None,
+        stable_version_id=stable.id if stable else None,
+        stable_adapter_dir=stable_adapter,
+        new_records=new,
+    )
 
 
-@task(retries=2, retry_delay_seconds=2, persist_result=True)
 def record_gate_decision(run_id: int | None, decision: str) -> None:
     """Note the gate's decision on the training run, so a rerun does not train it again."""
     if run_id is None:
@@ -228,61 +248,15 @@ def record_gate_decision(run_id: int | None, decision: str) -> None:
 
 
 def _adapter_of(output_dir: str) -> str | None:
-    """The adapter folder inside a training run's output directory, None when it is gone."""
+    """The adapter the gate passed inside a training run's output, None when it is gone.
+
+    With the preference stage on, that is its adapter (KD, then KTO/DPO), not the KD one.
+    """
     root = Path(output_dir)
-    for candidate in (root / "adapter", root):
+    for candidate in (root / "preference" / "adapter", root / "adapter", root):
         if (candidate / "adapter_config.json").is_file():
             return str(candidate)
     return None
-
-
-class TimedRow:
-    """A summary row for one student that knows how long its work took."""
-
-    def __init__(self, student: str) -> None:
-        self.student = student
-        self.started = time.monotonic()
-
-    def done(self, status: str, **fields: Any) -> dict[str, Any]:
-        """The finished row: student, status, seconds and the given fields."""
-        seconds = round(time.monotonic() - self.started, 1)
-        return {"student": self.student, "status": status, "seconds": seconds, **fields}
-
-
-def timed_row(student: str) -> TimedRow:
-    """Start timing the row of `student`."""
-    return TimedRow(student)
-
-
-def cycle_state(summary: dict[str, Any]) -> State:
-    """Completed when no student failed, else Failed ("PartiallyFailed" if some succeeded)."""
-    rows = summary["students"]
-    failed = [r["student"] for r in rows if r["status"] == "failed"]
-    counts = ", ".join(
-        f"{n} {s}"
-        for s in ("published", "rejected", "skipped", "failed")
-        if (n := sum(r["status"] == s for r in rows))
-    )
-    if not failed:
-        return Completed(data=summary, message=counts or "no students configured")
-    name = "Failed" if len(failed) == len(rows) else "PartiallyFailed"
-    return Failed(name=name, data=summary, message=f"{counts}; failed: {', '.join(failed)}")
-
-
-SUMMARY_COLUMNS = ("student", "status", "version", "decision", "detail", "teacher", "seconds")
-
-
-def summary_markdown(snapshot: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The cycle's summary as a markdown table (the Prefect artifact and the CLI's printout)."""
-    head = (
-        f"### Perpetual cycle on snapshot {snapshot.get('snapshot_id')} "
-        f"({snapshot.get('new_records', 0)} new records, splits {snapshot.get('split_sizes')})\n\n"
-    )
-    lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
-    for row in rows:
-        cells = [str(row.get(c, "") if row.get(c) is not None else "") for c in SUMMARY_COLUMNS]
-        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
-    return head + "\n".join(lines) + "\n"
 
 
 def run_dir(kind: str, model: str, snapshot_id: int) -> Path:
@@ -291,40 +265,45 @@ def run_dir(kind: str, model: str, snapshot_id: int) -> Path:
     return root / "runs" / kind / model / f"snapshot-{snapshot_id}"
 
 
-@task(name="distill-student", persist_result=True)
 def distill_student(
     student: str,
-    teacher: dict[str, Any],
-    snapshot: dict[str, Any],
-    warm_adapter: str | None,
+    teacher: TeacherChoice,
+    snapshot: SnapshotSummary,
+    stable_adapter_dir: str | None,
     config: CycleConfig,
-) -> dict[str, Any]:
-    """Compute task (no retries): LoRA-distill `student` from the teacher on the snapshot."""
+) -> DistillResult:
+    """Compute step (no retries): LoRA-distill `student` from the teacher on the snapshot."""
     from tasks.distill import distill
     from tasks.distill.config import DistillConfig
 
-    overrides = {**config.distill, "warm_start_adapter": warm_adapter}
+    overrides = {**config.distill, "warm_start_adapter": stable_adapter_dir}
     extra: dict[str, Any] = {}
-    if teacher["adapter_dir"]:
+    if teacher.adapter_dir:
         if "teacher_adapter_dir" not in inspect.signature(distill).parameters:
             raise RuntimeError(
                 "distill() cannot load a teacher adapter; set use_teacher_adapter=false"
             )
-        extra["teacher_adapter_dir"] = Path(teacher["adapter_dir"])
-    result = distill(
-        Path(snapshot["path"]),
-        teacher=teacher["preset"],
+        extra["teacher_adapter_dir"] = Path(teacher.adapter_dir)
+    snapshot_id = _snapshot_id(snapshot)
+    return distill(
+        Path(str(snapshot.path)),
+        teacher=teacher.preset,
         student=student,
-        output_dir=run_dir("students", student, snapshot["snapshot_id"]),
+        output_dir=run_dir("students", student, snapshot_id),
         config=DistillConfig.from_dict(overrides),
         db=get_database(),
-        snapshot_id=snapshot["snapshot_id"],
+        snapshot_id=snapshot_id,
         **extra,
     )
-    return result.to_dict()
 
 
-@task(retries=2, retry_delay_seconds=2, persist_result=True)
+def _snapshot_id(snapshot: SnapshotSummary) -> int:
+    """The id of a snapshot the cycle trains on (the flows skip when there is none)."""
+    if snapshot.snapshot_id is None:
+        raise ValueError("no snapshot to train on")
+    return snapshot.snapshot_id
+
+
 def earlier_test_splits(snapshot_id: int) -> list[str]:
     """Test splits of snapshots before this one (forgetting checks)."""
     from tasks.prepare.snapshot import previous_test_splits
@@ -341,20 +320,19 @@ def parity_texts(snapshot_path: str, limit: int = 16) -> list[str]:
     return [f"{r['prompt']}\n{r['target']}" for r in rows.select(range(min(limit, len(rows))))]
 
 
-@task(name="export-student", persist_result=True)
 def export_student(
-    student: str, trained: dict[str, Any], snapshot: dict[str, Any], config: CycleConfig
-) -> dict[str, Any]:
-    """Compute task: merge the adapter into the base and write the phones' GGUF files."""
+    student: str, trained: DistillResult, snapshot: SnapshotSummary, config: CycleConfig
+) -> ExportReport:
+    """Compute step: merge the adapter into the base and write the phones' GGUF files."""
     from tasks.export.pipeline import export_for_phones
     from tasks.models.load import materialize_preset
 
     report = export_for_phones(
         materialize_preset(student),
-        Path(trained["adapter_dir"]),
-        Path(trained["output_dir"]) / "export",
+        Path(trained.adapter_dir),
+        Path(trained.output_dir) / "export",
         config.quantizations,
-        parity_texts(snapshot["path"]),
+        parity_texts(str(snapshot.path)),
         name=student,
         adapter_gguf=config.adapter_gguf,
         base_revision=get_preset(student).revision,
@@ -362,22 +340,20 @@ def export_student(
     )
     if not report.files:
         raise RuntimeError(f"export of {student} kept no file within tolerance: {report.parity}")
-    return report.to_dict()
+    return report
 
 
 def version_metadata(
-    student: str, teacher: dict[str, Any], trained: dict[str, Any], snapshot: dict[str, Any]
+    student: str, teacher: TeacherChoice, trained: DistillResult, snapshot: SnapshotSummary
 ) -> dict[str, Any]:
     """Lineage of a new version: base model and revision, teacher, strategy, snapshot, run."""
-    from tasks.models.presets import get_preset
-
     preset = get_preset(student)
     return {
         "base_model": preset.hub_id,
         "base_revision": preset.revision,
-        "teacher": teacher["label"],
-        "strategy": trained["strategy"],
-        "snapshot_id": snapshot["snapshot_id"],
-        "snapshot_fingerprint": snapshot["fingerprint"],
-        "training_run_id": trained["run_id"],
+        "teacher": teacher.label,
+        "strategy": trained.strategy,
+        "snapshot_id": snapshot.snapshot_id,
+        "snapshot_fingerprint": snapshot.fingerprint,
+        "training_run_id": trained.run_id,
     }

@@ -2,20 +2,22 @@
 
 The backend comes from settings (DISTILLERY_REGISTRY=local|hub, DISTILLERY_HUB_NAMESPACE, ...);
 the Hub token only from HF_TOKEN or the Prefect Secret block named by
-DISTILLERY_HUB_TOKEN_SECRET. Publishing is idempotent, so these I/O tasks may retry.
+DISTILLERY_HUB_TOKEN_SECRET. Publishing is idempotent, so its Prefect tasks
+(tasks.publish_tasks) retry.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
-from prefect import task
 
 from storage.config import StorageSettings
 from storage.db import Database, get_database
 from storage.registry import (
+    ChannelMove,
     FileSpec,
     Registry,
     RegistryError,
@@ -24,6 +26,9 @@ from storage.registry import (
     open_registry,
 )
 from tasks.evaluate.card import model_index, render_eval_section
+from tasks.evaluate.gate import GateDecision
+from tasks.export.files import GGUFFile
+from tasks.results import StageResult
 from tasks.runtime_meta import runtime_from_files
 
 METADATA_KEYS = {
@@ -49,7 +54,10 @@ def hub_token(settings: RegistrySettings) -> str | None:
     if settings.hub_token_secret:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(settings.hub_token_secret).get())
+        secret = Secret.load(settings.hub_token_secret)
+        if not isinstance(secret, Secret):  # a coroutine: only when called inside an event loop
+            raise RegistryError("read the Hub token secret outside an event loop")
+        return str(secret.get())
     return None
 
 
@@ -157,17 +165,66 @@ def _gate_lines(gate: dict[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
-@task(name="publish-version", retries=2, retry_delay_seconds=5)
+class PublishedVersion(StageResult):
+    """A published version: where it lives and which files it holds."""
+
+    backend: str
+    """The registry that holds it: local or hub."""
+    id: int
+    """Its ModelVersion id."""
+    student: str
+    """The student preset."""
+    version: int
+    """Its version number."""
+    status: str
+    """Its status in the registry (published)."""
+    files: list[dict[str, Any]]
+    """The registry's file entries: name, path, quantization, size, sha256 (manifest JSON)."""
+    manifest_path: str | None
+    """The manifest phones read (local registry)."""
+    hub_revision: str | None
+    """The Hub commit holding it (hub registry)."""
+    reused: bool
+    """True when an earlier run had already published it."""
+
+    @property
+    def file_names(self) -> list[str]:
+        """Names of the published files."""
+        return [str(f["name"]) for f in self.files]
+
+
+def _file_spec(file: FileSpec | GGUFFile | Mapping[str, Any]) -> FileSpec:
+    """A file to publish from what the export stage reports (typed, or its JSON form)."""
+    if isinstance(file, FileSpec):
+        return file
+    if isinstance(file, GGUFFile):
+        return FileSpec(
+            path=file.path, quantization=file.quantization, sha256=file.sha256, size=file.size
+        )
+    return FileSpec.from_dict(dict(file))
+
+
+def _runtime_entry(spec: FileSpec) -> dict[str, Any]:
+    """The fields runtime_from_files reads, from a file to publish."""
+    return {
+        "name": spec.file_name,
+        "quantization": spec.quantization,
+        "size": spec.size,
+        "role": spec.role,
+        "meta": spec.meta,
+    }
+
+
 def publish_version(
     student: str,
-    files: list[dict[str, Any]],
+    files: Sequence[FileSpec | GGUFFile | Mapping[str, Any]],
     metadata: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
-    gate: dict[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    gate: GateDecision | Mapping[str, Any] | None = None,
     version: int | None = None,
     database_url: str | None = None,
-) -> dict[str, Any]:
-    """Publish exported files (dicts with path, quantization, sha256, size) as a version."""
+) -> PublishedVersion:
+    """Publish exported files (path, quantization, sha256, size) as a version."""
     unknown = set(metadata) - METADATA_KEYS
     if unknown:
         raise RegistryError(
@@ -175,10 +232,12 @@ def publish_version(
         )
     if not metadata.get("base_model"):
         raise RegistryError("metadata needs 'base_model' (the Hub id of the student's base)")
+    gate_json = gate.to_dict() if isinstance(gate, GateDecision) else dict(gate or {})
+    specs = [_file_spec(f) for f in files]
     # Memory per quantization, variants and PEFT config, from the base/adapter entries' meta.
-    metadata = {**metadata, "runtime": metadata.get("runtime") or runtime_from_files(files)}
-    spec = VersionSpec(student=student, metrics=metrics or {}, gate=gate or {}, **metadata)
-    specs = [FileSpec.from_dict(f) for f in files]
+    runtime = metadata.get("runtime") or runtime_from_files([_runtime_entry(s) for s in specs])
+    metadata = {**metadata, "runtime": runtime}
+    spec = VersionSpec(student=student, metrics=dict(metrics or {}), gate=gate_json, **metadata)
     registry = configured_registry(database_url)
 
     def card(number: int, entries: list[dict[str, Any]]) -> str:
@@ -194,10 +253,9 @@ def publish_version(
         )
 
     published = registry.publish(spec, specs, card=card, version=version)
-    return {"backend": registry.backend, **published.__dict__}
+    return PublishedVersion(backend=registry.backend, **published.__dict__)
 
 
-@task(name="promote", retries=2, retry_delay_seconds=5)
 def promote(
     student: str,
     version: int,
@@ -205,13 +263,12 @@ def promote(
     reason: str = "",
     actor: str = "pipeline",
     database_url: str | None = None,
-) -> dict[str, Any]:
+) -> ChannelMove:
     """Point `channel` of `student` at a published version."""
     database = _database(database_url, StorageSettings())
-    moved = open_registry(database).promote(
+    return open_registry(database).promote(
         student, version, channel=channel, reason=reason, actor=actor
     )
-    return dict(moved.__dict__)
 
 
 def _database(url: str | None, storage: StorageSettings) -> Database:

@@ -8,13 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from sqlalchemy import func, select
 
 from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import DatasetSnapshot, Interaction
 from tasks.cycle import run_dir
+from tasks.distill.config import DistillResult
+from tasks.models.remote import remote_teacher
+from tasks.prepare.summary import SnapshotSummary
+from tasks.results import StageResult
 
 
 def teacher_pointer(teacher: str, artifact_root: Path | None = None) -> Path:
@@ -34,17 +37,38 @@ def read_pointer(teacher: str) -> dict[str, Any] | None:
     return recorded
 
 
-@task(retries=2, retry_delay_seconds=2, persist_result=True)
-def resolve_teacher(teacher: str, use_adapter: bool) -> dict[str, Any]:
+class TeacherChoice(StageResult):
+    """The teacher a cycle distills from: a preset and, maybe, its fine-tuned adapter."""
+
+    preset: str
+    """The teacher's model preset."""
+    adapter_dir: str | None
+    """Its bi-weekly fine-tuned LoRA; None for the plain preset."""
+    label: str
+    """How versions record the teacher (the preset, plus the adapter's snapshot)."""
+
+
+class TeacherPlan(StageResult):
+    """Whether the teacher is fine-tuned on a snapshot, and from which adapter it continues."""
+
+    skip: str | None
+    """Why the fine-tuning is skipped; None when it runs."""
+    current_adapter_dir: str | None
+    """The recorded adapter (current.json) the new one warm-starts from."""
+    new_records: int
+    """Interactions since the recorded adapter's snapshot."""
+
+
+def resolve_teacher(teacher: str, use_adapter: bool) -> TeacherChoice:
     """The teacher preset and, when wanted and present, its bi-weekly fine-tuned LoRA."""
-    recorded = read_pointer(teacher) if use_adapter else None
+    # A remote teacher is fine-tuned (if at all) where it is served, never by our LoRA.
+    recorded = read_pointer(teacher) if use_adapter and not remote_teacher(teacher) else None
     adapter = recorded["adapter_dir"] if recorded else None
     label = f"{teacher}+lora@snapshot-{recorded['snapshot_id']}" if recorded else teacher
-    return {"preset": teacher, "adapter_dir": adapter, "label": label}
+    return TeacherChoice(preset=teacher, adapter_dir=adapter, label=label)
 
 
-@task(retries=2, retry_delay_seconds=2, persist_result=True)
-def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> dict[str, Any]:
+def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> TeacherPlan:
     """Whether to fine-tune `teacher` on this snapshot, and from which adapter to continue."""
     recorded = read_pointer(teacher)
     with get_database().transaction() as session:
@@ -57,54 +81,62 @@ def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> dict[s
             .select_from(Interaction)
             .where(Interaction.seq > since, Interaction.seq <= snapshot.watermark)
         )
-    plan: dict[str, Any] = {
-        "skip": None,
-        "warm_adapter": recorded["adapter_dir"] if recorded else None,
-        "new_records": int(new or 0),
-    }
-    if recorded and recorded["snapshot_id"] == snapshot_id:
-        plan["skip"] = f"already fine-tuned on snapshot {snapshot_id}"
-    elif plan["new_records"] < min_new_records:
-        plan["skip"] = (
-            f"too little new data: {plan['new_records']} new interactions (minimum "
-            f"{min_new_records})"
-        )
-    return plan
+    new_records = int(new or 0)
+    skip = None
+    if remote_teacher(teacher) is not None:
+        skip = f"{teacher} is a remote teacher: it is fine-tuned where it is served"
+    elif recorded and recorded["snapshot_id"] == snapshot_id:
+        skip = f"already fine-tuned on snapshot {snapshot_id}"
+    elif new_records < min_new_records:
+        skip = f"too little new data: {new_records} new interactions (minimum {min_new_records})"
+    return TeacherPlan(
+        skip=skip,
+        current_adapter_dir=recorded["adapter_dir"] if recorded else None,
+        new_records=new_records,
+    )
 
 
-@task(name="finetune-teacher", persist_result=True)
 def finetune_teacher(
-    teacher: str, snapshot: dict[str, Any], warm_adapter: str | None, overrides: dict[str, Any]
-) -> dict[str, Any]:
-    """Compute task: plain SFT of a LoRA on the teacher (the distill code with alpha=1)."""
+    teacher: str,
+    snapshot: SnapshotSummary,
+    current_adapter_dir: str | None,
+    overrides: dict[str, Any],
+) -> DistillResult:
+    """Compute step: plain SFT of a LoRA on the teacher (the distill code with alpha=1)."""
     from tasks.distill import distill
     from tasks.distill.config import DistillConfig
 
     # alpha=1: the loss is cross-entropy on the feedback targets only, i.e. plain SFT.
-    values = {"strategy": "logit", **overrides, "alpha": 1.0, "warm_start_adapter": warm_adapter}
-    result = distill(
-        Path(snapshot["path"]),
+    values = {
+        "strategy": "logit",
+        **overrides,
+        "alpha": 1.0,
+        "warm_start_adapter": current_adapter_dir,
+    }
+    snapshot_id = snapshot.snapshot_id
+    if snapshot_id is None:
+        raise ValueError("no snapshot to fine-tune on")
+    return distill(
+        Path(str(snapshot.path)),
         teacher=teacher,
         student=teacher,
-        output_dir=run_dir("teachers", teacher, snapshot["snapshot_id"]),
+        output_dir=run_dir("teachers", teacher, snapshot_id),
         config=DistillConfig.from_dict(values),
         db=get_database(),
-        snapshot_id=snapshot["snapshot_id"],
+        snapshot_id=snapshot_id,
     )
-    return result.to_dict()
 
 
-@task(retries=2, retry_delay_seconds=2, persist_result=True)
-def record_teacher_adapter(teacher: str, trained: dict[str, Any], snapshot: dict[str, Any]) -> str:
+def record_teacher_adapter(teacher: str, trained: DistillResult, snapshot: SnapshotSummary) -> str:
     """Point `current.json` at the new adapter atomically (write, fsync, rename)."""
     pointer = teacher_pointer(teacher)
     pointer.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "teacher": teacher,
-        "adapter_dir": trained["adapter_dir"],
-        "run_id": trained.get("run_id"),
-        "snapshot_id": snapshot["snapshot_id"],
-        "watermark": snapshot["watermark"],
+        "adapter_dir": str(trained.adapter_dir),
+        "run_id": trained.run_id,
+        "snapshot_id": snapshot.snapshot_id,
+        "watermark": snapshot.watermark,
         "created_at": datetime.now(UTC).isoformat(),
     }
     staging = pointer.with_suffix(".tmp")

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from flows.commands.options import MaxSteps, Quantizations, Students, Teacher
+
+if TYPE_CHECKING:
+    from prefect.states import State
+
+    from tasks.cycle_summary import CycleSummary
 
 
 def _prefect_env() -> None:
@@ -15,11 +20,11 @@ def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
 
 
-def print_outcome(state: Any, summary: dict[str, Any] | None) -> int:
+def print_outcome(state: State[Any], summary: CycleSummary | None) -> int:
     """The cycle's rows, then ✓ or ✗ with the reason; the exit status (0: completed)."""
-    for row in (summary or {}).get("students", []):
-        version = f" v{row['version']}" if row.get("version") else ""
-        print(f"  {row['student']}: {row['status']}{version} — {row.get('detail') or ''}")
+    for row in summary.students if summary else []:
+        version = f" v{row.version}" if row.version else ""
+        print(f"  {row.student}: {row.status}{version} — {row.detail or ''}")
     if state.is_completed():
         print(f"✓ cycle completed: {state.message}")
         return 0
@@ -58,8 +63,10 @@ def cycle(
             distill={"max_steps": max_steps} if max_steps else {},
             quantizations=quant or ["PHONE"],
         )
+    from tasks.cycle_summary import summary_of
+
     state = perpetual_cycle(cycle_config, return_state=True)
-    return print_outcome(state, state.result(raise_on_failure=False))
+    return print_outcome(state, summary_of(state))
 
 
 def teacher_finetune(
@@ -80,9 +87,10 @@ def teacher_finetune(
         distill={"max_steps": max_steps} if max_steps else {},
     )
     state = run_teacher_finetune(config, return_state=True)
-    result = state.result(raise_on_failure=False)
     if state.is_completed():
-        print(f"✓ teacher fine-tuning {state.name}: {result}")
+        outcome = state.result()
+        done = f"{outcome.status}: {outcome.detail or outcome.pointer}"
+        print(f"✓ teacher fine-tuning {state.name}, {done}")
         return 0
     print(f"✗ teacher fine-tuning {state.name}: {state.message}")
     return 1

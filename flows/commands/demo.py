@@ -46,4 +46,4 @@ def demo(
         port=port,
     )
     result = run_demo(options)
-    return 0 if result["state"] == "Completed" else 1
+    return 0 if result.state == "Completed" else 1

@@ -62,7 +62,7 @@ def distill(
             config=DistillConfig.from_dict(values),
             db=get_database(),
             snapshot_id=snapshot_id,
-        ).to_dict()
+        )
     else:
         from flows.distill import distill_flow
 
@@ -74,7 +74,7 @@ def distill(
             output_dir=str(output_dir) if output_dir else None,
             snapshot_id=snapshot_id,
         )
-    metrics = result.get("metrics", {})
-    print(f"✓ {student} adapter at {result.get('adapter_dir')} ({result.get('strategy')} KD)")
+    metrics = result.metrics
+    print(f"✓ {student} adapter at {result.adapter_dir} ({result.strategy} KD)")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return 0

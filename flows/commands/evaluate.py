@@ -86,13 +86,13 @@ def candidate(
         teacher_preset=teacher,
         teacher_adapter_dir=str(teacher_adapter) if teacher_adapter else None,
     )
-    for reason in result["gate"]["reasons"]:
+    for reason in result.reasons:
         print(f"  {reason}")
-    if result.get("teacher"):
-        print(f"  {result['teacher']}")
-    mark = "✓ promote" if result["decision"] == "promote" else "✗ reject"
-    print(f"{mark}; report: {result['report_path']}")
-    return 0 if result["decision"] == "promote" else 3
+    if result.teacher:
+        print(f"  {result.teacher}")
+    mark = "✓ promote" if result.promote else "✗ reject"
+    print(f"{mark}; report: {result.report_path}")
+    return 0 if result.promote else 3
 
 
 @app.command()
@@ -166,6 +166,6 @@ def live(
         eval_options=_options(limit, batch_size, max_new_tokens),
         device=device,
     )
-    for row in result["rows"]:
+    for row in result.rows:
         print(json.dumps(row))
     return 0

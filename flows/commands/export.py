@@ -57,8 +57,8 @@ def export(
         list[str] | None,
         typer.Option(
             metavar="QUANT [QUANT...]",
-            help=f"quantizations; choices: {', '.join(QUANT_CHOICES)}; PHONE = Q4_K_M when "
-            f"it passes parity, else Q8_0 [default: {' '.join(DEFAULT_QUANTS)}]",
+            help=f"quantizations; choices: {', '.join(QUANT_CHOICES)}; PHONE = the first of "
+            f"Q4_K_M, Q4_1, Q8_0 that passes parity [default: {' '.join(DEFAULT_QUANTS)}]",
         ),
     ] = None,
     base: Annotated[

@@ -8,10 +8,12 @@ import click
 import typer
 
 from tasks.models.presets import preset_names
+from tasks.models.remote import remote_teacher_names
 
 QUANTIZATIONS = ("PHONE", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M")
 
-TEACHERS = preset_names("teacher")
+# Remote teachers (tasks/models/remote.py) are read from their file when the CLI starts.
+TEACHERS = preset_names("teacher") + remote_teacher_names()
 STUDENTS = preset_names("student")
 
 
@@ -53,7 +55,7 @@ Quantizations = Annotated[
         click_type=click.Choice(QUANTIZATIONS),
         metavar="QUANT",
         help=f"GGUF file for phones, repeat for several; {_choices(QUANTIZATIONS)}; PHONE = "
-        "Q4_K_M when it passes parity, else Q8_0 [default: PHONE]",
+        "the first of Q4_K_M, Q4_1, Q8_0 that passes parity [default: PHONE]",
     ),
 ]
 MaxSteps = Annotated[

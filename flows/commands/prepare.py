@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.errors import UserError
+
+if TYPE_CHECKING:
+    from tasks.prepare.summary import SnapshotSummary
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
@@ -24,17 +27,17 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     return overrides
 
 
-def describe_snapshot(summary: dict[str, Any]) -> str:
+def describe_snapshot(summary: SnapshotSummary) -> str:
     """What prepare did, in a line or two a person reads."""
-    if summary.get("snapshot_id") is None:
-        return f"no snapshot yet: {summary.get('skipped_reason') or 'no interactions'}"
-    sizes = ", ".join(f"{n} {split}" for split, n in sorted(summary["split_sizes"].items()))
-    head = f"snapshot {summary['snapshot_id']} ({sizes}) at {summary['path']}"
-    if summary.get("skipped_reason"):
-        return f"{head}\n  nothing new built: {summary['skipped_reason']}"
-    dropped = (summary.get("filter_stats") or {}).get("dropped") or {}
+    if summary.snapshot_id is None:
+        return f"no snapshot yet: {summary.skipped_reason or 'no interactions'}"
+    sizes = ", ".join(f"{n} {split}" for split, n in sorted(summary.split_sizes.items()))
+    head = f"snapshot {summary.snapshot_id} ({sizes}) at {summary.path}"
+    if summary.skipped_reason:
+        return f"{head}\n  nothing new built: {summary.skipped_reason}"
+    dropped = summary.filter_stats.get("dropped") or {}
     why = ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items())) or "none"
-    return f"{head}\n  from {summary['new_records']} new interactions; dropped: {why}"
+    return f"{head}\n  from {summary.new_records} new interactions; dropped: {why}"
 
 
 def prepare(
@@ -83,5 +86,6 @@ def prepare(
             since=since,
         )
         summary = info.summary()
-    print(json.dumps(summary, indent=2, sort_keys=True) if as_json else describe_snapshot(summary))
+    shown = json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=True)
+    print(shown if as_json else describe_snapshot(summary))
     return 0

@@ -28,9 +28,13 @@ FIELDS = (
     "agent",
     "client_created_at",
     "client_updated_at",
+    "source",
+    "uncertainty",
 )
+# A missing field is NULL except `source`: rows come from phones unless they say otherwise.
+_DEFAULTS = tuple((name, "phone" if name == "source" else None) for name in FIELDS)
 _COLUMNS = (*FIELDS, "device_id", "batch_id", "received_at")
-_ROWS_PER_STATEMENT = 500  # 15 params a row: well under SQLite's and PostgreSQL's limits
+_ROWS_PER_STATEMENT = 500  # 17 params a row: well under SQLite's and PostgreSQL's limits
 _UPDATED_AT = FIELDS.index("client_updated_at")
 
 _BATCH: Any = FeedbackBatch.__table__
@@ -207,7 +211,7 @@ def insert_feedback_batch(
     total = 0
     for item in interactions:
         total += 1
-        row = tuple([item.get(name) for name in FIELDS])
+        row = tuple([item.get(name, default) for name, default in _DEFAULTS])
         known = rows.get(item["id"])
         # First occurrence wins, unless a repeat inside the batch carries a later update.
         if known is None or (

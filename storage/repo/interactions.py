@@ -21,6 +21,8 @@ RECORD_COLUMNS = (
     Interaction.correction,
     Interaction.rating,
     Interaction.category,
+    Interaction.source,
+    Interaction.uncertainty,
 )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tasks.results import StageResult
+
 Strategy = Literal["auto", "logit", "xtok", "sequence"]
 
 
@@ -98,22 +100,25 @@ class DistillConfig:
         return cls(**data)
 
 
-@dataclass
-class DistillResult:
-    """What a finished run produced."""
+class DistillResult(StageResult):
+    """What a finished distillation run produced (the training stage's result)."""
 
     run_id: int | None
+    """Id of the TrainingRun row; None when no database recorded the run."""
     output_dir: Path
+    """Folder of the run: checkpoints, prepared data, metrics.json."""
     adapter_dir: Path
+    """The LoRA adapter the gate judges (the preference stage's when that ran)."""
     strategy: str
+    """Distillation strategy used: logit, xtok or sequence."""
     metrics: dict[str, Any]
+    """Training metrics as stored on the TrainingRun row (a JSON blob)."""
+
+    @property
+    def teacher_cache(self) -> dict[str, float] | None:
+        """Teacher-cache counts of the run (hits, misses, computed, hit_rate), if recorded."""
+        return self.metrics.get("teacher_cache")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
-        return {
-            "run_id": self.run_id,
-            "output_dir": str(self.output_dir),
-            "adapter_dir": str(self.adapter_dir),
-            "strategy": self.strategy,
-            "metrics": self.metrics,
-        }
+        return self.model_dump(mode="json")

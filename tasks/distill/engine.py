@@ -31,6 +31,7 @@ from tasks.distill.train import train_student
 from tasks.distill.xtok import vocab_map
 from tasks.models.load import load_model_and_tokenizer, load_tokenizer
 from tasks.models.presets import get_preset
+from tasks.models.remote import remote_teacher
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,20 @@ def adapter_fingerprint(adapter_dir: Path) -> str:
 
 def run_preflight(teacher: str, student: str, strategy: str = "auto") -> PreflightResult:
     """Compare the two presets' tokenizers and choose (or refuse) the strategy."""
-    result = preflight(
-        load_tokenizer(teacher),
-        load_tokenizer(student),
-        requested=strategy,
-        teacher_name=teacher,
-        student_name=student,
-    )
+    remote = remote_teacher(teacher)
+    if remote is not None:
+        from tasks.distill.remote import remote_preflight
+
+        t_tok = load_tokenizer(remote.tokenizer) if remote.tokenizer else None
+        result = remote_preflight(remote, t_tok, load_tokenizer(student), strategy, student)
+    else:
+        result = preflight(
+            load_tokenizer(teacher),
+            load_tokenizer(student),
+            requested=strategy,
+            teacher_name=teacher,
+            student_name=student,
+        )
     log.info("preflight %s → %s: %s (%s)", teacher, student, result.strategy, result.reason)
     return result
 
@@ -71,7 +79,7 @@ def prepare_signals(
     teacher_adapter_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Tokenized train/validation data with teacher signals, saved under `work_dir/prepared`."""
-    t_preset, s_tok, t_tok = get_preset(teacher), load_tokenizer(student), load_tokenizer(teacher)
+    s_tok, remote = load_tokenizer(student), remote_teacher(teacher)
     max_length = config.max_length or get_preset(student).max_seq_len
     records = training_records(
         snapshot_path,
@@ -87,12 +95,22 @@ def prepare_signals(
             teacher, adapter_dir=teacher_adapter_dir, device=config.device
         )[0]
 
-    key: dict[str, Any] = {
-        "teacher_id": t_preset.hub_id,
-        "revision": t_preset.revision,
-        "root": cache_root,
-    }
-    key["tokenizer_hash"] = tokenizer_fingerprint(t_tok)
+    if remote is not None:  # served over HTTP: tasks/distill/remote.py
+        from tasks.distill.remote import RemoteClient, remote_cache_key
+
+        if teacher_adapter_dir is not None:
+            raise ValueError(f"remote teacher {teacher} cannot load a local adapter")
+        client = RemoteClient(remote)
+        t_tok = load_tokenizer(remote.tokenizer) if remote.tokenizer else None
+        key = remote_cache_key(remote, t_tok, cache_root)
+    else:
+        t_preset, t_tok = get_preset(teacher), load_tokenizer(teacher)
+        key = {
+            "teacher_id": t_preset.hub_id,
+            "revision": t_preset.revision,
+            "root": cache_root,
+            "tokenizer_hash": tokenizer_fingerprint(t_tok),
+        }
     if teacher_adapter_dir is not None:  # a fine-tuned teacher is another teacher
         key["adapter_sha256"] = adapter_fingerprint(Path(teacher_adapter_dir))
     vmap, aligned = None, None
@@ -101,6 +119,8 @@ def prepare_signals(
         cache = TeacherCache.open(kind="none", max_length=max_length, **key)
         train, dropped = tokenize_records(s_tok, records, max_length)
     elif strategy in ("logit", "xtok"):
+        if t_tok is None:  # preflight refuses this pair before; checked again for the types
+            raise ValueError(f"logit signals from {teacher} need its tokenizer in the preset")
         cache = TeacherCache.open(
             kind="topk",
             max_length=max_length,
@@ -114,15 +134,27 @@ def prepare_signals(
         teacher_rows = (
             train if strategy == "logit" else tokenize_records(t_tok, records, max_length)[0]
         )
-        fill_topk_cache(
-            cache,
-            teacher_rows,
-            load_teacher,
-            k=config.top_k,
-            temperature=config.temperature,
-            batch_size=config.teacher_batch_size,
-            pad_id=t_tok.pad_token_id,
-        )
+        if remote is not None:
+            from tasks.distill.remote import fill_topk_remote
+
+            fill_topk_remote(
+                cache,
+                teacher_rows,
+                client,
+                k=config.top_k,
+                temperature=config.temperature,
+                vocab_size=len(t_tok),
+            )
+        else:
+            fill_topk_cache(
+                cache,
+                teacher_rows,
+                load_teacher,
+                k=config.top_k,
+                temperature=config.temperature,
+                batch_size=config.teacher_batch_size,
+                pad_id=t_tok.pad_token_id,
+            )
         if strategy == "logit":
             train = attach_topk(cache, train)
         else:
@@ -140,14 +172,23 @@ def prepare_signals(
             decoding="greedy",
             **key,
         )
-        answered = teacher_answers(
-            cache,
-            records,
-            load_teacher,
-            t_tok,
-            max_new_tokens=config.gen_max_new_tokens,
-            batch_size=config.gen_batch_size,
-        )
+        if remote is not None:
+            from tasks.distill.remote import remote_answers
+
+            answered = remote_answers(
+                cache, records, client, max_new_tokens=config.gen_max_new_tokens
+            )
+        else:
+            if t_tok is None:  # a local teacher always has its tokenizer; for the types
+                raise ValueError(f"teacher {teacher} has no tokenizer")
+            answered = teacher_answers(
+                cache,
+                records,
+                load_teacher,
+                t_tok,
+                max_new_tokens=config.gen_max_new_tokens,
+                batch_size=config.gen_batch_size,
+            )
         train, dropped = tokenize_records(s_tok, answered, max_length)
     splits = {"train": train}
     snapshot = load_snapshot(snapshot_path, (config.train_split,))
@@ -295,4 +336,10 @@ def distill(
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if run_id is not None and db is not None:
         record_finish(db, run_id, metrics)
-    return DistillResult(run_id, output_dir, adapter_dir, pre.strategy, metrics)
+    return DistillResult(
+        run_id=run_id,
+        output_dir=output_dir,
+        adapter_dir=adapter_dir,
+        strategy=pre.strategy,
+        metrics=metrics,
+    )

@@ -243,8 +243,14 @@ def teacher_answers(
             for h, ans in zip(chunk, answers, strict=True):
                 text = str(tok.decode(ans, skip_special_tokens=True)).strip()
                 cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
+    return answered_from_cache(cache, records)
+
+
+def answered_from_cache(cache: TeacherCache, records: list[Any]) -> list[Any]:
+    """`records` with each uncorrected answer replaced by the cached teacher answer."""
     out: list[Any] = []
-    for original, rec in zip(records, wrapped, strict=True):
+    for original in records:
+        rec = original if isinstance(original, TrainRecord) else TrainRecord(original)
         if rec.corrected:
             out.append(original)
             continue

@@ -93,7 +93,8 @@ class TeacherCache:
 
     def split(self, record_hashes: list[str]) -> tuple[list[str], list[str]]:
         """(cached, missing) record hashes, counting hits and misses once per distinct record."""
-        cached, missing = [], []
+        cached: list[str] = []
+        missing: list[str] = []
         for h in dict.fromkeys(record_hashes):
             (cached if self.path(h).is_file() else missing).append(h)
         self.stats.hits += len(cached)

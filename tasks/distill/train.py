@@ -99,11 +99,12 @@ def train_student(
     )
     if (aligned := load_vocab_map(prepared_dir)) is not None:  # cross-tokenizer KD
         kd.student_unshared, kd.matched_weight = aligned
+    eval_data = data["validation"] if "validation" in data else None
     trainer = DistillTrainer(
         model=model,
         args=sft_args(config, student, ckpt_dir, device),
         train_dataset=_fast_teacher_columns(data["train"]),
-        eval_dataset=data["validation"] if "validation" in data else None,
+        eval_dataset=eval_data,
         processing_class=tok,
         data_collator=KDCollator(tok.pad_token_id),
         kd=kd,
@@ -124,7 +125,7 @@ def train_student(
         "train_records": len(data["train"]),
         "target_tokens": sum(sum(1 for x in r[1:] if x != -100) for r in data["train"]["labels"]),
     }
-    if trainer.eval_dataset is not None and len(trainer.eval_dataset):
+    if eval_data is not None and len(eval_data):
         eval_loss = trainer.evaluate()["eval_loss"]
         metrics.update(eval_loss=eval_loss, eval_perplexity=math.exp(min(eval_loss, 50.0)))
     adapter_dir = output_dir / "adapter"

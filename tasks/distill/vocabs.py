@@ -16,19 +16,21 @@ from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from tasks.models import mistral_vocab
 from tasks.models.llama_cpp_source import LLAMA_CPP_PYTHON_VERSION, cache_dir, llama_cpp_source
 
 log = logging.getLogger(__name__)
 
-# Preset → llama.cpp vocabulary with the same tokens. Mistral-7B-v0.3's (32768 tokens, v3
-# control tokens) is not among them: its pair is decided when its own tokenizer loads.
+# Preset → a real vocabulary with the same tokens: llama.cpp's ggml-vocab-<name>.gguf, or
+# for Mistral-7B-v0.3 (which llama.cpp does not ship) the v3 model of mistral-common.
+MISTRAL_V3 = "mistral-v3"
 PRESET_VOCABS: dict[str, str | None] = {
     "llama-3.1-8b-instruct": "llama-bpe",
     "llama-3.2-1b-instruct": "llama-bpe",
     "tinyllama-1.1b-chat": "llama-spm",
     "phi-3-mini-4k-instruct": "phi-3",
     "qwen2.5-7b-instruct": "qwen2",
-    "mistral-7b-instruct-v0.3": None,
+    "mistral-7b-instruct-v0.3": MISTRAL_V3,
 }
 SEED_TEACHERS = ("mistral-7b-instruct-v0.3", "qwen2.5-7b-instruct", "llama-3.1-8b-instruct")
 SEED_STUDENTS = ("phi-3-mini-4k-instruct", "llama-3.2-1b-instruct", "tinyllama-1.1b-chat")
@@ -38,10 +40,20 @@ class TokenizerUnavailable(RuntimeError):
     """Neither the preset's tokenizer nor a real vocabulary of it can be loaded here."""
 
 
+def vocab_source(name: str) -> str:
+    """Where vocabulary `name` comes from, as the preflight report shows it."""
+    return mistral_vocab.SOURCE if name == MISTRAL_V3 else f"llama.cpp ggml-vocab-{name}.gguf"
+
+
 def vocab_tokenizer(name: str) -> PreTrainedTokenizerBase:
-    """A tokenizer built from llama.cpp's `ggml-vocab-<name>.gguf`, converted once and cached."""
+    """A tokenizer built from a real vocabulary (see PRESET_VOCABS), converted once and cached."""
     saved = cache_dir() / "tokenizers" / f"{name}-llama-cpp-python-{LLAMA_CPP_PYTHON_VERSION}"
-    if not (saved / "tokenizer.json").is_file():
+    if name == MISTRAL_V3:
+        try:
+            saved = mistral_vocab.mistral_v3_tokenizer_dir()
+        except mistral_vocab.MistralVocabUnavailable as exc:
+            raise TokenizerUnavailable(str(exc)) from exc
+    elif not (saved / "tokenizer.json").is_file():
         path = llama_cpp_source().vocab(name)
         tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         saved.mkdir(parents=True, exist_ok=True)
@@ -64,10 +76,10 @@ def preset_tokenizer(preset: str) -> tuple[PreTrainedTokenizerBase, str]:
     vocab = PRESET_VOCABS.get(preset)
     if vocab is None:
         raise TokenizerUnavailable(
-            f"{preset}: its tokenizer does not load here ({own_error}) and llama.cpp ships no "
-            "vocabulary of it; the pair is decided when its tokenizer loads"
+            f"{preset}: its tokenizer does not load here ({own_error}) and no real "
+            "vocabulary of it is known; the pair is decided when its tokenizer loads"
         )
-    return vocab_tokenizer(vocab), f"llama.cpp ggml-vocab-{vocab}.gguf"
+    return vocab_tokenizer(vocab), vocab_source(vocab)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from prefect import task
 
 from tasks.evaluate.bootstrap import paired_bootstrap, paired_bootstrap_bleu
 from tasks.evaluate.run import load_results
@@ -31,24 +30,28 @@ def compare_results(
         pairs = [(e, ref_by_id[e["id"]]) for e in cand_set["examples"] if e["id"] in ref_by_id]
         if len(pairs) != len(cand_set["examples"]):
             raise ValueError(f"eval set {name!r}: candidate and reference saw different prompts")
-        kw = {"n_resamples": n_resamples, "seed": seed, "confidence": confidence}
         out[name] = {
             metric: paired_bootstrap(
-                [c[metric] for c, _ in pairs], [r[metric] for _, r in pairs], **kw
+                [c[metric] for c, _ in pairs],
+                [r[metric] for _, r in pairs],
+                n_resamples=n_resamples,
+                seed=seed,
+                confidence=confidence,
             )
             for metric in ("nll", "rougeL")
         }
         out[name]["bleu"] = paired_bootstrap_bleu(
             np.array([c["bleu_stats"] for c, _ in pairs]),
             np.array([r["bleu_stats"] for _, r in pairs]),
-            **kw,
+            n_resamples=n_resamples,
+            seed=seed,
+            confidence=confidence,
         )
     return out
 
 
-def compare_files(candidate_path: str, reference_path: str, **kwargs: Any) -> dict:
+def compare_files(
+    candidate_path: str, reference_path: str, **kwargs: Any
+) -> dict[str, dict[str, dict[str, float]]]:
     """`compare_results` on two results files (what flows pass around: paths)."""
     return compare_results(load_results(candidate_path), load_results(reference_path), **kwargs)
-
-
-compare_task = task(compare_files, name="compare-results")

@@ -1,4 +1,7 @@
-"""Prefect tasks the evaluation flows compose: sets, gate, storage, history, artifacts."""
+"""The steps the evaluation flows compose: sets, gate, storage, history, artifacts.
+
+Their Prefect tasks are in tasks.evaluate.prefect_tasks.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import select
 
@@ -14,16 +16,15 @@ from storage.config import StorageSettings
 from storage.db import get_database
 from storage.models import DatasetSnapshot, TrainingRun
 from storage.repo import evaluations as repo
-from tasks.evaluate.gate import GatePolicy, decide
+from tasks.evaluate.gate import Deltas, GateDecision, GatePolicy, decide
 from tasks.evaluate.history import VersionScores, version_history
 from tasks.evaluate.naming import display_names, identify_sets
-from tasks.evaluate.report import summary_rows, write_report
+from tasks.evaluate.report import summary_rows
 from tasks.evaluate.run import load_results, metrics_by_set
 from tasks.evaluate.sets import eval_set_paths
+from tasks.results import StageResult
 
 TEACHER = "teacher"  # a results label that is measured and reported, never stored as a version
-
-write_report_task = task(write_report, name="write-evaluation-report")
 
 
 def default_out_dir(student: str) -> str:
@@ -32,7 +33,6 @@ def default_out_dir(student: str) -> str:
     return str((StorageSettings().data_dir / "eval" / "runs" / f"{student}-{stamp}").resolve())
 
 
-@task(retries=2, retry_delay_seconds=2)
 def resolve_eval_sets(
     snapshot_path: str | None, earlier_test_paths: list[str], fixed_set_path: str | None
 ) -> dict[str, str]:
@@ -40,28 +40,26 @@ def resolve_eval_sets(
     return eval_set_paths(snapshot_path, earlier_test_paths, fixed_set_path)
 
 
-@task(retries=2, retry_delay_seconds=2)
 def name_eval_sets(keys: list[str], new_set: str | None, student: str | None) -> dict[str, str]:
     """Set key -> the name people read (snapshot number and date, or the version built on it)."""
     with get_database().transaction() as session:
         return display_names(identify_sets(session, keys, new_key=new_set, student=student))
 
 
-@task
 def gate_results(
     candidate_path: str,
     base_path: str,
     stable_path: str | None,
-    deltas: dict[str, Any],
+    deltas: dict[str, Deltas],
     new_set: str,
     policy: dict[str, Any] | None = None,
     teacher_path: str | None = None,
     names: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The gate decision (as a dict) from results files and the deltas against the reference."""
+) -> GateDecision:
+    """The gate decision from results files and the deltas against the reference."""
     stable = metrics_by_set(load_results(stable_path)) if stable_path else None
     teacher = metrics_by_set(load_results(teacher_path)) if teacher_path else None
-    decision = decide(
+    return decide(
         metrics_by_set(load_results(candidate_path)),
         base=metrics_by_set(load_results(base_path)),
         stable=stable,
@@ -71,15 +69,13 @@ def gate_results(
         teacher=teacher,
         names=names,
     )
-    return decision.to_dict()
 
 
-@task(retries=2, retry_delay_seconds=2)
 def store_evaluations(
     student: str,
     results_paths: dict[str, str],
     version_ids: dict[str, int | None] | None = None,
-    decision: dict[str, Any] | None = None,
+    decision: GateDecision | None = None,
 ) -> list[int]:
     """Evaluation rows per (model label, eval set); the gate JSON on the candidate's version."""
     version_ids = version_ids or {}
@@ -100,17 +96,15 @@ def store_evaluations(
                 ids.append(row.id)
         candidate_version = version_ids.get("candidate")
         if decision is not None and candidate_version is not None:
-            metrics = metrics_by_set(load_results(results_paths["candidate"]))
             repo.record_gate(
                 session=session,
                 model_version_id=candidate_version,
-                decision=decision,
-                metrics=metrics,
+                decision=decision.to_dict(),
+                metrics=metrics_by_set(load_results(results_paths["candidate"])),
             )
     return ids
 
 
-@task(retries=2, retry_delay_seconds=2)
 def evaluation_history(student: str, stable_version_id: int | None = None) -> list[VersionScores]:
     """Stored scores of `student`'s published versions, in version order (the history plot)."""
     with get_database().transaction() as session:
@@ -125,31 +119,51 @@ def _adapter_of(output_dir: str | None) -> str | None:
     return None
 
 
-@task(retries=2, retry_delay_seconds=2)
-def live_targets() -> dict[str, Any]:
+class LiveVersion(StageResult):
+    """A published version to re-evaluate."""
+
+    model_version_id: int
+    """Its ModelVersion id."""
+    student: str
+    """The student preset."""
+    version: int
+    """Its version number."""
+    adapter_dir: str | None
+    """Its adapter folder; None when the folder is gone."""
+
+
+class LiveTargets(StageResult):
+    """What the monthly re-evaluation scores: live versions, on every snapshot still on disk."""
+
+    versions: list[LiveVersion]
+    """Published versions, with their adapter folders."""
+    snapshot_paths: list[str]
+    """Every snapshot dataset still on disk."""
+
+
+def live_targets() -> LiveTargets:
     """Published versions (with adapter folders) and every snapshot dataset still on disk."""
     with get_database().transaction() as session:
         versions = []
         for v in repo.live_versions(session=session):
             run = session.get(TrainingRun, v.training_run_id) if v.training_run_id else None
             versions.append(
-                {
-                    "model_version_id": v.id,
-                    "student": v.student,
-                    "version": v.version,
-                    "adapter_dir": _adapter_of(run.output_dir if run else None),
-                }
+                LiveVersion(
+                    model_version_id=v.id,
+                    student=v.student,
+                    version=v.version,
+                    adapter_dir=_adapter_of(run.output_dir if run else None),
+                )
             )
         paths = session.scalars(select(DatasetSnapshot.path).order_by(DatasetSnapshot.id))
         snapshots = [p for p in paths if p and Path(p).exists()]
-    return {"versions": versions, "snapshot_paths": snapshots}
+    return LiveTargets(versions=versions, snapshot_paths=snapshots)
 
 
-@task
 def publish_artifacts(
     student: str,
     results_paths: dict[str, str],
-    decision: dict[str, Any],
+    decision: GateDecision,
     report_path: str,
     names: dict[str, str] | None = None,
 ) -> None:
@@ -160,11 +174,10 @@ def publish_artifacts(
     )
     rows = summary_rows({label: load_results(p) for label, p in results_paths.items()}, names)
     create_table_artifact(
-        rows, key=f"evaluation-metrics-{key}", description=f"promote={decision.get('promote')}"
+        rows, key=f"evaluation-metrics-{key}", description=f"promote={decision.promote}"
     )
 
 
-@task(retries=2, retry_delay_seconds=2)
 def link_candidate_evaluations(evaluation_ids: list[int], model_version_id: int) -> int:
     """Attach a published candidate's evaluation rows to its new version (the history plot
     then shows each version's scores from the run that published it)."""

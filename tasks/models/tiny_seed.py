@@ -111,7 +111,9 @@ def _vocab_fields(src: LlamaCppSource, vocab: str) -> dict[str, Any]:
 
 def _write_sentencepiece(fields: dict[str, Any], n_pieces: int, out: Path) -> None:
     """A Llama-2 style SentencePiece BPE model (byte fallback) from GGUF pieces and scores."""
-    from sentencepiece import sentencepiece_model_pb2 as sp_pb2
+    from sentencepiece import sentencepiece_model_pb2
+
+    sp_pb2: Any = sentencepiece_model_pb2  # generated protobuf classes: no stubs for mypy
 
     proto = sp_pb2.ModelProto()
     # GGUF token types 1..6 are SentencePiece's piece types NORMAL..BYTE plus one.

@@ -10,6 +10,7 @@ from typing import Any
 _EXPORTS = {
     "PrepareConfig": "tasks.prepare.config",
     "SnapshotInfo": "tasks.prepare.config",
+    "SnapshotSummary": "tasks.prepare.summary",
     "build_snapshot": "tasks.prepare.snapshot",
     "code_version": "tasks.prepare.snapshot",
     "previous_test_splits": "tasks.prepare.snapshot",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.prepare.summary import SnapshotSummary
 
 SPLITS = ("train", "validation", "test")
 
@@ -97,15 +100,17 @@ class SnapshotInfo:
     watermark: int = 0
     filter_stats: dict[str, Any] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, Any]:
-        """A small JSON-ready dict (what flows pass around)."""
-        return {
-            "snapshot_id": self.snapshot_id,
-            "fingerprint": self.fingerprint,
-            "path": str(self.path) if self.path else None,
-            "split_sizes": dict(self.split_sizes),
-            "new_records": self.new_records,
-            "skipped_reason": self.skipped_reason,
-            "watermark": self.watermark,
-            "filter_stats": self.filter_stats,
-        }
+    def summary(self) -> SnapshotSummary:
+        """The small JSON-ready summary flows pass around."""
+        from tasks.prepare.summary import SnapshotSummary  # pydantic: kept out of the readers
+
+        return SnapshotSummary(
+            snapshot_id=self.snapshot_id,
+            fingerprint=self.fingerprint,
+            path=str(self.path) if self.path else None,
+            split_sizes=dict(self.split_sizes),
+            new_records=self.new_records,
+            skipped_reason=self.skipped_reason,
+            watermark=self.watermark,
+            filter_stats=self.filter_stats,
+        )

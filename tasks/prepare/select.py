@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, union
 from sqlalchemy.orm import Session
 
-from storage.models import DatasetSnapshot, Interaction, ModelVersion, utcnow
+from storage.models import DatasetSnapshot, Interaction, ModelVersion, TrainingRun, utcnow
 from storage.repo.interactions import (
     fetch_by_seq,
     settled_watermark,
@@ -65,11 +65,26 @@ def select_window(
 
 
 def consumed_watermark(session: Session) -> int:
-    """The highest watermark of a snapshot that a published model version was trained on."""
-    query = (
-        select(func.max(DatasetSnapshot.watermark))
-        .join(ModelVersion, ModelVersion.snapshot_id == DatasetSnapshot.id)
+    """The highest seq that every student which has trained has a published version beyond.
+
+    Per student: the watermark of the newest snapshot one of its published versions was
+    trained on (0 if none). The lowest over the students wins, so a row one student was
+    rejected on stays in the snapshots (shared by all students) until that student publishes
+    a version trained on it; for the others it is one more replayed row.
+    """
+    published = (
+        select(
+            ModelVersion.student.label("student"),
+            func.max(DatasetSnapshot.watermark).label("watermark"),
+        )
+        .join(DatasetSnapshot, ModelVersion.snapshot_id == DatasetSnapshot.id)
         .where(ModelVersion.status == PUBLISHED)
+        .group_by(ModelVersion.student)
+        .subquery()
+    )
+    trained = union(select(TrainingRun.student), select(ModelVersion.student)).subquery()
+    query = select(func.min(func.coalesce(published.c.watermark, 0))).select_from(
+        trained.outerjoin(published, published.c.student == trained.c.student)
     )
     return int(session.scalar(query) or 0)
 

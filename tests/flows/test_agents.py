@@ -12,7 +12,7 @@ from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import Channel, ModelVersion
 from storage.registry import channels
-from tests.flows.test_perpetual import seed_rows, tiny_config
+from tests.flows.test_perpetual import _rows, seed_rows, tiny_config
 from tests.tasks.prepare.conftest import insert
 
 pytestmark = pytest.mark.slow  # three trainings, evaluations and exports on 2 cores
@@ -36,11 +36,12 @@ def test_each_agent_gets_its_adapter_on_its_own_channel(prefect_harness: None, s
                          agent_min_records=10)  # fmt: skip
     state = perpetual_cycle(config, return_state=True)
     assert state.is_completed(), state.message
-    summary = {r["student"]: r for r in state.result()["students"]}
-    assert summary["tiny-llama-student"]["status"] == "published"
+    summary = _rows(state)
+    assert summary["tiny-llama-student"].status == "published"
     support, coder = summary["tiny-llama-student:support"], summary["tiny-llama-student:coder"]
-    assert support["status"] == coder["status"] == "published", summary
-    assert "fallback" in coder["detail"] and "fallback" not in support["detail"]
+    assert support.status == coder.status == "published", summary
+    assert support.detail and coder.detail and support.files
+    assert "fallback" in coder.detail and "fallback" not in support.detail
     with store.transaction() as session:
         by_channel = {
             c.name: c.model_version
@@ -56,15 +57,15 @@ def test_each_agent_gets_its_adapter_on_its_own_channel(prefect_harness: None, s
     again = perpetual_cycle(config.model_copy(update={"students": ["tiny-llama-student"]}),
                             return_state=True)  # fmt: skip
     assert again.is_completed(), again.message
-    rows = {r["student"]: r for r in again.result()["students"]}
+    rows = _rows(again)
     # The snapshot's replay sample may bring back an old coder row: trained, else skipped.
-    assert rows["tiny-llama-student:coder"]["status"] in ("published", "skipped")
-    assert rows["tiny-llama-student:support"]["status"] == "published"
+    assert rows["tiny-llama-student:coder"].status in ("published", "skipped")
+    assert rows["tiny-llama-student:support"].status == "published"
     moved = channels.rollback(store, "tiny-llama-student", channel="stable:support")
-    assert moved.to_version == support["version"]
+    assert moved.to_version == support.version
     with store.transaction() as session:
         coder_channel = session.scalar(select(Channel).where(Channel.name == "stable:coder"))
-        assert coder_channel is not None and coder_channel.model_version.version >= coder["version"]
+        assert coder_channel is not None and coder_channel.model_version.version >= coder.version
         support_channel = session.scalar(select(Channel).where(Channel.name == "stable:support"))
         assert (
             support_channel is not None

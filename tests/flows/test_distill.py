@@ -41,12 +41,12 @@ def test_flow_runs_preflight_signals_and_training(
         output_dir=str(tmp_path / "out"),
         database_url=str(sqlite_db.url),
     )
-    assert out["strategy"] == "xtok"  # different vocabularies: cross-tokenizer logit KD
-    assert Path(out["adapter_dir"], "adapter_model.safetensors").is_file()
-    assert out["metrics"]["global_step"] == 2
+    assert out.strategy == "xtok"  # different vocabularies: cross-tokenizer logit KD
+    assert (out.adapter_dir / "adapter_model.safetensors").is_file()
+    assert out.metrics["global_step"] == 2
     with sqlite_db.transaction() as session:
         (row,) = list_runs(session=session)
-    assert (row.id, row.status, row.strategy) == (out["run_id"], "succeeded", "xtok")
+    assert (row.id, row.status, row.strategy) == (out.run_id, "succeeded", "xtok")
     assert "token→id maps differ" in row.strategy_reason
 
 

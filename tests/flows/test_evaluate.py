@@ -127,26 +127,26 @@ def test_first_version_trained_adapter_is_promoted(
         n_resamples=200,
         teacher_preset=TEACHER,
     )
-    gate = out["gate"]
-    assert gate["rule"] == "first_version" and gate["reference"] == "base"
-    assert out["decision"] == "promote", gate["reasons"]
-    assert out["set_names"] == {"test:snap-2": NEW, "fixed": "fixed benchmark"}
-    assert out["new_set"] == "test:snap-2" and out["new_set_name"] == NEW
-    assert out["detail"] == "; ".join(gate["reasons"])  # in full, never cut
+    gate = out.gate
+    assert gate.rule == "first_version" and gate.reference == "base"
+    assert out.decision == "promote" and out.promote, gate.reasons
+    assert out.set_names == {"test:snap-2": NEW, "fixed": "fixed benchmark"}
+    assert out.new_set == "test:snap-2" and out.new_set_name == NEW
+    assert out.detail == "; ".join(out.reasons)  # in full, never cut
     # Metrics by readable name (what the card and summary show), the teacher's beside them.
-    m = out["metrics"]
+    m = out.metrics
     assert m["candidate"][NEW]["perplexity"] < m["base"][NEW]["perplexity"]
     # All the card shows (exact/answer match only exist on checkable tasks; this set has none).
     shown = set(CARD_METRICS) - {"exact_match", "answer_match"}
     assert shown <= set(m["candidate"]["fixed benchmark"])
     assert m["candidate"][NEW]["teacher_perplexity"] == m["teacher"][NEW]["perplexity"]
     assert m["candidate"][NEW]["size_vs_teacher"] == pytest.approx(
-        load_results(out["results_paths"]["candidate"])["weight_bytes"]
-        / load_results(out["results_paths"]["teacher"])["weight_bytes"]
+        load_results(out.results_paths["candidate"])["weight_bytes"]
+        / load_results(out.results_paths["teacher"])["weight_bytes"]
     )
-    assert out["teacher"].startswith(f"vs teacher on {NEW}: ROUGE-L kept")
-    assert set(out["results_paths"]) == {"candidate", "base", "teacher"}
-    report = Path(out["report_path"])
+    assert out.teacher.startswith(f"vs teacher on {NEW}: ROUGE-L kept")
+    assert set(out.results_paths) == {"candidate", "base", "teacher"}
+    report = Path(out.report_path)
     text = report.read_text()
     for png in ("teacher.png", "history.png", "deltas.png", "entropy.png"):
         assert (report.parent / png).stat().st_size > 1000
@@ -154,7 +154,7 @@ def test_first_version_trained_adapter_is_promoted(
     assert "## Against the teacher" in text and "test:" not in text
     with sqlite_env.transaction() as session:
         rows = repo.list_evaluations(session=session, student=PRESET)
-    assert sorted(r.id for r in rows) == sorted(out["evaluation_ids"])
+    assert sorted(r.id for r in rows) == sorted(out.evaluation_ids)
     # Stored under stable keys; the teacher is a yardstick, not a version of this student.
     assert {(r.label, r.eval_set) for r in rows} == {
         (label, s) for label in ("candidate", "base") for s in ("test:snap-2", "fixed")
@@ -188,22 +188,23 @@ def test_regression_against_stable_is_rejected_and_stored(
         teacher_preset=TEACHER,
         gate_options={"min_teacher_share": 0.5},
     )
-    gate = out["gate"]
-    assert out["decision"] == "reject" and gate["rule"] == "stable"
-    failed = {c["name"] for c in gate["checks"] if not c["passed"]}
+    gate = out.gate
+    assert out.decision == "reject" and gate.rule == "stable"
+    failed = {c.name for c in gate.checks if not c.passed}
     assert "perplexity_no_regression[test:snap-1]" in failed
     assert "perplexity_no_regression[test:snap-2]" in failed
-    assert any(r.startswith("perplexity on earlier test split (snap-1): ") for r in gate["reasons"])
-    assert {c["name"] for c in gate["checks"]} >= {
+    assert any(r.startswith("perplexity on earlier test split (snap-1): ") for r in gate.reasons)
+    assert {c.name for c in gate.checks} >= {
         f"keeps_teacher_rougeL[{s}]" for s in ("test:snap-2", "test:snap-1", "fixed")
     }
     with sqlite_env.transaction() as session:
         version = session.get(ModelVersion, ids[1])
-        assert version is not None and version.gate == gate and version.status == "rejected"
+        assert version is not None and version.status == "rejected"
+        assert version.gate == gate.to_dict()
         assert set(version.metrics) == {"test:snap-2", "test:snap-1", "fixed"}
         labels = {r.label for r in repo.list_evaluations(session=session, student=PRESET)}
     assert labels == {"candidate", "stable", "base"}
-    assert "stable" in Path(out["report_path"]).read_text()
+    assert "stable" in Path(out.report_path).read_text()
 
 
 def test_monthly_reevaluation_covers_every_live_version(
@@ -230,7 +231,7 @@ def test_monthly_reevaluation_covers_every_live_version(
             ]
         )
     out = reevaluate_live_versions_flow(fixed_set_path=world["fixed"], eval_options=FAST)
-    assert out["evaluated"] == 2  # one live version on two sets
+    assert out.evaluated == 2  # one live version on two sets
     with sqlite_env.transaction() as session:
         rows = repo.list_evaluations(session=session, student=PRESET, label="live")
     assert {r.eval_set for r in rows} == {"test:snap-2", "fixed"}

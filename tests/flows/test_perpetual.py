@@ -16,15 +16,9 @@ from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
 from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
+from tasks.cycle_summary import StudentRow, summary_of
 from tasks.sampledata import training_tasks
 from tests.tasks.prepare.conftest import insert, make_row
-
-GENEROUS_GATE = {
-    "ppl_tolerance": 0.9,
-    "first_version_fixed_tolerance": 0.9,
-    "text_ci_floor": -1e9,
-    "require_improvement": False,
-}
 
 
 def seed_rows(start: int, n: int) -> list[dict[str, Any]]:
@@ -46,7 +40,6 @@ def tiny_config(**overrides: Any) -> CycleConfig:
         "distill": {"max_steps": 4, "learning_rate": 3e-3, "save_steps": 100, "strategy": "logit"},
         "evaluate": {
             "eval_options": {"limit": 6, "max_new_tokens": 8, "batch_size": 6},
-            "gate_options": GENEROUS_GATE,
             "n_resamples": 50,
         },
         "quantizations": ["Q8_0"],
@@ -72,9 +65,10 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     db.dispose()
 
 
-def _rows(state: Any) -> dict[str, dict[str, Any]]:
-    summary = state.result(raise_on_failure=False)
-    return {row["student"]: row for row in summary["students"]}
+def _rows(state: Any) -> dict[str, StudentRow]:
+    summary = summary_of(state)
+    assert summary is not None, state
+    return {row.student: row for row in summary.students}
 
 
 def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
@@ -86,10 +80,10 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
     # One student failed (its training was refused), the other went all the way.
     assert first.is_failed() and first.name == "PartiallyFailed", first.message
     rows = _rows(first)
-    assert rows["tiny-llama-student-b"]["status"] == "failed"
-    assert "cannot force logit distillation" in rows["tiny-llama-student-b"]["detail"]
-    assert rows["tiny-llama-student"]["status"] == "published", rows
-    assert rows["tiny-llama-student"]["version"] == 1
+    assert rows["tiny-llama-student-b"].status == "failed"
+    assert "cannot force logit distillation" in str(rows["tiny-llama-student-b"].detail)
+    assert rows["tiny-llama-student"].status == "published", rows
+    assert rows["tiny-llama-student"].version == 1
     with store.transaction() as session:
         v1 = session.scalar(
             select(ModelVersion).where(ModelVersion.student == "tiny-llama-student")
@@ -101,8 +95,11 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
         assert stable is not None and stable.model_version_id == v1.id
         v1_run = session.get(TrainingRun, v1.training_run_id)
         assert v1_run is not None and v1_run.config["warm_start_adapter"] is None
-        # The gate is lenient here (4 tiny steps), so show the cycle improved the student
-        # itself: the candidate's perplexity is below the untrained base's on every set.
+        # The release gate runs with its default policy: the first version had to beat the
+        # untrained base on the held-out new split and hold on every other set.
+        assert v1.gate["promote"] and v1.gate["rule"] == "first_version", v1.gate
+        assert v1.gate["checks"] and all(c["passed"] for c in v1.gate["checks"])
+        # The improvement the gate saw is in the stored scores too: every set, candidate < base.
         rows = session.scalars(
             select(Evaluation).where(Evaluation.student == "tiny-llama-student")
         ).all()
@@ -118,16 +115,16 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
     again = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
     assert again.is_completed(), again.message
     row = _rows(again)["tiny-llama-student"]
-    assert row["status"] == "skipped" and "already built from snapshot" in row["detail"]
+    assert row.status == "skipped" and "already built from snapshot" in str(row.detail)
 
     # A little new data: skipped with the reason; enough: version 2 warm-started from v1.
     insert(store, seed_rows(40, 4), device="phone-2")
     few = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
-    assert "too little new data: 4 new" in _rows(few)["tiny-llama-student"]["detail"]
+    assert "too little new data: 4 new" in str(_rows(few)["tiny-llama-student"].detail)
     insert(store, seed_rows(44, 30), device="phone-3")
     second = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)
     assert second.is_completed(), second.message
-    assert _rows(second)["tiny-llama-student"]["version"] == 2
+    assert _rows(second)["tiny-llama-student"].version == 2
     with store.transaction() as session:
         v2 = session.scalar(
             select(ModelVersion).where(
@@ -138,6 +135,28 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
         v2_run = session.get(TrainingRun, v2.training_run_id)
         assert v2_run is not None
         assert v2_run.config["warm_start_adapter"] == str(Path(v1_run.output_dir) / "adapter")
+        # Version 2 had to improve on the stable v1 on its new split, not merely hold.
+        assert v2.gate["rule"] == "stable" and v2.gate["promote"], v2.gate
+        improved = [c for c in v2.gate["checks"] if c["name"].startswith("improves_on_stable")]
+        assert (
+            improved and improved[0]["passed"] and improved[0]["value"] < improved[0]["threshold"]
+        )
+
+    # A candidate that learned nothing (learning rate 0: it is the stable v2) ties with stable:
+    # the gate rejects it, nothing is published and stable stays on v2.
+    insert(store, seed_rows(74, 20), device="phone-4")
+    idle = {"max_steps": 4, "learning_rate": 0.0, "save_steps": 100, "strategy": "logit"}
+    third = perpetual_cycle(
+        tiny_config(students=["tiny-llama-student"], distill=idle), return_state=True
+    )
+    assert third.is_completed(), third.message
+    row = _rows(third)["tiny-llama-student"]
+    assert row.status == "rejected" and row.decision == "reject", row
+    assert "improvement over stable" in str(row.detail), row.detail
+    with store.transaction() as session:
+        stable = session.scalar(select(Channel).where(Channel.name == "stable"))
+        assert stable is not None and stable.model_version_id == v2.id
+        assert session.scalar(select(ModelVersion).where(ModelVersion.version == 3)) is None
 
 
 def test_unknown_presets_are_refused_before_any_work() -> None:
@@ -174,15 +193,15 @@ def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) 
         distill={"max_steps": 2, "save_steps": 100},
     )
     trained = teacher_finetune(config)
-    assert trained["status"] == "trained", trained
+    assert trained.status == "trained" and trained.trained is not None, trained
     pointer = read_pointer("tiny-llama-teacher")
-    assert pointer is not None and pointer["adapter_dir"] == trained["adapter_dir"]
+    assert pointer is not None and pointer["adapter_dir"] == str(trained.trained.adapter_dir)
     with store.transaction() as session:
-        run = session.get(TrainingRun, trained["run_id"])
+        run = session.get(TrainingRun, trained.trained.run_id)
         assert run is not None and run.student == run.teacher == "tiny-llama-teacher"
         assert run.config["alpha"] == 1.0  # plain SFT on the feedback targets
     again = teacher_finetune(config)
-    assert again["status"] == "skipped" and "already fine-tuned" in again["detail"]
+    assert again.status == "skipped" and "already fine-tuned" in str(again.detail)
 
     # The next cycle distills from the fine-tuned teacher and records it in the lineage.
     cycle = perpetual_cycle(tiny_config(students=["tiny-llama-student"]), return_state=True)

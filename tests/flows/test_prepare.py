@@ -48,12 +48,12 @@ def test_prepare_flow_builds_snapshot_and_publishes_stats(
         config={"seed": 3}, database_url=url, artifact_root=str(tmp_path / "art"), return_state=True
     )
     result = state.result()
-    assert result["skipped_reason"] is None and result["new_records"] == 42
-    assert sum(result["split_sizes"].values()) == 40
-    assert sum(len(d) for d in load_snapshot(result["path"]).values()) == 40
+    assert result.skipped_reason is None and result.new_records == 42
+    assert sum(result.split_sizes.values()) == 40
+    assert sum(len(d) for d in load_snapshot(result.path).values()) == 40
     again = prepare_flow(config={"seed": 3}, database_url=url, artifact_root=str(tmp_path / "art"))
-    assert again["skipped_reason"].startswith("no new interactions")
-    assert again["snapshot_id"] == result["snapshot_id"]
+    assert again.skipped_reason and again.skipped_reason.startswith("no new interactions")
+    assert again.snapshot_id == result.snapshot_id
 
     run_id = state.state_details.flow_run_id
     tables = asyncio.run(artifacts("prepare-filter-stats", run_id))
@@ -61,5 +61,5 @@ def test_prepare_flow_builds_snapshot_and_publishes_stats(
     assert len(tables) == 1 and len(notes) == 1
     assert "invalid_rating" in str(tables[0].data)
     assert "low_rating_no_correction" in str(tables[0].data)
-    assert any(result["fingerprint"] in str(a.data) for a in notes)
+    assert any(str(result.fingerprint) in str(a.data) for a in notes)
     db.dispose()

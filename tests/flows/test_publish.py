@@ -55,9 +55,10 @@ def test_flow_publishes_and_promotes_only_when_the_gate_says_so(
     harness: None, env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = publish_flow("smol", exported(tmp_path / "a"), METADATA, {"bleu": 20.0}, PROMOTE, env)
-    assert first["published"]["version"] == 1 and first["promotion"]["to_version"] == 1
+    assert first.published.version == 1
+    assert first.promotion is not None and first.promotion.to_version == 1
     second = publish_flow("smol", exported(tmp_path / "b"), METADATA, {"bleu": 9.0}, REJECT, env)
-    assert second["published"]["status"] == "published" and second["promotion"] is None
+    assert second.published.status == "published" and second.promotion is None
 
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -79,7 +79,8 @@ async def test_metrics_count_uploads_duplicates_and_rejects(client: httpx.AsyncC
 def test_service_imports_no_ml_libraries() -> None:
     code = (
         "import sys, serving.app\n"
-        "bad = [m for m in ('torch', 'transformers', 'trl', 'peft', 'prefect', 'datasets')"
+        "bad = [m for m in ('torch', 'transformers', 'trl', 'peft', 'prefect', 'datasets',"
+        " 'llama_cpp', 'numpy', 'chat_runtime')"
         " if m in sys.modules]\n"
         "print(','.join(bad))"
     )

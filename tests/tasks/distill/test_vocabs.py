@@ -7,7 +7,13 @@ import json
 import pytest
 
 from flows.cli import main
-from tasks.distill.vocabs import pair_report, vocab_tokenizer
+from tasks.distill.vocabs import (
+    MISTRAL_V3,
+    PRESET_VOCABS,
+    pair_report,
+    preset_tokenizer,
+    vocab_tokenizer,
+)
 from tasks.distill.xtok import vocab_map
 
 
@@ -31,8 +37,24 @@ def test_a_pair_with_a_real_vocabulary_gets_soft_targets() -> None:
     assert "chat templates differ" in report.reason
 
 
-def test_mistral_pair_waits_for_its_tokenizer() -> None:
+def test_mistral_pair_gets_soft_targets_from_mistral_commons_vocabulary() -> None:
     report = pair_report("mistral-7b-instruct-v0.3", "tinyllama-1.1b-chat")
+    assert report.strategy == "xtok" and report.teacher_source.startswith("mistral-common")
+    assert report.teacher_vocab == 32768  # Mistral-7B-v0.3's extended vocabulary
+    mistral = vocab_tokenizer(MISTRAL_V3)
+    assert mistral.convert_tokens_to_ids(["[INST]", "[/INST]"]) == [3, 4]  # as v0.3's ids
+    assert mistral("Hello world")["input_ids"] == [1, 23325, 2294]
+
+
+def test_a_preset_without_a_known_vocabulary_waits_for_its_tokenizer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(PRESET_VOCABS, "mistral-7b-instruct-v0.3", None)
+    preset_tokenizer.cache_clear()
+    try:
+        report = pair_report("mistral-7b-instruct-v0.3", "tinyllama-1.1b-chat")
+    finally:
+        preset_tokenizer.cache_clear()
     assert report.strategy == "pending" and report.shared_tokens is None
     assert "decided when its tokenizer loads" in report.reason
 

@@ -120,7 +120,7 @@ def test_published_candidate_rows_join_the_history(
         row_id = row.id
     with db.transaction() as session:
         assert version_history(session, "s") == []  # a candidate has no version yet
-    assert link_candidate_evaluations.fn([row_id], ids["v3"]) == 1
+    assert link_candidate_evaluations([row_id], ids["v3"]) == 1
     with db.transaction() as session:
         (scores,) = version_history(session, "s")
     assert (scores.version, scores.eval_set, scores.metrics) == (3, "fixed", {"bleu": 3.0})

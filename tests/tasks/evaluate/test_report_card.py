@@ -93,7 +93,7 @@ def _inputs(tmp_path: Path, teacher: bool = True) -> tuple[dict[str, str], dict,
         teacher=m.get("teacher"),
         policy=GatePolicy(min_teacher_share=0.5) if teacher else None,
     )
-    return paths, deltas, decision.to_dict()
+    return paths, deltas, decision
 
 
 def _pictures(text: str) -> dict[str, bytes]:
@@ -134,9 +134,9 @@ def test_report_embeds_its_pictures_and_names_sets(tmp_path: Path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
         assert (report.parent / png).read_bytes() == data  # the same picture is also a file
     assert ".png)" not in text  # no relative links: the Prefect artifact has no files beside it
-    verdict = "PROMOTE" if decision["promote"] else "REJECT"
+    verdict = "PROMOTE" if decision.promote else "REJECT"
     assert text.startswith(f"# Evaluation of tiny: {verdict}")
-    for reason in decision["reasons"]:  # every reason, in full
+    for reason in decision.reasons:  # every reason, in full
         assert f"- {reason}\n" in text
     # People read names, never the stored keys (the decision carries the names).
     assert "test:" not in text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from serving.app import create_app
 from serving.settings import ServiceSettings
 from storage.db import Database
 from tasks.export import llama_cpp_missing_reason
-from tasks.export.pipeline import export_for_phones
+from tasks.export.pipeline import ExportReport, export_for_phones
 from tasks.publish import promote, publish_version
 from tests.tasks.export.adapters import make_adapter
 
@@ -43,14 +42,14 @@ def env(sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     yield url
 
 
-def _export(llama_dir: Path, tmp_path: Path, seed: int, texts: list[str]) -> dict[str, Any]:
+def _export(llama_dir: Path, tmp_path: Path, seed: int, texts: list[str]) -> ExportReport:
     adapter = make_adapter(llama_dir, tmp_path / f"adapter-{seed}", seed)
     report = export_for_phones(
         llama_dir, adapter, tmp_path / f"export-{seed}", ("Q8_0",), texts, name=STUDENT,
         adapter_gguf=True, base_revision="tiny-r1", base_cache=tmp_path / "bases",
     )  # fmt: skip
     assert report.adapter_reason == "base Q8_0 + adapter pass parity", report.adapter_parity
-    return report.to_dict()
+    return report
 
 
 async def test_two_versions_one_base_phone_fetches_adapter_only(
@@ -61,7 +60,8 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
     parity_texts: list[str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    first, second = (_export(llama_dir, tmp_path, seed, parity_texts) for seed in (1, 2))
+    reports = [_export(llama_dir, tmp_path, seed, parity_texts) for seed in (1, 2)]
+    first, second = (report.to_dict() for report in reports)
     roles = {f["role"] if "role" in f else "merged": f for f in second["files"]}
     assert sorted(roles) == ["adapter", "base", "merged"]
     parity = second["adapter_parity"][0]
@@ -76,10 +76,10 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
             f"top-1 {parity['top1_agreement']:.3f}, ppl delta {parity['relative_delta']:+.4f}"
         )
     versions = []
-    for exported in (first, second):
-        done = publish_version.fn(STUDENT, exported["files"], METADATA, database_url=env)
-        promote.fn(STUDENT, done["version"], database_url=env)
-        versions.append(done["version"])
+    for report in reports:  # typed files and the delta dicts, as the cycle publishes them
+        done = publish_version(STUDENT, report.publishable(), METADATA, database_url=env)
+        promote(STUDENT, done.version, database_url=env)
+        versions.append(done.version)
     settings = ServiceSettings(
         _env_file=None, artifact_root=tmp_path / "artifacts", manifest_cache_seconds=0,
         allowed_hosts=["testserver"],

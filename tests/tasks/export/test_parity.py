@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tasks.export import check_parity, llama_cpp_missing_reason
+from tasks.export import GGUFFile, Skipped, check_parity, llama_cpp_missing_reason
 from tasks.export.parity import perplexity, score_examples, score_texts
 from tasks.export.prefect_tasks import export_for_phones_task
 
@@ -80,27 +80,27 @@ def test_export_for_phones_keeps_only_files_within_tolerance(
     phi3_dir: Path, tmp_path: Path, parity_texts: list[str]
 ) -> None:
     report = export_for_phones_task.fn(
-        str(phi3_dir),
+        phi3_dir,
         None,
-        str(tmp_path / "export"),
+        tmp_path / "export",
         quantizations=("F16", "Q8_0", "Q4_0", "Q4_K_M"),
         parity_texts=parity_texts,
         tolerances={"Q4_0": 0.0001},
         name="tiny-phi3",
     )
-    json.dumps(report)  # small and serialisable, as flows pass it on
-    passed = {f["quantization"] for f in report["files"]}
+    json.dumps(report.to_dict())  # small and serialisable, as flows pass it on
+    passed = {f.quantization for f in report.files}
     assert {"F16", "Q8_0"} <= passed and "Q4_0" not in passed
-    skipped = {s["quantization"]: s["reason"] for s in report["skipped"]}
+    skipped = {s.quantization: s.reason for s in report.skipped}
     if llama_cpp_missing_reason() is not None:
         assert "llama-cpp-python" in skipped["Q4_K_M"] and "llama-cpp-python" in skipped["Q4_0"]
     else:
         assert "parity failed in llama.cpp" in skipped["Q4_0"]
         assert not (tmp_path / "export" / "gguf" / "tiny-phi3-Q4_0.gguf").exists()
-    assert {p["quantization"] for p in report["parity"]} >= {"F16", "Q8_0"}
-    for item in report["files"]:
-        assert Path(item["path"]).is_file() and len(item["sha256"]) == 64
-    assert (Path(report["merged_dir"]) / "config.json").is_file()
+    assert {p.quantization for p in report.parity} >= {"F16", "Q8_0"}
+    for item in report.files:
+        assert item.path.is_file() and len(item.sha256) == 64
+    assert (report.merged_dir / "config.json").is_file()
 
 
 def test_export_refuses_unknown_quantization_and_missing_texts(
@@ -114,7 +114,7 @@ def test_export_refuses_unknown_quantization_and_missing_texts(
         export_for_phones(llama_dir, None, tmp_path, ("Q8_0",))
 
 
-def test_phone_file_is_q4_k_m_when_it_passes_else_q8_0_with_the_reason(
+def test_phone_file_is_the_first_of_the_ladder_that_passes_with_the_reason(
     llama_dir: Path, tmp_path: Path, parity_texts: list[str]
 ) -> None:
     from tasks.export import PHONE, export_for_phones
@@ -123,12 +123,25 @@ def test_phone_file_is_q4_k_m_when_it_passes_else_q8_0_with_the_reason(
         pytest.skip(str(llama_cpp_missing_reason()))
     report = export_for_phones(llama_dir, None, tmp_path / "a", (PHONE,), parity_texts)
     assert [f.quantization for f in report.files] == ["Q4_K_M"] and report.phone_file == "Q4_K_M"
-    assert not (tmp_path / "a" / "gguf" / "model-Q8_0.gguf").exists()
+    assert not list((tmp_path / "a" / "gguf").glob("model-Q[48]_[01].gguf"))
+    # Q4_1 and Q8_0 were written but, Q4_K_M passing, never checked: one parity run.
+    assert [p.quantization for p in report.parity] == ["Q4_K_M"]
     strict = export_for_phones(
         llama_dir, None, tmp_path / "b", (PHONE,), parity_texts, {"Q4_K_M": 1e-6}
     )
-    assert [f.quantization for f in strict.files] == ["Q8_0"] and strict.phone_file == "Q8_0"
+    assert [f.quantization for f in strict.files] == ["Q4_1"] and strict.phone_file == "Q4_1"
     assert "Q4_K_M: parity failed in llama.cpp" in strict.phone_reason
+    stricter = export_for_phones(
+        llama_dir, None, tmp_path / "c", (PHONE,), parity_texts, {"Q4_K_M": 1e-6, "Q4_1": 1e-6}
+    )
+    assert [f.quantization for f in stricter.files] == ["Q8_0"]
+    assert "Q4_K_M: parity failed" in stricter.phone_reason
+    assert "Q4_1: parity failed" in stricter.phone_reason
+    # Asked for beside PHONE, F16 and Q8_0 are kept; the phone ladder still starts at Q4_K_M.
+    both = export_for_phones(llama_dir, None, tmp_path / "d", ("F16", "Q8_0", PHONE), parity_texts)
+    assert [p.quantization for p in both.parity] == ["F16", "Q8_0", "Q4_K_M"]
+    assert both.phone_file == "Q4_K_M"
+    assert sorted(f.quantization for f in both.files) == ["F16", "Q4_K_M", "Q8_0"]
 
 
 def test_q4_k_m_source_f16_is_not_left_behind(
@@ -145,7 +158,7 @@ def test_q4_k_m_source_f16_is_not_left_behind(
         assert kept == ["Q4_K_M", "Q8_0"] and report.skipped == []
 
 
-def test_prefect_task_wrappers_chain_with_small_values(
+def test_prefect_task_wrappers_chain_with_typed_values(
     llama_dir: Path, tmp_path: Path, parity_texts: list[str]
 ) -> None:
     from tasks.export.prefect_tasks import (
@@ -155,12 +168,13 @@ def test_prefect_task_wrappers_chain_with_small_values(
         write_gguf_task,
     )
 
-    merged = merge_adapter_task.fn(str(llama_dir), None, str(tmp_path / "merged"))
-    written = write_gguf_task.fn(merged, str(tmp_path / "m-F16.gguf"), "F16")
-    assert written["quantization"] == "F16" and Path(written["path"]).is_file()
-    parity = check_parity_task.fn(merged, written["path"], parity_texts)
-    assert parity["passed"] and parity["tolerance"] == 0.005
-    q4km = quantize_q4_k_m_task.fn(written["path"], str(tmp_path / "m-Q4_K_M.gguf"))
-    json.dumps([written, parity, q4km])
+    merged = merge_adapter_task.fn(llama_dir, None, tmp_path / "merged")
+    written = write_gguf_task.fn(merged, tmp_path / "m-F16.gguf", "F16")
+    assert written.quantization == "F16" and written.path.is_file()
+    parity = check_parity_task.fn(merged, written.path, parity_texts)
+    assert parity.passed and parity.tolerance == 0.005
+    q4km = quantize_q4_k_m_task.fn(written.path, tmp_path / "m-Q4_K_M.gguf")
     if llama_cpp_missing_reason() is not None:
-        assert "llama-cpp-python" in q4km["reason"]
+        assert isinstance(q4km, Skipped) and "llama-cpp-python" in q4km.reason
+    else:
+        assert isinstance(q4km, GGUFFile) and q4km.quantization == "Q4_K_M"

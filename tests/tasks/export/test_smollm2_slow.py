@@ -35,7 +35,7 @@ def report(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     )
 
 
-def test_phone_file_is_q4_k_m_if_it_passes_else_q8_0_with_the_reason(report) -> None:  # type: ignore[no-untyped-def]
+def test_phone_file_is_the_first_of_the_ladder_that_passes_with_the_reason(report) -> None:  # type: ignore[no-untyped-def]
     from tasks.models.load import smollm2_gguf_path
 
     for item in report.parity + report.files + report.skipped:  # shown with -s
@@ -45,12 +45,16 @@ def test_phone_file_is_q4_k_m_if_it_passes_else_q8_0_with_the_reason(report) -> 
     parity = {p.quantization: p for p in report.parity}
     assert all(p.judge == "llama.cpp" for p in report.parity)
     assert parity["F16"].passed and parity["Q8_0"].passed
-    # measured 95.1% (58 of 61 tokens) in llama.cpp: the gate's floor, short of a 99% goal
+    # measured 95.1% (58 of 61 tokens) in llama.cpp; bench/export.py shows why not 99%: the
+    # weights rounded to Q8_0 alone keep 98.6% in fp32 math, llama.cpp's Q8 activations the rest
     assert parity["Q8_0"].top1_agreement >= 0.95, parity["Q8_0"]
     if parity["Q4_K_M"].passed:
         assert report.phone_file == "Q4_K_M"
-    else:  # measured: +18% perplexity on 4 short texts; the phone gets Q8_0 and the reason
-        assert report.phone_file == "Q8_0" and "Q4_K_M: parity failed" in report.phone_reason
+    else:  # measured: +14-18% perplexity; SmolLM2's own Q4_1 grid then keeps the model
+        assert report.phone_file == "Q4_1" and "Q4_K_M: parity failed" in report.phone_reason
+        assert parity["Q4_1"].passed
+        phone = next(f for f in report.files if f.quantization == "Q4_1")
+        assert phone.size < smollm2_gguf_path().stat().st_size  # smaller than the teacher's file
 
 
 def test_metadata_tokenization_and_detokenization_match_the_base_file(

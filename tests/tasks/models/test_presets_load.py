@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from tasks.models.adapters import AdapterMismatchError, lora_config
 from tasks.models.load import load_model_and_tokenizer, materialize_preset, prune_layers
 from tasks.models.presets import PRESETS, get_preset
 from tasks.models.tiny import build_tiny_model, build_tiny_tokenizer
+
+COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 def test_required_presets_exist_with_lora_defaults() -> None:
@@ -39,6 +42,14 @@ def test_required_presets_exist_with_lora_defaults() -> None:
         "down_proj",
     }
     assert get_preset("llama-3.1-8b-instruct").load_in_4bit_on_cuda
+
+
+def test_hub_presets_pin_a_commit_not_a_branch() -> None:
+    # A branch such as "main" moves under us: the same preset would load other weights later.
+    hub = {p.name: p.revision for p in PRESETS.values() if p.source == "hub"}
+    assert len(hub) == 6, hub
+    unpinned = {name: rev for name, rev in hub.items() if not COMMIT.fullmatch(rev)}
+    assert not unpinned, f"Hub presets without a commit sha: {unpinned}"
 
 
 def test_unknown_preset_error_lists_known_names() -> None:

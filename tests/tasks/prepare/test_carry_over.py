@@ -29,18 +29,18 @@ def build(db: Database, root: Path, **config: object):
     return build_snapshot(db, config=cfg, artifact_root=root, settle_seconds=0)
 
 
-def reject(db: Database, snapshot_id: int) -> None:
+def reject(db: Database, snapshot_id: int, student: str = "s") -> None:
     """A cycle on the snapshot whose candidate the gate rejected (as tasks.cycle records it)."""
     with db.transaction(write=True) as session:
-        run = runs.create_run(session=session, student="s", teacher="t", strategy="xtok")
+        run = runs.create_run(session=session, student=student, teacher="t", strategy="xtok")
         run.snapshot_id = snapshot_id
         runs.finish_run(session=session, run_id=run.id, metrics={"gate_decision": "reject"})
 
 
-def publish(db: Database, snapshot_id: int, version: int) -> None:
+def publish(db: Database, snapshot_id: int, version: int, student: str = "s") -> None:
     with db.transaction(write=True) as session:
         row = create_pending_version(
-            session=session, student="s", version=version, files=[], base_model="b",
+            session=session, student=student, version=version, files=[], base_model="b",
             snapshot_id=snapshot_id,
         )  # fmt: skip
         mark_published(row, session=session, files=[])
@@ -82,3 +82,25 @@ def test_a_failed_cycle_is_carried_within_the_age_and_size_limits(
         assert carried(carry_max_age_days=None) == list(range(1, 9))
     later = build(db, tmp_path)
     assert later.filter_stats["carried"] == 5 and members(later.path) == ids(range(3, 10))
+
+
+def test_rows_stay_until_every_student_published_a_version_on_them(
+    db: Database, tmp_path: Path
+) -> None:
+    recent = utcnow() - timedelta(hours=1)
+    insert(db, [make_row(i) for i in range(5)], received_at=recent)
+    first = build(db, tmp_path)
+    publish(db, first.snapshot_id, version=1, student="a")  # a's candidate passed the gate
+    reject(db, first.snapshot_id, student="b")  # b's did not: b never learned these rows
+    insert(db, [make_row(i) for i in range(5, 7)], received_at=recent)
+    second = build(db, tmp_path)
+    assert second.filter_stats["carried"] == 5 and members(second.path) == ids(range(7))
+    publish(db, second.snapshot_id, version=1, student="b")  # b has all 7 rows now ...
+    insert(db, [make_row(7)], received_at=recent)
+    third = build(db, tmp_path)
+    assert third.filter_stats["carried"] == 2  # ... a has not seen rows 5 and 6 yet
+    publish(db, third.snapshot_id, version=2, student="a")
+    publish(db, third.snapshot_id, version=2, student="b")
+    insert(db, [make_row(8)], received_at=recent)
+    fourth = build(db, tmp_path)
+    assert fourth.filter_stats["carried"] == 0 and members(fourth.path) == ids(range(8, 9))

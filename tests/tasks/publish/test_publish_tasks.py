@@ -108,28 +108,28 @@ def test_gate_and_metric_shapes() -> None:
 
 def test_publish_and_promote_tasks_on_the_local_registry(local_env: str, tmp_path: Path) -> None:
     files = export_dicts(tmp_path / "export")
-    result = publish_version.fn("smol", files, METADATA, METRICS, GATE, database_url=local_env)
-    assert (result["backend"], result["version"], result["status"]) == ("local", 1, "published")
+    result = publish_version("smol", files, METADATA, METRICS, GATE, database_url=local_env)
+    assert (result.backend, result.version, result.status) == ("local", 1, "published")
     version_dir = tmp_path / "artifacts/models/smol/1"
     readme = (version_dir / "README.md").read_text()
     assert "# smol v1" in readme and front_matter(readme)["model-index"]
     assert (version_dir / "student-Q8_0.gguf").stat().st_size == files[0]["size"]
-    again = publish_version.fn("smol", files, METADATA, METRICS, GATE, database_url=local_env)
-    assert again["reused"] and again["version"] == 1
+    again = publish_version("smol", files, METADATA, METRICS, GATE, database_url=local_env)
+    assert again.reused and again.version == 1
 
-    moved = promote.fn("smol", 1, reason="gate passed", database_url=local_env)
-    assert (moved["to_version"], moved["moved"], moved["channel"]) == (1, True, "stable")
+    moved = promote("smol", 1, reason="gate passed", database_url=local_env)
+    assert (moved.to_version, moved.moved, moved.channel) == (1, True, "stable")
 
 
 def test_publish_task_refuses_bad_input(local_env: str, tmp_path: Path) -> None:
     files = export_dicts(tmp_path / "export")
     with pytest.raises(RegistryError, match=r"unknown metadata keys \['colour'\]"):
-        publish_version.fn("smol", files, {**METADATA, "colour": "red"}, database_url=local_env)
+        publish_version("smol", files, {**METADATA, "colour": "red"}, database_url=local_env)
     with pytest.raises(RegistryError, match="needs 'base_model'"):
-        publish_version.fn("smol", files, {"teacher": "t"}, database_url=local_env)
+        publish_version("smol", files, {"teacher": "t"}, database_url=local_env)
     tampered = [{**files[0], "sha256": "f" * 64}]
     with pytest.raises(ChecksumMismatchError):
-        publish_version.fn("smol", tampered, METADATA, database_url=local_env)
+        publish_version("smol", tampered, METADATA, database_url=local_env)
 
 
 def test_hub_backend_needs_a_token(
@@ -140,7 +140,7 @@ def test_hub_backend_needs_a_token(
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("DISTILLERY_HUB_TOKEN_SECRET", raising=False)
     with pytest.raises(RegistryError, match="set HF_TOKEN"):
-        publish_version.fn("smol", export_dicts(tmp_path), METADATA, database_url=local_env)
+        publish_version("smol", export_dicts(tmp_path), METADATA, database_url=local_env)
 
 
 @pytest.fixture
@@ -167,14 +167,14 @@ def test_publish_task_to_the_hub_uploads_the_rendered_card(
 ) -> None:
     url, state = hub_env
     files = export_dicts(tmp_path / "export")
-    result = publish_version.fn("smol", files, METADATA, METRICS, GATE, database_url=url)
-    assert result["backend"] == "hub" and result["hub_revision"]
-    tree = state.repos["acme/smol"].commits[result["hub_revision"]]
+    result = publish_version("smol", files, METADATA, METRICS, GATE, database_url=url)
+    assert result.backend == "hub" and result.hub_revision
+    tree = state.repos["acme/smol"].commits[result.hub_revision]
     card = tree["README.md"].decode()
     meta = front_matter(card)  # the stand-in's validate-yaml accepted this model-index
     assert meta["model-index"][0]["name"] == "smol"
     assert f"| snapshot fingerprint | `{'cd' * 32}` |" in card
-    assert result["files"][0]["url"].endswith(
-        f"/acme/smol/resolve/{result['hub_revision']}/student-Q8_0.gguf"
+    assert result.files[0]["url"].endswith(
+        f"/acme/smol/resolve/{result.hub_revision}/student-Q8_0.gguf"
     )
     assert ("POST", "/api/validate-yaml") in state.calls and state.unknown == []

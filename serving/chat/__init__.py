@@ -1,0 +1,1 @@
+"""Web chat: OpenAI-compatible routes, the llama.cpp worker manager, live token uncertainty."""
