@@ -14,10 +14,19 @@ from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import ModelVersion, TrainingRun
 from tasks.models.remote import REMOTE_FILE_ENV
-from tests.flows.test_perpetual import GENEROUS_GATE, seed_rows
+from tests.flows.test_perpetual import seed_rows
 from tests.remote_server import Loopback, llama_server, server_missing_reason
 from tests.remote_server import write_remote_teachers as write_file
 from tests.tasks.prepare.conftest import insert
+
+# What this test checks is where the teacher's answers come from, not the gate (which
+# tests/flows/test_perpetual.py exercises): a tiny student on a few records passes it.
+GENEROUS_GATE = {
+    "ppl_tolerance": 0.9,
+    "first_version_fixed_tolerance": 0.9,
+    "text_ci_floor": -1e9,
+    "require_improvement": False,
+}
 
 pytestmark = [
     pytest.mark.slow,
