@@ -66,7 +66,9 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
     exported = export_student_task(student, trained, snapshot, config)
     metadata = version_metadata(student, teacher, trained, snapshot)
     candidate = verdict.metrics["candidate"]
-    published = publish_version_task(student, exported.files, metadata, candidate, verdict.gate)
+    published = publish_version_task(
+        student, exported.publishable(), metadata, candidate, verdict.gate
+    )
     link_candidate_evaluations_task(verdict.evaluation_ids, published.id)
     promote_task(student, published.version, reason=verdict.detail)
     return row.done(
@@ -101,6 +103,10 @@ def perpetual_cycle(config: CycleConfig | None = None) -> State[CycleSummary]:
             rows.append(StudentRow(student=student, status="failed", detail=state.message))
         else:
             rows.append(state.result())
+    if config.agents and snapshot.snapshot_id is not None:
+        from flows.agents import agent_rows
+
+        rows += agent_rows(snapshot, config)
     markdown = summary_markdown(snapshot, rows)
     create_markdown_artifact(markdown, key="perpetual-cycle-summary", description="cycle summary")
     print(markdown)

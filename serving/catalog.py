@@ -11,6 +11,7 @@ from urllib.parse import quote
 import orjson
 from starlette.concurrency import run_in_threadpool
 
+from serving.deltas import agent_entries, by_role, delta_fields, fetch_plan
 from serving.settings import ServiceSettings
 from storage.db import Database
 from storage.repo.catalog import (
@@ -29,6 +30,7 @@ class _Snapshot:
 
     state: tuple[Any, ...] | None = None
     releases: list[Release] = field(default_factory=list)
+    agent_releases: list[Release] = field(default_factory=list)
     paths: frozenset[str] = frozenset()
     rendered: dict[tuple[Any, ...], tuple[bytes, str]] = field(default_factory=dict)
 
@@ -80,19 +82,26 @@ class CatalogCache:
                     releases=channel_releases(
                         session=session, channel=self.settings.mobile_channel
                     ),
+                    agent_releases=channel_releases(
+                        session=session, channel=self.settings.mobile_channel, agents=True
+                    ),
                     paths=frozenset(published_file_paths(session=session)),
                 )
         self._checked_at = checked_at
 
     def manifest(
-        self, base_url: str, student: str | None, current_version: int | None
+        self,
+        base_url: str,
+        student: str | None,
+        current_version: int | None,
+        base_sha256: str | None = None,
     ) -> tuple[bytes, str]:
         """(body, strong ETag) of the latest-manifest for these parameters, rendered once."""
         snap = self._snap
-        key = (base_url, student, current_version)
+        key = (base_url, student, current_version, base_sha256)
         hit = snap.rendered.get(key)
         if hit is None:
-            content = self._render(snap.releases, base_url, student, current_version)
+            content = self._render(snap, base_url, student, current_version, base_sha256)
             body = orjson.dumps(content)
             hit = (body, f'"{hashlib.sha256(body).hexdigest()[:40]}"')
             if len(snap.rendered) >= _RENDER_CACHE_LIMIT:
@@ -102,20 +111,28 @@ class CatalogCache:
 
     def _render(
         self,
-        releases: list[Release],
+        snap: _Snapshot,
         base_url: str,
         student: str | None,
         current_version: int | None,
+        base_sha256: str | None,
     ) -> dict[str, Any]:
         models = []
-        for release in releases:
+        for release in snap.releases:
             if student is not None and release.student != student:
                 continue
             entry = release_entry(release, base_url, self.settings.quantization_preference)
             if entry is None:
                 continue  # a release without files cannot be downloaded
+            base = entry["base"]["sha256"] if entry["base"] else None
+            agents = [r for r in snap.agent_releases if r.student == release.student]
+            entry["agents"] = agent_entries(agents, base_url, file_url, base)
             if current_version is not None:
                 entry["update_available"] = release.version > current_version
+            if current_version is not None or base_sha256 is not None:
+                entry["fetch"] = fetch_plan(
+                    entry, current_version=current_version, phone_base_sha256=base_sha256
+                )
             models.append(entry)
         body: dict[str, Any] = {"channel": self.settings.mobile_channel, "models": models}
         if current_version is not None:
@@ -145,7 +162,8 @@ def pick_primary(files: list[dict[str, Any]], preference: list[str]) -> dict[str
 def release_entry(release: Release, base_url: str, preference: list[str]) -> dict[str, Any] | None:
     """The manifest entry of one release, None when it lists no file."""
     files = [f for f in release.files if isinstance(f, dict) and (f.get("path") or f.get("url"))]
-    primary = pick_primary(files, preference)
+    # The primary download is a whole model: never the adapter or the base alone.
+    primary = pick_primary(by_role(files, "merged"), preference)
     if primary is None:
         return None
     return {
@@ -169,7 +187,9 @@ def release_entry(release: Release, base_url: str, preference: list[str]) -> dic
                 "sha256": f.get("sha256"),
                 "quantization": f.get("quantization"),
                 "format": f.get("format"),
+                "role": f.get("role") or "merged",
             }
             for f in files
         ],
+        **delta_fields(files, base_url, file_url),
     }

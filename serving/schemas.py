@@ -32,6 +32,8 @@ def in_utc_range(value: datetime) -> datetime:
 # NUL refused by a pattern: checked in pydantic-core (Rust), and stated in the document.
 NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, Field(pattern=NO_NUL)]
+# Agent names become channel and file names (stable:<agent>): a portable alphabet only.
+AGENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Timestamp = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
 # strict: "5", 5.0 and true are refused, not coerced (a client bug must surface).
 StrictCount = Annotated[int, Field(strict=True, ge=0, le=86_400_000)]
@@ -58,6 +60,14 @@ def feedback_model(settings: ServiceSettings) -> type[BaseModel]:
         rating=(Annotated[int | None, Field(strict=True, ge=1, le=5)], None),
         latency_ms=(StrictCount | None, None),
         category=(_text(s.max_category_chars, required=False), None),
+        agent=(
+            Annotated[str | None, Field(pattern=AGENT_PATTERN, max_length=s.max_agent_chars)],
+            Field(
+                None,
+                description="The on-phone agent that answered (letters, digits, '.', '_', '-'); "
+                "a cycle may train one adapter per agent.",
+            ),
+        ),
         created_at=(Timestamp, ...),
         updated_at=(
             Timestamp | None,
@@ -134,6 +144,46 @@ class ManifestFile(BaseModel):
     sha256: str | None
     quantization: str | None
     format: str | None
+    role: Literal["merged", "adapter", "base"] = Field(
+        "merged", description="merged model, this version's LoRA adapter, or the shared base"
+    )
+
+
+class ManifestBase(ManifestFile):
+    """The base GGUF the adapters apply to: the same file for every version on this base."""
+
+    role: Literal["merged", "adapter", "base"] = "base"
+    revision: str | None = None
+
+
+class ManifestAdapter(ManifestFile):
+    """A LoRA adapter in llama.cpp's GGUF adapter format, applied over the base at run time."""
+
+    role: Literal["merged", "adapter", "base"] = "adapter"
+    scale: float = Field(1.0, description="llama.cpp's adapter scale (1.0 = as trained)")
+    base_sha256: str | None = Field(None, description="sha256 of the base it was made for")
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
+
+
+class ManifestAgent(BaseModel):
+    """One agent's own adapter over the same base, on its own channel."""
+
+    agent: str
+    version: int
+    adapter: ManifestAdapter
+    same_base: bool = Field(description="its base is this entry's base (one load serves both)")
+    merged_url: str | None
+    released_at: datetime | None
+
+
+class ManifestFetch(BaseModel):
+    """What the asking phone must download (sent when it gives current_version/base_sha256)."""
+
+    kind: Literal["none", "adapter", "merged"]
+    files: list[str | None]
+    bytes: int
+    full_bytes: int = Field(description="size of the merged file, for comparison")
 
 
 class ManifestModel(BaseModel):
@@ -152,6 +202,10 @@ class ManifestModel(BaseModel):
     released_at: datetime | None
     min_app_version: str | None
     files: list[ManifestFile]
+    base: ManifestBase | None = None
+    adapter: ManifestAdapter | None = None
+    agents: list[ManifestAgent] = Field(default_factory=list)
+    fetch: ManifestFetch | None = None
     update_available: bool | None = None
 
 
@@ -182,6 +236,15 @@ class VersionOut(BaseModel):
     hub_revision: str | None
     created_at: datetime
     published_at: datetime | None
+    agent: str | None = Field(None, description="set for one agent's adapter over the base")
+    sizes: dict[str, int] = Field(
+        default_factory=dict, description="bytes per file role: merged, adapter, base"
+    )
+    runtime: dict[str, Any] = Field(
+        default_factory=dict,
+        description="memory to run base + adapter per quantization (approximate), the "
+        "quantized variants and the PEFT config",
+    )
 
 
 class ChannelEventOut(BaseModel):

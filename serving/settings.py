@@ -31,6 +31,8 @@ class ServiceSettings(BaseSettings):
     max_model_name_chars: Annotated[int, Field(gt=0, le=128)] = 128
     max_model_version_chars: Annotated[int, Field(gt=0, le=64)] = 64
     max_category_chars: Annotated[int, Field(gt=0, le=128)] = 128
+    # Channel names are at most 32 characters: "<mobile channel>:<agent>".
+    max_agent_chars: Annotated[int, Field(gt=0, le=24)] = 24
     # e.g. https://models.example.com: the only origin download URLs are built from.
     public_base_url: str | None = None
     # Without a public base URL, a request's Host must be one of these (env: comma list)

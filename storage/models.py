@@ -115,6 +115,8 @@ class Interaction(Base):
     rating: Mapped[int | None]
     latency_ms: Mapped[int | None]
     category: Mapped[str | None] = mapped_column(String(128))
+    # The on-phone agent (assistant persona / task) that answered; each may get its own adapter.
+    agent: Mapped[str | None] = mapped_column(String(64))
     client_created_at: Mapped[datetime]
     client_updated_at: Mapped[datetime | None]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -201,6 +203,10 @@ class ModelVersion(Base):
     # artifact root (served at /api/artifacts/<path>); a Hub-hosted file carries its own `url`.
     files: Mapped[list[Any]] = mapped_column(default=list)
     min_app_version: Mapped[str | None] = mapped_column(String(32))
+    # Set when this version is one agent's adapter over the student's shared base (else None).
+    agent: Mapped[str | None] = mapped_column(String(64))
+    # {"memory": {quant: bytes}, "variants": [...], "peft": {...}}: what operators size by.
+    runtime: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     hub_revision: Mapped[str | None] = mapped_column(String(64))
     # pending -> published (visible) | rejected | failed
     status: Mapped[str] = mapped_column(String(16), default="pending")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import inspect
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,12 +59,33 @@ class CycleConfig(BaseModel):
         description="GGUF files for phones; PHONE = the first of Q4_K_M, Q4_1, Q8_0 that passes "
         "llama.cpp parity",
     )
+    adapter_gguf: bool = Field(
+        True,
+        description="also publish the LoRA adapter as a llama.cpp GGUF adapter and the base "
+        "GGUF (once per base revision): phones holding the base download only the adapter",
+    )
+    agents: list[str] = Field(
+        default_factory=list,
+        description="also train one adapter per agent (interactions' `agent`), each on its "
+        "own channel stable:<agent>",
+    )
+    agent_min_records: int = Field(
+        16, ge=0, description="an agent with fewer training rows also trains on shared rows"
+    )
 
     # Checked when the parameters are read, so a typo fails before any data is prepared.
     @field_validator("teacher")
     @classmethod
     def _known_teacher(cls, name: str) -> str:
         return check_teacher_name(name)  # a local preset or a remote one (tasks/models/remote.py)
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,23}", name):
+                raise ValueError(f"agent {name!r}: letters, digits, '.', '_', '-'; at most 24")
+        return names
 
     @field_validator("students")
     @classmethod
@@ -312,6 +334,9 @@ def export_student(
         config.quantizations,
         parity_texts(str(snapshot.path)),
         name=student,
+        adapter_gguf=config.adapter_gguf,
+        base_revision=get_preset(student).revision,
+        base_cache=StorageSettings().resolved_artifact_root() / "bases" / student,
     )
     if not report.files:
         raise RuntimeError(f"export of {student} kept no file within tolerance: {report.parity}")

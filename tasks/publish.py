@@ -29,6 +29,7 @@ from tasks.evaluate.card import model_index, render_eval_section
 from tasks.evaluate.gate import GateDecision
 from tasks.export.files import GGUFFile
 from tasks.results import StageResult
+from tasks.runtime_meta import runtime_from_files
 
 METADATA_KEYS = {
     "base_model",
@@ -40,6 +41,8 @@ METADATA_KEYS = {
     "training_run_id",
     "min_app_version",
     "license",
+    "agent",
+    "runtime",
 }
 
 
@@ -201,6 +204,17 @@ def _file_spec(file: FileSpec | GGUFFile | Mapping[str, Any]) -> FileSpec:
     return FileSpec.from_dict(dict(file))
 
 
+def _runtime_entry(spec: FileSpec) -> dict[str, Any]:
+    """The fields runtime_from_files reads, from a file to publish."""
+    return {
+        "name": spec.file_name,
+        "quantization": spec.quantization,
+        "size": spec.size,
+        "role": spec.role,
+        "meta": spec.meta,
+    }
+
+
 def publish_version(
     student: str,
     files: Sequence[FileSpec | GGUFFile | Mapping[str, Any]],
@@ -219,8 +233,11 @@ def publish_version(
     if not metadata.get("base_model"):
         raise RegistryError("metadata needs 'base_model' (the Hub id of the student's base)")
     gate_json = gate.to_dict() if isinstance(gate, GateDecision) else dict(gate or {})
-    spec = VersionSpec(student=student, metrics=dict(metrics or {}), gate=gate_json, **metadata)
     specs = [_file_spec(f) for f in files]
+    # Memory per quantization, variants and PEFT config, from the base/adapter entries' meta.
+    runtime = metadata.get("runtime") or runtime_from_files([_runtime_entry(s) for s in specs])
+    metadata = {**metadata, "runtime": runtime}
+    spec = VersionSpec(student=student, metrics=dict(metrics or {}), gate=gate_json, **metadata)
     registry = configured_registry(database_url)
 
     def card(number: int, entries: list[dict[str, Any]]) -> str:

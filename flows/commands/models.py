@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,8 +21,12 @@ app = typer.Typer(help="Published model versions, their channels and audit trail
 @app.command("list")
 def list_versions(
     student: Annotated[str | None, typer.Option(help="only this student [all]")] = None,
+    details: Annotated[
+        bool, typer.Option(help="also memory per quantization, variants and PEFT config")
+    ] = False,
 ) -> int:
-    """Every version with status, channels and size."""
+    """Every version with status, channels, sizes (merged file, adapter) and memory to run."""
+    versions = channels.list_versions(_database(), student)
     rows = [
         [
             v.student,
@@ -30,23 +35,48 @@ def list_versions(
             ",".join(v.channels) or "-",
             str(v.files),
             _size(v.size),
+            v.agent or "-",
+            _size(v.role_sizes["adapter"]) if "adapter" in v.role_sizes else "-",
+            memory_cell(v.run_metadata),
             v.base_model,
             _when(v.published_at),
         ]
-        for v in channels.list_versions(_database(), student)
+        for v in versions
     ]
-    header = [
-        "STUDENT",
-        "VERSION",
-        "STATUS",
-        "CHANNELS",
-        "FILES",
-        "SIZE",
-        "BASE MODEL",
-        "PUBLISHED",
-    ]
+    header = ["STUDENT", "VERSION", "STATUS", "CHANNELS", "FILES", "SIZE", "AGENT", "ADAPTER",
+              "MEMORY Q4_K_M", "BASE MODEL", "PUBLISHED"]  # fmt: skip
     print(table(header, rows) if rows else "no model versions yet")
+    if details:
+        for v in versions:
+            if v.run_metadata:
+                print(f"\n{v.student} v{v.version}:\n" + runtime_lines(v.run_metadata))
     return 0
+
+
+def memory_cell(runtime: dict[str, Any]) -> str:
+    """Approximate memory to run base + adapter at Q4_K_M, '-' when not recorded."""
+    q4 = (runtime.get("memory") or {}).get("Q4_K_M")
+    return f"~{_size(int(q4['total_bytes']))}" if q4 else "-"
+
+
+def runtime_lines(runtime: dict[str, Any]) -> str:
+    """Memory per quantization, the variants and the PEFT config as indented lines."""
+    lines = [f"  memory to run (n_ctx {runtime.get('n_ctx')}, approximate):"]
+    for quant, m in (runtime.get("memory") or {}).items():
+        how = "file" if m.get("weights_measured") else "estimated"
+        total, weights = _size(int(m["total_bytes"])), _size(int(m["weights_bytes"]))
+        lines.append(
+            f"    {quant:7} ~{total} (weights {weights} {how}, adapter "
+            f"{_size(int(m['adapter_bytes']))}, KV cache {_size(int(m['kv_cache_bytes']))})"
+        )
+    variants = ", ".join(
+        f"{v['role']} {v.get('quantization') or '?'} {_size(int(v.get('size') or 0))}"
+        for v in runtime.get("variants") or []
+    )
+    lines.append(f"  variants: {variants or '-'}")
+    if runtime.get("peft"):
+        lines.append("  peft: " + json.dumps(runtime["peft"], sort_keys=True))
+    return "\n".join(lines)
 
 
 @app.command()

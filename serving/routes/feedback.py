@@ -88,6 +88,7 @@ def build_router(upload_model: type[BaseModel]) -> APIRouter:
                     "rating": i.rating,
                     "latency_ms": i.latency_ms,
                     "category": i.category,
+                    "agent": i.agent,
                     "client_created_at": i.created_at,
                     "client_updated_at": i.updated_at,
                 }

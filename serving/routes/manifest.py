@@ -17,6 +17,7 @@ from serving.state import service
 
 LATEST_PATH = "/api/models/mobile/latest"
 _DIGITS = re.compile(r"[0-9]{1,9}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 router = APIRouter(tags=["models"])
 
@@ -76,8 +77,13 @@ async def latest(request: Request) -> Response:
         version = int(raw_version)
     student = _text_param(request, "student", 128)
     _text_param(request, "device_id", 64)
+    base_sha256 = request.query_params.get("base_sha256")
+    if base_sha256 is not None:
+        if not _SHA256.fullmatch(base_sha256):
+            raise _query_error("base_sha256", "must be a sha256 hex digest (64 hex digits)")
+        base_sha256 = base_sha256.lower()
     await state.catalog.ensure_fresh()
-    body, etag = state.catalog.manifest(trusted_base_url(request), student, version)
+    body, etag = state.catalog.manifest(trusted_base_url(request), student, version, base_sha256)
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
@@ -88,7 +94,7 @@ class PreRenderedRoute(APIRoute):
     """A documented APIRoute whose endpoint reads the Request and returns its own Response.
 
     Phones poll this route: FastAPI's parameter solving would cost more than the whole
-    cached answer (bench/manifest.py), so the endpoint parses its three query parameters
+    cached answer (bench/manifest.py), so the endpoint parses its four query parameters
     itself, by the rules the document states.
     """
 
@@ -133,6 +139,12 @@ router.add_api_route(
             ),
             _param("student", {"type": "string", "maxLength": 128}, "Only this student."),
             _param("device_id", {"type": "string", "maxLength": 64}, "For staged rollouts."),
+            _param(
+                "base_sha256",
+                {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                "sha256 of the base GGUF the phone holds; adds `fetch`: only the adapter "
+                "when it is this version's base, else the merged file.",
+            ),
             {
                 "name": "If-None-Match",
                 "in": "header",

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from serving.http import ApiError, documented, json_response
 from serving.schemas import VersionHistory, no_nul
 from serving.state import service
+from storage.registry.files import role_sizes
 from storage.repo.catalog import channel_events, channel_pointers, version_history
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -64,6 +65,9 @@ async def versions(
                     "hub_revision": row.hub_revision,
                     "created_at": row.created_at,
                     "published_at": row.published_at,
+                    "agent": row.agent,
+                    "sizes": role_sizes(row.files or []),
+                    "runtime": row.runtime or {},
                 }
                 for row in rows
             ],

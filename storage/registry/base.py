@@ -174,6 +174,8 @@ class Registry(ABC):
                 metrics=spec.metrics,
                 gate=spec.gate,
                 min_app_version=spec.min_app_version,
+                agent=spec.agent,
+                runtime=spec.runtime or None,
             )
             return row, False
 

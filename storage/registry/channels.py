@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.models import ChannelEvent, ModelVersion
+from storage.registry.files import role_sizes
 from storage.registry.types import (
     ChannelMove,
     HistoryEntry,
@@ -197,6 +198,9 @@ def list_versions(database: Database, student: str | None = None) -> list[Versio
                 size=sum(int(f.get("size", 0)) for f in v.files or []),
                 created_at=v.created_at,
                 published_at=v.published_at,
+                agent=v.agent,
+                role_sizes=role_sizes(v.files or []),
+                run_metadata=dict(v.runtime or {}),
             )
             for v in version_repo.list_versions(session=session, student=student)
         ]

@@ -59,16 +59,33 @@ def check_files(files: list[FileSpec]) -> list[dict[str, Any]]:
             raise ChecksumMismatchError(
                 f"size mismatch for {name}: declared {spec.size} bytes, file has {size}"
             )
-        entries.append(
-            {
-                "name": name,
-                "size": size,
-                "sha256": sha256,
-                "quantization": spec.quantization,
-                "format": spec.file_format,
-            }
-        )
+        entry: dict[str, Any] = {
+            "name": name,
+            "size": size,
+            "sha256": sha256,
+            "quantization": spec.quantization,
+            "format": spec.file_format,
+        }
+        # Only when set: a merged-only version keeps exactly the manifest it always had.
+        if spec.role is not None:
+            entry["role"] = spec.role
+        if spec.meta:
+            entry["meta"] = dict(spec.meta)
+        entries.append(entry)
     return entries
+
+
+def role_of(entry: dict[str, Any]) -> str:
+    """A manifest entry's role: 'merged' unless it says 'adapter' or 'base'."""
+    return str(entry.get("role") or "merged")
+
+
+def role_sizes(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """Bytes per role among a version's file entries."""
+    out: dict[str, int] = {}
+    for entry in entries:
+        out[role_of(entry)] = out.get(role_of(entry), 0) + int(entry.get("size") or 0)
+    return out
 
 
 def copy_verified(src: Path, dst: Path, *, sha256: str, size: int) -> None:
@@ -116,10 +133,19 @@ def build_manifest(spec: VersionSpec, version: int, entries: list[dict[str, Any]
         "base_revision": spec.base_revision,
         "min_app_version": spec.min_app_version,
         "files": [
-            {k: e[k] for k in ("name", "size", "sha256", "quantization", "format")} for e in entries
+            {
+                k: e[k]
+                for k in ("name", "size", "sha256", "quantization", "format", "role", "meta")
+                if k in e
+            }
+            for e in entries
         ],
         "lineage": spec.lineage(),
         "metrics": spec.metrics,
         "gate": spec.gate,
     }
+    if spec.agent is not None:
+        manifest["agent"] = spec.agent
+    if spec.runtime:
+        manifest["runtime"] = spec.runtime
     return (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()

@@ -14,6 +14,7 @@ from typing import Any
 
 from storage.db import Database
 from storage.registry.base import Registry
+from storage.registry.files import role_of
 from storage.registry.types import ChecksumMismatchError, FileSpec, RegistryError, VersionSpec
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -79,7 +80,7 @@ class HubRegistry(Registry):
         self.api.create_repo(repo_id, private=self.private, exist_ok=True)
         self.api.create_branch(repo_id, branch=self.branch(version), exist_ok=True)
         operations = [
-            CommitOperationAdd(path_in_repo=entry["name"], path_or_fileobj=str(f.path))
+            CommitOperationAdd(path_in_repo=_repo_path(entry), path_or_fileobj=str(f.path))
             for f, entry in zip(files, planned, strict=True)
         ]
         operations.append(
@@ -109,8 +110,8 @@ class HubRegistry(Registry):
         entries = [
             {
                 **entry,
-                "path": entry["name"],
-                "url": self._url(spec.student, entry["name"], revision),
+                "path": _repo_path(entry),
+                "url": self._url(spec.student, _repo_path(entry), revision),
                 "repo_id": repo_id,
                 "revision": revision,
             }
@@ -124,3 +125,8 @@ class HubRegistry(Registry):
         return hf_hub_url(
             self.repo_id(student), filename, revision=revision, endpoint=self.endpoint
         )
+
+
+def _repo_path(entry: dict[str, Any]) -> str:
+    """Where a file sits in the repo: the base under base/, unchanged from version to version."""
+    return f"base/{entry['name']}" if role_of(entry) == "base" else str(entry["name"])

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.registry.base import Registry
-from storage.registry.files import copy_verified, fsync_dir, sha256_file, write_synced
+from storage.registry.files import copy_verified, fsync_dir, role_of, sha256_file, write_synced
 from storage.registry.types import FileSpec, VersionSpec
 
 STAGING_PREFIX = ".staging-"
@@ -29,6 +29,10 @@ class LocalRegistry(Registry):
     def version_dir(self, student: str, version: int) -> str:
         """The directory of a version, relative to the artifact root."""
         return f"models/{student}/{version}"
+
+    def base_dir(self, student: str, sha256: str) -> str:
+        """Where a base file lives, shared by every version built on it (content-addressed)."""
+        return f"models/{student}/base/{sha256[:16]}"
 
     def manifest_location(self, student: str, version: int) -> str | None:
         """manifest.json of a version, relative to the artifact root."""
@@ -47,12 +51,19 @@ class LocalRegistry(Registry):
         final = self.artifact_root / rel
         parent = final.parent
         parent.mkdir(parents=True, exist_ok=True)
+        # The base is published once per base revision: placed beside the versions, not in one.
+        bases = {
+            e["name"]: self._place_base(spec.student, f, e)
+            for f, e in zip(files, planned, strict=True)
+            if role_of(e) == "base"
+        }
+        own = [(f, e) for f, e in zip(files, planned, strict=True) if role_of(e) != "base"]
         # Staging dirs of this version are leftovers of a crashed attempt: never advertised.
         self._clean_staging(parent, version)
-        if not (final.is_dir() and _holds(final, planned, manifest)):
+        if not (final.is_dir() and _holds(final, [e for _, e in own], manifest)):
             staging = parent / f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:12]}"
             staging.mkdir()
-            for spec_file, entry in zip(files, planned, strict=True):
+            for spec_file, entry in own:
                 copy_verified(
                     Path(spec_file.path),
                     staging / entry["name"],
@@ -68,8 +79,28 @@ class LocalRegistry(Registry):
                 shutil.rmtree(final)
             rename_into_place(staging, final)
             fsync_dir(parent)
-        entries = [{**entry, "path": f"{rel}/{entry['name']}"} for entry in planned]
+        entries = [
+            {**entry, "path": bases.get(entry["name"]) or f"{rel}/{entry['name']}"}
+            for entry in planned
+        ]
         return entries, None
+
+    def _place_base(self, student: str, spec_file: FileSpec, entry: dict[str, Any]) -> str:
+        """Copy a base file to its shared directory unless an identical one is there; its path."""
+        rel = f"{self.base_dir(student, entry['sha256'])}/{entry['name']}"
+        target = self.artifact_root / rel
+        if target.is_file() and target.stat().st_size == entry["size"]:
+            if sha256_file(target)[0] == entry["sha256"]:
+                return rel  # an earlier version (or attempt) published this base already
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}-{entry['name']}")
+        try:
+            copy_verified(Path(spec_file.path), tmp, sha256=entry["sha256"], size=entry["size"])
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fsync_dir(target.parent)
+        return rel
 
     def cleanup_staging(self, older_than_s: float = 3600.0) -> list[Path]:
         """Remove leftover staging directories under models/; the removed paths.

@@ -13,6 +13,9 @@ STUDENT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 # Written by the registry itself next to the published files.
 RESERVED_NAMES = frozenset({"manifest.json", "README.md"})
+# What a published file is to a phone: the merged model (default), the LoRA adapter of this
+# version, or the base model the adapter applies to (published once per base revision).
+ROLES = ("merged", "adapter", "base")
 
 
 class RegistryError(ValueError):
@@ -51,13 +54,20 @@ class FileSpec:
     sha256: str | None = None
     size: int | None = None
     name: str | None = None
+    role: str | None = None  # one of ROLES; None means "merged"
+    # JSON-ready facts phones and operators need (adapter scale, LoRA rank/alpha, base sha256).
+    meta: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is not None and self.role not in ROLES:
+            raise RegistryError(f"unknown file role {self.role!r}; choose one of {list(ROLES)}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FileSpec:
         """Build from the dict an export task returns (`path` required)."""
         if "path" not in data:
             raise RegistryError(f"exported file entry has no 'path': {data!r}")
-        known = {"path", "quantization", "format", "sha256", "size", "name"}
+        known = {"path", "quantization", "format", "sha256", "size", "name", "role", "meta"}
         return cls(**{k: v for k, v in data.items() if k in known} | {"path": Path(data["path"])})
 
     @property
@@ -87,6 +97,9 @@ class VersionSpec:
     gate: dict[str, Any] = field(default_factory=dict)
     min_app_version: str | None = None
     license: str | None = None
+    agent: str | None = None  # this version is that agent's adapter over the shared base
+    # What operators size devices by: memory to run per quantization, variants, PEFT config.
+    runtime: dict[str, Any] = field(default_factory=dict)
 
     def lineage(self) -> dict[str, Any]:
         """Where this version comes from, as written to manifest.json and the model card."""
@@ -98,7 +111,7 @@ class VersionSpec:
             "snapshot_id": self.snapshot_id,
             "snapshot_fingerprint": self.snapshot_fingerprint,
             "training_run_id": self.training_run_id,
-        }
+        } | ({"agent": self.agent} if self.agent else {})
 
 
 @dataclass(frozen=True)
@@ -157,3 +170,7 @@ class VersionInfo:
     size: int
     created_at: datetime
     published_at: datetime | None
+    agent: str | None = None
+    # Per role: {"merged": bytes, "adapter": bytes, "base": bytes} of this version's files.
+    role_sizes: dict[str, int] = field(default_factory=dict)
+    run_metadata: dict[str, Any] = field(default_factory=dict)  # memory, variants, PEFT config

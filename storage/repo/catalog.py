@@ -24,6 +24,7 @@ class Release:
     min_app_version: str | None
     published_at: datetime | None
     files: list[dict[str, Any]]
+    agent: str | None = None  # set for an agent's adapter release (channel "<channel>:<agent>")
 
 
 def catalog_state(*, session: Session) -> tuple[Any, ...]:
@@ -44,12 +45,23 @@ def catalog_state(*, session: Session) -> tuple[Any, ...]:
     return tuple(session.execute(query).one())
 
 
-def channel_releases(*, session: Session, channel: str = "stable") -> list[Release]:
-    """For each student, the published version its `channel` points to (one query)."""
+def agent_channel(channel: str, agent: str) -> str:
+    """The channel an agent's adapter releases move on: "<channel>:<agent>"."""
+    return f"{channel}:{agent}"
+
+
+def channel_releases(
+    *, session: Session, channel: str = "stable", agents: bool = False
+) -> list[Release]:
+    """For each student, the published version its `channel` points to (one query).
+
+    With `agents`, instead every agent channel "<channel>:<agent>" of each student.
+    """
     mv = ModelVersion
     query = (
         select(
             Channel.student,
+            Channel.name,
             mv.version,
             mv.id,
             mv.base_model,
@@ -59,8 +71,13 @@ def channel_releases(*, session: Session, channel: str = "stable") -> list[Relea
             mv.files,
         )
         .join(mv, mv.id == Channel.model_version_id)
-        .where(Channel.name == channel, mv.status == "published")
-        .order_by(Channel.student)
+        .where(
+            Channel.name.startswith(f"{channel}:", autoescape=True)
+            if agents
+            else Channel.name == channel,
+            mv.status == "published",
+        )
+        .order_by(Channel.student, Channel.name)
     )
     return [
         Release(
@@ -72,9 +89,11 @@ def channel_releases(*, session: Session, channel: str = "stable") -> list[Relea
             min_app_version=min_app_version,
             published_at=published_at,
             files=list(files or []),
+            agent=name[len(channel) + 1 :] if agents else None,
         )
         for (
             student,
+            name,
             version,
             version_id,
             base_model,

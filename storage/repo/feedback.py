@@ -25,6 +25,7 @@ FIELDS = (
     "rating",
     "latency_ms",
     "category",
+    "agent",
     "client_created_at",
     "client_updated_at",
     "source",
@@ -33,7 +34,7 @@ FIELDS = (
 # A missing field is NULL except `source`: rows come from phones unless they say otherwise.
 _DEFAULTS = tuple((name, "phone" if name == "source" else None) for name in FIELDS)
 _COLUMNS = (*FIELDS, "device_id", "batch_id", "received_at")
-_ROWS_PER_STATEMENT = 500  # 16 params a row: well under SQLite's and PostgreSQL's limits
+_ROWS_PER_STATEMENT = 500  # 17 params a row: well under SQLite's and PostgreSQL's limits
 _UPDATED_AT = FIELDS.index("client_updated_at")
 
 _BATCH: Any = FeedbackBatch.__table__

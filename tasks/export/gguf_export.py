@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def write_gguf(
         raise RuntimeError(f"{quant} not written: {skipped[0].reason}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     files[quant].path.replace(out_path)
-    staging.rmdir()
+    # The quantizer's log (and its F16 source) may still be there: remove the whole folder.
+    shutil.rmtree(staging, ignore_errors=True)
     return GGUFFile(out_path, quant, files[quant].size, files[quant].sha256, files[quant].notes)
 
 

@@ -41,13 +41,26 @@ class ExportReport:
     seconds: dict[str, float] = field(default_factory=dict)
     phone_file: str | None = None  # quantization chosen for phones, when PHONE was asked for
     phone_reason: str = ""
+    # adapter_gguf=True: the base GGUF and the GGUF adapter (dicts with role and meta),
+    # the adapter path's parity, or why they were not written.
+    delta_files: list[dict[str, Any]] = field(default_factory=list)
+    adapter_parity: list[dict[str, Any]] = field(default_factory=list)
+    adapter_reason: str = ""
+
+    def publishable(self) -> list[GGUFFile | dict[str, Any]]:
+        """Everything to publish: the merged files, then base and adapter (when written)."""
+        return [*self.files, *self.delta_files]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form, small enough to pass between Prefect tasks."""
+        """JSON-friendly form, small enough to pass between Prefect tasks.
+
+        `files` lists everything to publish: the merged files, then base and adapter.
+        """
         out = asdict(self)
         out["merged_dir"] = str(self.merged_dir)
         for item in out["files"]:
             item["path"] = str(item["path"])
+        out["files"] += out.pop("delta_files")
         return out
 
 
@@ -71,6 +84,9 @@ def export_for_phones(
     parity_examples: Sequence[Mapping[str, Any]] | None = None,
     name: str = "model",
     metadata: GGUFMetadata | None = None,
+    adapter_gguf: bool = False,
+    base_revision: str | None = None,
+    base_cache: Path | None = None,
 ) -> ExportReport:
     """Merge the adapter, write each quantization as GGUF and keep those within tolerance."""
     wanted = [q.upper() for q in quantizations]
@@ -135,6 +151,14 @@ def export_for_phones(
             report.files.append(gguf_file)
         else:  # written only as a phone candidate that lost to a better one
             gguf_file.path.unlink(missing_ok=True)
+    if adapter_gguf and adapter_dir is not None and report.files:
+        from tasks.export.adapter_hook import add_delta_files
+
+        add_delta_files(
+            report, Path(base_dir), Path(adapter_dir), out_dir, name=name, texts=parity_texts,
+            examples=parity_examples, reference=reference, metadata=metadata,
+            base_revision=base_revision, base_cache=base_cache, tolerances=limits,
+        )  # fmt: skip
     return report
 
 

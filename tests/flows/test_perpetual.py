@@ -89,7 +89,8 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
             select(ModelVersion).where(ModelVersion.student == "tiny-llama-student")
         )
         assert v1 is not None and v1.status == "published" and v1.snapshot_id is not None
-        assert [f["quantization"] for f in v1.files] == ["Q8_0"]
+        merged = [f for f in v1.files if f.get("role", "merged") == "merged"]
+        assert [f["quantization"] for f in merged] == ["Q8_0"]
         stable = session.scalar(select(Channel).where(Channel.name == "stable"))
         assert stable is not None and stable.model_version_id == v1.id
         v1_run = session.get(TrainingRun, v1.training_run_id)
