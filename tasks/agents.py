@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from storage.config import StorageSettings
 from storage.db import Database, get_database
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
 from storage.repo.catalog import agent_channel
-from tasks.cycle import CycleConfig, _adapter_of, parity_texts, run_dir
+from tasks.cycle import CycleConfig, _adapter_of, export_trained, run_dir
 from tasks.distill.config import DistillResult
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
@@ -219,21 +218,4 @@ def export_agent(
     student: str, trained: DistillResult, sliced: AgentSlice, config: CycleConfig
 ) -> ExportReport:
     """Compute step: merged file for phones without the base, plus base + adapter GGUF."""
-    from tasks.export.pipeline import export_for_phones
-    from tasks.models.load import materialize_preset
-    from tasks.models.presets import get_preset
-
-    report = export_for_phones(
-        materialize_preset(student),
-        Path(trained.adapter_dir),
-        Path(trained.output_dir) / "export",
-        config.quantizations,
-        parity_texts(str(sliced.path)),
-        name=student,
-        adapter_gguf=True,
-        base_revision=get_preset(student).revision,
-        base_cache=StorageSettings().resolved_artifact_root() / "bases" / student,
-    )
-    if not report.files:
-        raise RuntimeError(f"export of {student} kept no file within tolerance: {report.parity}")
-    return report
+    return export_trained(student, trained, str(sliced.path), config, deltas=True)

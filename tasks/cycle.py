@@ -324,6 +324,14 @@ def export_student(
     student: str, trained: DistillResult, snapshot: SnapshotSummary, config: CycleConfig
 ) -> ExportReport:
     """Compute step: merge the adapter into the base and write the phones' GGUF files."""
+    return export_trained(student, trained, str(snapshot.path), config, config.adapter_gguf)
+
+
+def export_trained(
+    student: str, trained: DistillResult, texts_from: str, config: CycleConfig, deltas: bool
+) -> ExportReport:
+    """Export a trained adapter for phones, checked on texts from the snapshot `texts_from`;
+    `deltas` also writes the base and adapter GGUF files."""
     from tasks.export.pipeline import export_for_phones
     from tasks.models.load import materialize_preset
 
@@ -332,9 +340,9 @@ def export_student(
         Path(trained.adapter_dir),
         Path(trained.output_dir) / "export",
         config.quantizations,
-        parity_texts(str(snapshot.path)),
+        parity_texts(texts_from),
         name=student,
-        adapter_gguf=config.adapter_gguf,
+        adapter_gguf=deltas,
         base_revision=get_preset(student).revision,
         base_cache=StorageSettings().resolved_artifact_root() / "bases" / student,
     )
