@@ -67,10 +67,10 @@ def create_app(
         # Operation ids are the endpoint names: generated clients get register_device, etc.
         generate_unique_id_function=lambda route: route.name,
         lifespan=lifespan,
+        # The polled manifest first: routing tries routes in order.
+        routes=[manifest.route()],
     )
     app.state.service = state
-    # The polled manifest first: routing tries routes in order.
-    app.include_router(manifest.router)
     app.include_router(feedback.build_router(upload_model))
     for module in (devices, models, artifacts, health, chat):
         app.include_router(module.router)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 from starlette.requests import Request
+from starlette.responses import Response
 
 from serving.auth import Authenticator
 from serving.catalog import CatalogCache
@@ -51,6 +52,10 @@ class ServiceState:
     _sqlite_lock: threading.Lock = field(default_factory=threading.Lock)
     _touched: dict[str, float] = field(default_factory=dict)
     _trusted: frozenset[str] = frozenset()
+    # Trusted request origins by (scheme, Host, server, root path): see routes/manifest.py.
+    base_urls: dict[tuple[object, ...], str] = field(default_factory=dict)
+    # The manifest's reusable 200/304 answers by (ETag, not modified): see routes/manifest.py.
+    manifest_answers: dict[tuple[str, bool], Response] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._trusted = self.settings.trusted_hosts()
