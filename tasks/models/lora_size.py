@@ -45,6 +45,18 @@ PHI_3_MINI = RealShape("microsoft/Phi-3-mini-4k-instruct", 3072, 8192, 32, 32, 3
 TINYLLAMA = RealShape("TinyLlama/TinyLlama-1.1B-Chat-v1.0", 2048, 5632, 22, 32, 4, 64, False)
 SMOLLM2_135M = RealShape("HuggingFaceTB/SmolLM2-135M-Instruct", 576, 1536, 30, 9, 3, 64, False)
 
+# A weekly update (the version's adapter) may be at most this share of the phone file.
+UPDATE_BUDGET = 0.05
+# The phone files the budget is taken of: the public Q4_K_M files of the seed students
+# (issue 14: about 0.8 GB and 2.3 GB; TinyLlama's 0.67 GB), and the pruned SmolLM2
+# student's Q4_1 file as llama.cpp writes it (measured by test_smollm2_slow.py).
+PHONE_FILE_BYTES = {
+    "meta-llama/Llama-3.2-1B-Instruct": 0.8e9,
+    "microsoft/Phi-3-mini-4k-instruct": 2.3e9,
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0": 0.67e9,
+    "smollm2-pruned-student": 85_060_768,
+}
+
 # GGUF bytes per stored value of a LoRA factor (Q8_0: 34 bytes per 32 values).
 BYTES_PER_VALUE = {"F32": 4.0, "F16": 2.0, "Q8_0": 34 / 32}
 

@@ -160,6 +160,11 @@ _ALL: list[ModelPreset] = [
         role="student",
         source="pruned_smollm2",
         pruned_layers=SMOLLM2_PRUNED_LAYERS,
+        # A LoRA grows with r·(in+out), the model with in·out: on a 576-wide model rank 16 is
+        # 8.6% of the phone file, rank 8 is 4.6%, inside the weekly-update budget
+        # (tasks/models/lora_size.py: UPDATE_BUDGET; bench/adapter_bytes.py measures it).
+        lora_r=8,
+        lora_alpha=16,
         max_seq_len=512,
         per_device_batch_size=4,
         grad_accum=1,
