@@ -116,6 +116,20 @@ def utf8_body(body: bytes) -> bytes:
     return body
 
 
+def parse_json_early(request: Request, body: bytes) -> None:
+    """Parse the body with orjson (a third of json.loads' time on an upload) for FastAPI.
+
+    Starlette's `Request.json()` returns `_json` when it is set, so FastAPI's typed body
+    reads this result. A body orjson refuses is left to FastAPI's own parse, which either
+    accepts it (json.loads also takes NaN, big integers, lone surrogates) or answers its
+    usual 422: the accepted inputs and the error shape are unchanged.
+    """
+    try:
+        request._json = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+
+
 def require_json(request: Request) -> None:
     """415 unless the Content-Type is application/json (or a +json type), any parameters."""
     value = request.headers.get("content-type", "")

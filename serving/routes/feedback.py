@@ -15,6 +15,7 @@ from serving.http import (
     GuardedRoute,
     before_body,
     documented,
+    parse_json_early,
     read_limited_body,
     require_json,
     utf8_body,
@@ -41,6 +42,7 @@ async def _upload_guard(request: Request) -> None:
         require_json(request)
         body = await read_limited_body(request, state.settings.max_body_bytes)
         request._body = utf8_body(body)
+        parse_json_early(request, body)
     except ApiError as exc:
         state.metrics.rejects.labels(exc.reason).inc()
         raise

@@ -98,15 +98,17 @@ def _insert_new(session: Session, rows: list[tuple[Any, ...]], tail: tuple[Any, 
     n = len(FIELDS)
     # The per-batch columns are converted once; per row only the columns that need it.
     tail = tuple(v if p is None else p(v) for v, p in zip(tail, processors[n:], strict=True))
-    active = [(i, p) for i, p in enumerate(processors[:n]) if p is not None]
+    # NULLs are converted once: a JSON column's processor would serialize None on every row.
+    active = [(i, p, p(None)) for i, p in enumerate(processors[:n]) if p is not None]
     accepted: list[Any] = []
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start : start + _ROWS_PER_STATEMENT]
         params: list[Any] = []
         for row in chunk:
             values = list(row)
-            for i, proc in active:
-                values[i] = proc(values[i])
+            for i, proc, null in active:
+                value = values[i]
+                values[i] = null if value is None else proc(value)
             params += values
             params += tail
         rows_sql = ", ".join([placeholders] * len(chunk))
@@ -219,7 +221,10 @@ def insert_feedback_batch(
             and (known[_UPDATED_AT] is None or row[_UPDATED_AT] > known[_UPDATED_AT])
         ):
             rows[item["id"]] = row
-    session.execute(
+    # Core statements on the session's connection: the ORM's execute path cost more than
+    # these two one-row statements themselves (bench/ingest.py).
+    conn = session.connection()
+    conn.execute(
         _BATCH_INSERT,
         {
             "id": batch_id,
@@ -263,7 +268,7 @@ def insert_feedback_batch(
         duplicates=total - accepted - updated,
         updated=updated,
     )
-    session.execute(
+    conn.execute(
         _BATCH_COUNTS,
         {
             "batch_id": batch_id,
