@@ -72,7 +72,9 @@ def get_credentials(*, session: Session, device_id: str, lock: bool = False) -> 
     query = select(Device.token_hash, Device.status).where(Device.id == device_id)
     if lock:
         query = query.with_for_update()
-    row = session.execute(query).first()
+    # A Core read on the session's connection: it runs once per upload, and the ORM execute
+    # path cost as much as the query. The device row is never a pending ORM object here.
+    row = session.connection().execute(query).first()
     return Credentials(row.token_hash, row.status) if row else None
 
 
