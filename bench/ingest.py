@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -130,6 +132,30 @@ def raw_insert(url: str, device_id: str, batches: list[list[dict]], per_batch: b
     return sum(len(rows) for rows in prepared) / elapsed
 
 
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server `server_url` names, dropped afterwards.
+
+    The same seeds give the same ids on every run: in a reused database every upload would
+    count as a duplicate.
+    """
+    if not server_url:
+        yield ""
+        return
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"distillery_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -140,7 +166,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument(
-        "--database-url", default="", help="default: a fresh SQLite file; else an empty database"
+        "--database-url",
+        default="",
+        help="default: a fresh SQLite file; a PostgreSQL URL: a fresh database on that server",
     )
     parser.add_argument(
         "--http",
@@ -152,7 +180,8 @@ def main() -> None:
     count = args.requests or (40 if args.quick else 300)
     rounds = args.rounds or (1 if args.quick else 3)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(args.database_url) as database_url:
+        args.database_url = database_url
         env = {
             "DISTILLERY_DATA_DIR": tmp,
             "DISTILLERY_DATABASE_URL": args.database_url,

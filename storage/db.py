@@ -103,6 +103,10 @@ def _tune_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA temp_store=MEMORY")
+        # 32 MB of page cache per connection (SQLite's default is 2 MB): the interactions'
+        # random-UUID key index outgrows 2 MB at ~100k rows, and every pooled connection
+        # then reads its pages from the OS again (bench/ingest.py, later rounds).
+        cur.execute("PRAGMA cache_size=-32768")
         cur.close()
 
     @event.listens_for(engine, "begin")
