@@ -5,8 +5,8 @@ Prints JSON lines, one per figure, each with the baseline it was measured beside
 cross-tokenizer loss (KL on shared tokens + ULD, every position aligned), (c) online KD step
 (teacher forward every step), (d) teacher cost of a second cycle with 10% new records over a
 full recompute (goal <= 0.12), (e) training FLOP utilisation, 6·params·tokens/step time over
-a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s
-(goal >= 10x).
+a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s, in
+padded batches and continuously batched (goal >= 10x).
 
     python bench/distill.py --quick                      # tiny models, seconds
     python bench/distill.py                              # SmolLM2 pair on CPU (minutes)
@@ -30,13 +30,14 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from _generation import generation, sync  # noqa: E402
 from _xtok import as_xtok, loss_costs  # noqa: E402
 from datasets import Dataset, concatenate_datasets  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
 
 from tasks.distill.config import DistillConfig  # noqa: E402
-from tasks.distill.signals import fill_topk_cache, generate_batch  # noqa: E402
+from tasks.distill.signals import fill_topk_cache  # noqa: E402
 from tasks.distill.teacher_cache import TeacherCache  # noqa: E402
 from tasks.distill.train import sft_args  # noqa: E402
 from tasks.distill.trainer import DistillTrainer, KDCollator, KDSettings  # noqa: E402
@@ -66,12 +67,6 @@ LLAMA_1B = {
 def emit(**row: Any) -> None:
     """One JSON line, flushed."""
     print(json.dumps(row), flush=True)
-
-
-def sync(device: str) -> None:
-    """Wait for queued GPU work so wall-clock timings are real."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def models(preset: str, device: str) -> tuple[Any, Any, Any, int]:
@@ -226,7 +221,8 @@ def main() -> int:
     name = PAIRS.get(preset, ("", "tiny-llama-student"))[1]
     prompt_len = seq // 4
     if opt.only == "f":
-        generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device, *gen)
+        prompts = generation_prompts(tok, vocab, prompt_len, 4 * gen_batch, gen[1])
+        generation(teacher, tok, pad, vocab, preset, prompts, gen_batch, opt.device, *gen)
         return 0
     student = get_peft_model(base, lora_config(get_preset(name)))
     data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
@@ -323,7 +319,8 @@ def main() -> int:
         utilisation_4n=(4 * params * tokens / t_sft) / peak,
     )
 
-    generation(teacher, tok, pad, vocab, preset, prompt_len, gen_batch, opt.device, *gen)
+    prompts = generation_prompts(tok, vocab, prompt_len, 4 * gen_batch, gen[1])
+    generation(teacher, tok, pad, vocab, preset, prompts, gen_batch, opt.device, *gen)
     return 0
 
 
@@ -343,56 +340,6 @@ def generation_prompts(tok: Any, vocab: int, prompt_len: int, n: int, kind: str)
     prompts = [r[:prompt_len] for r in records(n, vocab, prompt_len, 0, seed=4)["input_ids"]]
     # Different prompt lengths, so the batch is really left-padded.
     return [p[: max(4, prompt_len - i % 5)] for i, p in enumerate(prompts)]
-
-
-def generation(
-    teacher: Any,
-    tok: Any,
-    pad: int,
-    vocab: int,
-    preset: str,
-    prompt_len: int,
-    n: int,
-    device: str,
-    new_tokens: int,
-    kind: str,
-) -> None:
-    """(f) the same prompts, one at a time vs one batch (greedy, fixed length budget)."""
-    prompts = generation_prompts(tok, vocab, prompt_len, n, kind)
-    # Random-weight presets: the last id as EOS (rarely drawn); real EOS otherwise.
-    gen_tok = _GenTok(pad, vocab - 1 if preset == "llama-1b" else tok.eos_token_id)
-    for warm in ([prompts[0]], prompts):  # kernels and allocations for both shapes
-        generate_batch(teacher, gen_tok, warm, 4)
-    rates, outputs = {}, {}
-    for label, groups in (("unbatched", [[p] for p in prompts]), ("batched", [prompts])):
-        sync(device)
-        t, answers = time.perf_counter(), []
-        for group in groups:
-            answers += generate_batch(teacher, gen_tok, group, new_tokens)
-        sync(device)
-        rates[label] = sum(len(a) for a in answers) / (time.perf_counter() - t)
-        outputs[label] = answers
-    same = sum(a == b for a, b in zip(outputs["batched"], outputs["unbatched"], strict=True))
-    emit(
-        figure="f_batched_generation_speedup",
-        value=rates["batched"] / rates["unbatched"],
-        goal=">= 10",
-        batched_tokens_per_s=rates["batched"],
-        unbatched_tokens_per_s=rates["unbatched"],
-        batch=n,
-        max_new_tokens=new_tokens,
-        prompts=kind,
-        mean_prompt_tokens=sum(map(len, prompts)) / n,
-        identical_answers=f"{same}/{n}",
-        threads=torch.get_num_threads(),
-    )
-
-
-class _GenTok:
-    """The two ids generate_batch needs (random-weight presets have no real tokenizer)."""
-
-    def __init__(self, pad: int, eos: int | None) -> None:
-        self.pad_token_id, self.eos_token_id = pad, eos
 
 
 def sft_args_for(batch: int, steps: int, tmp: Path, device: str, student: str) -> Any:

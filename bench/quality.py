@@ -1,4 +1,4 @@
-"""Quality kept: teacher, base student, SFT on feedback, SFT on teacher answers, logit KD, KD + DPO.
+"""Quality kept: teacher, base, SFT on feedback or teacher answers, logit KD, KD + DPO or KTO.
 
 One run, the same training records and steps for every variant; on held-out user-oriented
 tasks: perplexity of the reference answers, ROUGE-L of greedy answers, answer match on the
@@ -7,10 +7,14 @@ with a paired bootstrap interval. Prints JSON lines, then a markdown table.
 
     python bench/quality.py --pair tiny-xtok     # tiny random models, other vocabularies
     python bench/quality.py --pair smollm2       # real SmolLM2 teacher and pruned student
+    python bench/quality.py --pair smollm2 --variants kd_dpo kd_kto   # the preference stage
 
 The feedback is simulated from the seed tasks: every fourth record is a user's correction
 (its reference answer) of a worse answer (the reference cut to its first half), which is
-what the DPO stage learns from. Perplexities use each model's own tokenizer: the teacher's
+what the DPO stage learns from. KTO takes the well-rated answers and corrections as good and
+thumbs-down answers without a correction (the halved reference, rated 1, on a further fourth
+of the prompts) as bad. The preference variants are also compared with logit KD, the stage
+they follow. Perplexities use each model's own tokenizer: the teacher's
 is comparable to the students' only when they share one.
 """
 
@@ -36,6 +40,7 @@ from tasks.evaluate.bootstrap import paired_bootstrap  # noqa: E402
 from tasks.evaluate.model_metrics import generate_answers, score_targets  # noqa: E402
 from tasks.evaluate.text_metrics import rouge_per_example  # noqa: E402
 from tasks.models.load import load_model_and_tokenizer  # noqa: E402
+from tasks.prepare.columns import NEGATIVE_FEATURES  # noqa: E402
 from tasks.sampledata import benchmark_tasks, training_tasks  # noqa: E402
 from tasks.sampledata.generate import answer_match  # noqa: E402
 
@@ -43,7 +48,11 @@ PAIRS = {
     "tiny-xtok": ("tiny-llama-teacher", "tiny-llama-student-b"),
     "smollm2": ("smollm2-135m-instruct", "smollm2-pruned-student"),
 }
-VARIANTS = ("teacher", "base", "sft_feedback", "sft_teacher_answers", "logit_kd", "kd_dpo")
+VARIANTS = (
+    "teacher", "base", "sft_feedback", "sft_teacher_answers", "logit_kd", "kd_dpo", "kd_kto",
+)  # fmt: skip
+# A variant's own baseline beside the base student: the preference stage runs after logit KD.
+AFTER = {"kd_dpo": "logit_kd", "kd_kto": "logit_kd"}
 
 
 def emit(**row: Any) -> None:
@@ -67,7 +76,7 @@ def load_tasks(n_train: int, n_heldout: int) -> tuple[list[dict[str, Any]], list
 
 
 def feedback_snapshot(path: Path, train: list[dict[str, Any]], held: list[dict[str, Any]]) -> Path:
-    """A snapshot in the prepare stage's columns; every fourth record is a correction."""
+    """A snapshot in the prepare stage's columns: a fourth are corrections; with negatives."""
 
     def messages(r: dict[str, Any]) -> list[dict[str, str]]:
         return [
@@ -91,6 +100,27 @@ def feedback_snapshot(path: Path, train: list[dict[str, Any]], held: list[dict[s
         "validation": Dataset.from_dict({"messages": [messages(r) for r in held[:4]]}),
     }
     DatasetDict(splits).save_to_disk(str(path))
+    # Thumbs down without a correction (KTO's undesirable side): the halved answer, rated 1.
+    bad = [i for i in range(len(train)) if i % 4 == 2]
+    negatives = {
+        "id": [f"neg-{i}" for i in bad],
+        "messages": [
+            [
+                {"role": "user", "content": train[i]["prompt"]},
+                {"role": "assistant", "content": worse[i]},
+            ]
+            for i in bad
+        ],  # fmt: skip
+        "prompt": [train[i]["prompt"] for i in bad],
+        "rejected": [worse[i] for i in bad],
+        "category": ["qa"] * len(bad),
+        "model_name": ["bench"] * len(bad),
+        "model_version": ["1"] * len(bad),
+        "prompt_hash": [str(i) for i in bad],
+        "rating": [1] * len(bad),
+        "split": ["train"] * len(bad),
+    }
+    Dataset.from_dict(negatives, features=NEGATIVE_FEATURES).save_to_disk(str(path / "negatives"))
     return path
 
 
@@ -113,8 +143,10 @@ def measure(
     return {"nll": nll, "rougeL": rouge, "exact": exact}
 
 
-def summary(name: str, got: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
-    """Means, perplexity, and the paired bootstrap difference to the base student."""
+def summary(
+    name: str, got: dict[str, Any], base: dict[str, Any] | None, before: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Means, perplexity, and paired bootstrap differences to the base (and preceding) model."""
     row: dict[str, Any] = {
         "variant": name,
         "perplexity": math.exp(float(np.nanmean(got["nll"]))),
@@ -127,7 +159,15 @@ def summary(name: str, got: dict[str, Any], base: dict[str, Any] | None) -> dict
     if base is not None and name != "base":
         row["rougeL_vs_base"] = paired_bootstrap(got["rougeL"], base["rougeL"])
         row["nll_vs_base"] = paired_bootstrap(got["nll"], base["nll"])
+    if before is not None:
+        row["rougeL_vs_" + AFTER[name]] = paired_bootstrap(got["rougeL"], before["rougeL"])
+        row["nll_vs_" + AFTER[name]] = paired_bootstrap(got["nll"], before["nll"])
     return row
+
+
+def interval(d: dict[str, Any] | None) -> str:
+    """A paired bootstrap difference as "+mean [low, high]", or a dash."""
+    return f"{d['mean_delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "—"
 
 
 def main() -> int:
@@ -137,7 +177,13 @@ def main() -> int:
     parser.add_argument("--heldout", type=int, default=24, help="held-out tasks")
     parser.add_argument("--steps", type=int, default=16, help="training steps per variant")
     parser.add_argument("--new-tokens", type=int, default=48, help="greedy answer length")
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+        help="variants to run [default: all]; base always runs, and a preference variant "
+        "brings logit_kd",
+    )  # fmt: skip
     opt = parser.parse_args()
+    wanted = {"base", *opt.variants, *(AFTER[v] for v in opt.variants if v in AFTER)}
     teacher, student = PAIRS[opt.pair]
     train, held = load_tasks(opt.train, opt.heldout)
     tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
@@ -153,10 +199,11 @@ def main() -> int:
         "sft_teacher_answers": {"strategy": "sequence", "alpha": 1.0},
         "logit_kd": {"alpha": 0.5},
         "kd_dpo": {"alpha": 0.5, "preference": "dpo", "preference_steps": opt.steps},
+        "kd_kto": {"alpha": 0.5, "preference": "kto", "preference_steps": opt.steps},
     }
     results: dict[str, dict[str, Any]] = {}
     rows = []
-    for name in VARIANTS:
+    for name in (v for v in VARIANTS if v in wanted):
         if name == "teacher":
             results[name] = measure(teacher, None, held, opt.new_tokens)
         elif name == "base":
@@ -166,15 +213,17 @@ def main() -> int:
             res = distill(snap, teacher=teacher, student=student, output_dir=tmp / name, config=cfg)
             results[name] = measure(student, res.adapter_dir, held, opt.new_tokens)
             results[name]["strategy"] = res.strategy
-        rows.append(summary(name, results[name], results.get("base")))
+        before = results[AFTER[name]] if name in AFTER else None
+        rows.append(summary(name, results[name], results.get("base"), before))
         emit(figure="quality", pair=opt.pair, strategy=results[name].get("strategy"), **rows[-1])
-    print("\n| variant | perplexity | ROUGE-L | exact match | ROUGE-L − base [95% CI] |")
-    print("|---|---|---|---|---|")
+    print("\n| variant | perplexity | ROUGE-L | exact match | ROUGE-L − base [95% CI] "
+          "| ROUGE-L − logit_kd [95% CI] |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        d = r.get("rougeL_vs_base")
-        ci = f"{d['mean_delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "—"
         em = f"{r['exact_match']:.2f} (n={r['checkable']})" if r["exact_match"] is not None else "—"
-        print(f"| {r['variant']} | {r['perplexity']:.2f} | {r['rougeL']:.3f} | {em} | {ci} |")
+        vs_base, vs_kd = interval(r.get("rougeL_vs_base")), interval(r.get("rougeL_vs_logit_kd"))
+        print(f"| {r['variant']} | {r['perplexity']:.2f} | {r['rougeL']:.3f} | {em} | "
+              f"{vs_base} | {vs_kd} |")  # fmt: skip
     return 0
 
 
