@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.export.convert import ScriptFailed, run_converter
 from tasks.export.files import GGUFFile, describe
 from tasks.models.llama_cpp_source import llama_cpp_source
 
@@ -97,21 +95,15 @@ def convert_lora_to_gguf(
     _check_supported(config, adapter_dir)
     if not (base_dir / "config.json").is_file():
         raise FileNotFoundError(f"{base_dir} is not a HF model directory (no config.json)")
-    source = llama_cpp_source()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(out_path.name + ".partial")
     # --base: only the base's config.json is read (no weights), so no Hub access is needed.
-    cmd = [sys.executable, str(source.lora_converter), "--base", str(base_dir),
-           "--outfile", str(tmp_path), "--outtype", ADAPTER_TYPES[quantization],
-           str(adapter_dir)]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
-    if proc.returncode != 0 or not tmp_path.is_file():
-        tmp_path.unlink(missing_ok=True)
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-        raise AdapterConversionError(f"convert_lora_to_gguf.py failed on {adapter_dir}:\n{tail}")
-    os.replace(tmp_path, out_path)  # a crash never leaves half a file under the final name
+    args = [str(llama_cpp_source().lora_converter), "--base", str(base_dir),
+            "--outtype", ADAPTER_TYPES[quantization], str(adapter_dir)]  # fmt: skip
+    try:
+        run_converter(args, out_path, {})
+    except ScriptFailed as exc:
+        raise AdapterConversionError(
+            f"convert_lora_to_gguf.py failed on {adapter_dir}:\n{exc}"
+        ) from None
     log.info("adapter %s -> %s (%s)", adapter_dir, out_path, quantization)
     targets = config.get("target_modules") or []
     names = [str(t) for t in targets] if isinstance(targets, list) else [str(targets)]

@@ -86,6 +86,31 @@ def structural_pre(hf_dir: Path) -> str:
     return "default"
 
 
+class ScriptFailed(RuntimeError):
+    """A llama.cpp converter script exited with an error; the message is its last lines."""
+
+
+def run_converter(
+    args: list[str], out_path: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run a converter script of the pinned llama.cpp sdist, writing `--outfile out_path`.
+
+    The script writes to `<out_path>.partial`, renamed once it exits cleanly, so a crash never
+    leaves half a file under the final name. It runs offline, with its own gguf-py.
+    """
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = out_path.with_name(out_path.name + ".partial")
+    cmd = [sys.executable, *args, "--outfile", str(tmp_path)]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    full_env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=3600)
+    if proc.returncode != 0 or not tmp_path.is_file():
+        tmp_path.unlink(missing_ok=True)
+        raise ScriptFailed("\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:]))
+    os.replace(tmp_path, out_path)
+    return proc
+
+
 def convert_hf_to_gguf(
     hf_dir: Path, out_path: Path, quantization: str, metadata: GGUFMetadata | None = None
 ) -> GGUFFile:
@@ -99,29 +124,24 @@ def convert_hf_to_gguf(
     if not (hf_dir / "config.json").is_file():
         raise FileNotFoundError(f"{hf_dir} is not a HF model directory (no config.json)")
     source = llama_cpp_source()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(out_path.name + ".partial")
     with tempfile.TemporaryDirectory(prefix="gguf-meta-") as meta_dir:
-        cmd = [sys.executable, str(DRIVER), str(source.converter), str(hf_dir),
-               "--outfile", str(tmp_path), "--outtype", CONVERTER_TYPES[quantization]]  # fmt: skip
+        args = [str(DRIVER), str(source.converter), str(hf_dir),
+                "--outtype", CONVERTER_TYPES[quantization]]  # fmt: skip
         if metadata is not None:
             meta_file = Path(meta_dir) / "metadata.json"
             meta_file.write_text(json.dumps(metadata.override()), encoding="utf-8")
-            cmd += ["--metadata", str(meta_file)]
+            args += ["--metadata", str(meta_file)]
         env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
             "DISTILLERY_PRE_FALLBACK": (metadata and metadata.pre_tokenizer)
             or structural_pre(hf_dir),
             "DISTILLERY_LICENSE": (metadata.license if metadata else None) or "",
         }
-        env.pop("NO_LOCAL_GGUF", None)  # the converter must use its own gguf-py
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
-    if proc.returncode != 0 or not tmp_path.is_file():
-        tmp_path.unlink(missing_ok=True)
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-        raise ConversionError(f"convert_hf_to_gguf.py failed on {hf_dir} ({quantization}):\n{tail}")
-    os.replace(tmp_path, out_path)  # a crash never leaves half a file under the final name
+        try:
+            proc = run_converter(args, out_path, env)
+        except ScriptFailed as exc:
+            raise ConversionError(
+                f"convert_hf_to_gguf.py failed on {hf_dir} ({quantization}):\n{exc}"
+            ) from None
     notes = _notes(proc.stderr)
     written_pre = file_pre_tokenizer(out_path)
     if metadata and metadata.pre_tokenizer and written_pre != metadata.pre_tokenizer:
