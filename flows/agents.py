@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.evaluate import evaluate_candidate_flow
+from flows.release import publish_and_promote, rejected_row
 from storage.repo.catalog import agent_channel
 from tasks.agent_tasks import (
     distill_agent_task,
@@ -21,9 +22,7 @@ from tasks.agents import STABLE
 from tasks.cycle import CycleConfig, training_slot, version_metadata
 from tasks.cycle_summary import StudentRow, timed_row
 from tasks.cycle_tasks import record_gate_decision_task
-from tasks.evaluate.prefect_tasks import link_candidate_evaluations_task
 from tasks.prepare.summary import SnapshotSummary
-from tasks.publish_tasks import promote_task, publish_version_task
 from tasks.teacher_tasks import resolve_teacher_task
 
 
@@ -59,22 +58,11 @@ def agent_cycle(
     )
     record_gate_decision_task(trained.run_id, verdict.decision)
     if not verdict.promote:
-        return row.done(
-            "rejected",
-            decision="reject",
-            detail=verdict.detail,
-            teacher=verdict.teacher,
-            report=verdict.report_path,
-        )
+        return rejected_row(row, verdict)
     exported = export_agent_task(student, trained, sliced, config)
     metadata = {**version_metadata(student, teacher, trained, snapshot), "agent": agent}
-    candidate = verdict.metrics["candidate"]
-    published = publish_version_task(
-        student, exported.publishable(), metadata, candidate, verdict.gate
-    )
-    link_candidate_evaluations_task(verdict.evaluation_ids, published.id)
     channel = agent_channel(STABLE, agent)
-    promote_task(student, published.version, channel=channel, reason=verdict.detail)
+    published = publish_and_promote(student, exported, metadata, verdict, channel=channel)
     return row.done(
         "published",
         version=published.version,

@@ -8,6 +8,7 @@ from prefect.states import State
 
 from flows.evaluate import evaluate_candidate_flow
 from flows.prepare import prepare_flow
+from flows.release import publish_and_promote, rejected_row
 from tasks.cycle import CycleConfig, training_slot, version_metadata
 from tasks.cycle_summary import (
     CycleSummary,
@@ -23,9 +24,7 @@ from tasks.cycle_tasks import (
     record_gate_decision_task,
     student_plan_task,
 )
-from tasks.evaluate.prefect_tasks import link_candidate_evaluations_task
 from tasks.prepare.summary import SnapshotSummary
-from tasks.publish_tasks import promote_task, publish_version_task
 from tasks.teacher_tasks import resolve_teacher_task
 
 
@@ -56,21 +55,10 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
     )
     record_gate_decision_task(trained.run_id, verdict.decision)
     if not verdict.promote:
-        return row.done(
-            "rejected",
-            decision="reject",
-            detail=verdict.detail,
-            teacher=verdict.teacher,
-            report=verdict.report_path,
-        )
+        return rejected_row(row, verdict)
     exported = export_student_task(student, trained, snapshot, config)
     metadata = version_metadata(student, teacher, trained, snapshot)
-    candidate = verdict.metrics["candidate"]
-    published = publish_version_task(
-        student, exported.publishable(), metadata, candidate, verdict.gate
-    )
-    link_candidate_evaluations_task(verdict.evaluation_ids, published.id)
-    promote_task(student, published.version, reason=verdict.detail)
+    published = publish_and_promote(student, exported, metadata, verdict)
     return row.done(
         "published",
         version=published.version,

@@ -1,0 +1,42 @@
+"""The steps after the gate that the student and agent cycles share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tasks.cycle_summary import StudentRow, TimedRow
+from tasks.evaluate.prefect_tasks import link_candidate_evaluations_task
+from tasks.evaluate.verdict import Verdict
+from tasks.publish import PublishedVersion
+from tasks.publish_tasks import promote_task, publish_version_task
+
+if TYPE_CHECKING:  # the export stage imports llama.cpp helpers: only its type is needed
+    from tasks.export.pipeline import ExportReport
+
+
+def rejected_row(row: TimedRow, verdict: Verdict) -> StudentRow:
+    """The summary row of a candidate the gate rejected."""
+    return row.done(
+        "rejected",
+        decision="reject",
+        detail=verdict.detail,
+        teacher=verdict.teacher,
+        report=verdict.report_path,
+    )
+
+
+def publish_and_promote(
+    student: str,
+    exported: ExportReport,
+    metadata: dict[str, Any],
+    verdict: Verdict,
+    channel: str = "stable",
+) -> PublishedVersion:
+    """Publish the exported files with the candidate's metrics, link its evaluations, promote."""
+    candidate = verdict.metrics["candidate"]
+    published = publish_version_task(
+        student, exported.publishable(), metadata, candidate, verdict.gate
+    )
+    link_candidate_evaluations_task(verdict.evaluation_ids, published.id)
+    promote_task(student, published.version, channel=channel, reason=verdict.detail)
+    return published
