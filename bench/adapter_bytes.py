@@ -66,7 +66,7 @@ def computed_rows() -> list[dict[str, object]]:
 def measured_rows(out_dir: Path) -> list[dict[str, object]]:
     """The pruned SmolLM2 student: real base GGUF, real adapter GGUF, loaded by llama.cpp."""
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from tasks.export.adapter_gguf import convert_lora_to_gguf
     from tasks.export.adapter_runtime import BaseWithAdapters
@@ -77,7 +77,7 @@ def measured_rows(out_dir: Path) -> list[dict[str, object]]:
     preset = get_preset(STUDENT)
     base_dir = materialize_preset(STUDENT)
     full = write_gguf(base_dir, out_dir / "full-Q4_1.gguf", "Q4_1", preset_metadata(STUDENT))
-    layers = AutoModelForCausalLM.from_pretrained(base_dir).config.num_hidden_layers
+    layers = AutoConfig.from_pretrained(base_dir).num_hidden_layers
     rows = []
     for rank in sorted({preset.lora_r, 16}):
         model = AutoModelForCausalLM.from_pretrained(base_dir)
