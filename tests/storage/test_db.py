@@ -57,6 +57,33 @@ def test_naive_timestamps_are_refused(db: Database) -> None:
         )
 
 
+def test_sqlite_timestamp_text_matches_sqlalchemys_own(sqlite_db: Database) -> None:
+    """The one-step SQLite processor writes exactly what SQLAlchemy's DATETIME would."""
+    from sqlalchemy.types import TypeDecorator
+
+    from storage.models import UTCDateTime
+
+    dialect = sqlite_db.engine.dialect
+    column = UTCDateTime().dialect_impl(dialect)  # as a statement uses it: impl is DATETIME
+    fast = column.bind_processor(dialect)
+    composed = TypeDecorator.bind_processor(column, dialect)  # process_bind_param + DATETIME
+    assert fast is not None and composed is not None
+    west, east = timezone(timedelta(hours=-11, minutes=-30)), timezone(timedelta(hours=14))
+    values = [
+        datetime(2026, 5, 1, 12, 0, tzinfo=UTC),  # no microseconds: isoformat would drop them
+        datetime(2026, 5, 1, 12, 0, 0, 1, tzinfo=east),
+        datetime(1, 1, 1, 23, 59, 59, 999_999, tzinfo=west),  # year 1, 4 digits
+        datetime(9999, 12, 31, 0, 0, tzinfo=east),
+        datetime(999, 6, 15, 8, 30, 5, 120_000, tzinfo=west),
+        datetime.now(UTC),
+        None,
+    ]
+    for value in values:
+        assert fast(value) == composed(value), value
+    with pytest.raises(ValueError, match="naive datetime"):
+        fast(datetime(2026, 1, 1))
+
+
 def test_failed_transaction_leaves_nothing(db: Database) -> None:
     with pytest.raises(RuntimeError), db.transaction(write=True) as s:
         s.add(Device(id="d3", token_hash="x", platform="ios", app_version="1"))
