@@ -15,7 +15,6 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -24,7 +23,7 @@ from serving.auth import check_credentials
 from serving.http import ApiError
 from storage.db import Database
 from storage.repo.devices import get_credentials, interactions_since, touch_device
-from storage.repo.feedback import BatchResult, insert_feedback_batch
+from storage.repo.feedback import BatchResult, FeedbackRow, insert_feedback_batch
 
 _IDLE_EXIT_S = 5.0  # an idle writer thread exits; the next upload starts another
 
@@ -35,7 +34,7 @@ class Upload:
 
     device_id: str
     token_hash: str
-    rows: list[dict[str, Any]]
+    rows: list[FeedbackRow]
     client_timestamp: datetime
     touch: bool
 

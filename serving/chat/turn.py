@@ -18,6 +18,7 @@ from serving.chat.uncertainty import Alert, Thresholds, TokenStat, UncertaintyMo
 from serving.http import ApiError
 from serving.state import ServiceState
 from serving.writer import Upload
+from storage.repo.feedback import FeedbackRow
 
 
 @dataclass(frozen=True)
@@ -151,21 +152,18 @@ class Turn:
         """Keep the turn as a `web` interaction of the asking device (same writer as phones)."""
         device_id, token_hash = self.device
         now = datetime.now(UTC)
-        row = {
-            "id": self.interaction_id,
-            "model_name": self.student,
-            "model_version": str(self.version),
-            "prompt": stored_prompt(self.messages),
-            "response": self.answer,
-            "correction": None,
-            "rating": None,
-            "latency_ms": int((time.perf_counter() - self._started) * 1000),
-            "category": "chat",
-            "client_created_at": now,
-            "client_updated_at": None,
-            "source": "web",
-            "uncertainty": self.monitor.summary(),
-        }
+        row = FeedbackRow(
+            id=self.interaction_id,
+            model_name=self.student,
+            model_version=str(self.version),
+            prompt=stored_prompt(self.messages),
+            response=self.answer,
+            client_created_at=now,
+            latency_ms=int((time.perf_counter() - self._started) * 1000),
+            category="chat",
+            source="web",
+            uncertainty=self.monitor.summary(),
+        )
         upload = Upload(device_id, token_hash, [row], now, self.state.due_for_touch(device_id))
         await self.state.writer.store(upload)
         self.stored, self.stored_at = True, now

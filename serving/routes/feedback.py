@@ -23,6 +23,7 @@ from serving.http import (
 from serving.schemas import FeedbackResult
 from serving.state import service
 from serving.writer import Upload
+from storage.repo.feedback import FeedbackRow
 
 FEEDBACK_PATH = "/api/training/feedback"
 
@@ -80,20 +81,20 @@ def build_router(upload_model: type[BaseModel]) -> APIRouter:
                     reason="forbidden",
                 )
             rows = [
-                {
-                    "id": i.id,
-                    "model_name": i.model_name,
-                    "model_version": i.model_version,
-                    "prompt": i.prompt,
-                    "response": i.response,
-                    "correction": i.correction,
-                    "rating": i.rating,
-                    "latency_ms": i.latency_ms,
-                    "category": i.category,
-                    "agent": i.agent,
-                    "client_created_at": i.created_at,
-                    "client_updated_at": i.updated_at,
-                }
+                FeedbackRow(
+                    id=i.id,
+                    model_name=i.model_name,
+                    model_version=i.model_version,
+                    prompt=i.prompt,
+                    response=i.response,
+                    client_created_at=i.created_at,
+                    correction=i.correction,
+                    rating=i.rating,
+                    latency_ms=i.latency_ms,
+                    category=i.category,
+                    agent=i.agent,
+                    client_updated_at=i.updated_at,
+                )
                 for i in body.interactions
             ]
             job = Upload(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Dialect
@@ -14,28 +14,33 @@ from sqlalchemy.orm import Session
 
 from storage.models import FeedbackBatch, Interaction, InteractionRevision, utcnow
 
-# Client-supplied columns, in statement order; device, batch and arrival time are added here.
-FIELDS = (
-    "id",
-    "model_name",
-    "model_version",
-    "prompt",
-    "response",
-    "correction",
-    "rating",
-    "latency_ms",
-    "category",
-    "agent",
-    "client_created_at",
-    "client_updated_at",
-    "source",
-    "uncertainty",
-)
-# A missing field is NULL except `source`: rows come from phones unless they say otherwise.
-_DEFAULTS = tuple((name, "phone" if name == "source" else None) for name in FIELDS)
+
+class FeedbackRow(NamedTuple):
+    """One interaction to store, its fields in statement order; device and batch come apart.
+
+    A tuple, not a mapping: the upload path builds 100 per request and the insert binds them
+    as they are (bench/ingest.py).
+    """
+
+    id: uuid.UUID
+    model_name: str
+    model_version: str
+    prompt: str
+    response: str
+    client_created_at: datetime
+    correction: str | None = None
+    rating: int | None = None
+    latency_ms: int | None = None
+    category: str | None = None
+    agent: str | None = None
+    client_updated_at: datetime | None = None
+    source: str = "phone"  # rows come from phones unless they say otherwise
+    uncertainty: dict[str, Any] | None = None
+
+
+FIELDS = FeedbackRow._fields
 _COLUMNS = (*FIELDS, "device_id", "batch_id", "received_at")
 _ROWS_PER_STATEMENT = 500  # 17 params a row: well under SQLite's and PostgreSQL's limits
-_UPDATED_AT = FIELDS.index("client_updated_at")
 
 _BATCH: Any = FeedbackBatch.__table__
 # Built once: the per-request statements then only hit SQLAlchemy's compiled cache.
@@ -155,7 +160,7 @@ def _apply_updates(
     device_id: str,
     batch_id: uuid.UUID,
     received_at: datetime,
-    candidates: dict[uuid.UUID, tuple[Any, ...]],
+    candidates: dict[uuid.UUID, FeedbackRow],
 ) -> int:
     """Apply re-sent rows with a later client_updated_at; how many rows changed.
 
@@ -177,12 +182,11 @@ def _apply_updates(
         .where(Interaction.id.in_(list(candidates)))
         .with_for_update()
     ).all()
-    rating_at, correction_at = FIELDS.index("rating"), FIELDS.index("correction")
     changed = 0
     for old in stored:
         new = candidates[old.id]
-        newer = new[_UPDATED_AT] > (old.client_updated_at or old.client_created_at)
-        same = (new[rating_at], new[correction_at]) == (old.rating, old.correction)
+        newer = new.client_updated_at > (old.client_updated_at or old.client_created_at)
+        same = (new.rating, new.correction) == (old.rating, old.correction)
         if old.device_id != device_id or not newer or same:
             continue
         session.execute(
@@ -203,9 +207,9 @@ def _apply_updates(
             .where(Interaction.seq == old.seq)
             .values(
                 seq=_next_seq(session),
-                rating=new[rating_at],
-                correction=new[correction_at],
-                client_updated_at=new[_UPDATED_AT],
+                rating=new.rating,
+                correction=new.correction,
+                client_updated_at=new.client_updated_at,
                 batch_id=batch_id,
                 received_at=received_at,
             )
@@ -218,14 +222,14 @@ def insert_feedback_batch(
     *,
     session: Session,
     device_id: str,
-    interactions: Iterable[Mapping[str, Any]],
+    interactions: Iterable[FeedbackRow],
     client_timestamp: datetime | None = None,
     batch_id: uuid.UUID | None = None,
     received_at: datetime | None = None,
 ) -> BatchResult:
     """Store a batch; ids already stored (or repeated in the batch) count as duplicates.
 
-    Each mapping holds the FIELDS columns (missing optional ones are NULL). One INSERT ..
+    One INSERT ..
     ON CONFLICT (id) DO NOTHING RETURNING: concurrent uploads of overlapping ids are safe
     on SQLite and PostgreSQL, and the returned ids are exactly the rows this call stored.
     A stored id re-sent with a later `client_updated_at` by its own device is updated
@@ -233,18 +237,17 @@ def insert_feedback_batch(
     """
     batch_id = batch_id or uuid.uuid4()
     received_at = received_at or utcnow()
-    rows: dict[uuid.UUID, tuple[Any, ...]] = {}
+    rows: dict[uuid.UUID, FeedbackRow] = {}
     total = 0
-    for item in interactions:
+    for row in interactions:
         total += 1
-        row = tuple([item.get(name, default) for name, default in _DEFAULTS])
-        known = rows.get(item["id"])
+        known = rows.get(row.id)
         # First occurrence wins, unless a repeat inside the batch carries a later update.
         if known is None or (
-            row[_UPDATED_AT] is not None
-            and (known[_UPDATED_AT] is None or row[_UPDATED_AT] > known[_UPDATED_AT])
+            row.client_updated_at is not None
+            and (known.client_updated_at is None or row.client_updated_at > known.client_updated_at)
         ):
-            rows[item["id"]] = row
+            rows[row.id] = row
     # Core statements on the session's connection: the ORM's execute path cost more than
     # these two one-row statements themselves (bench/ingest.py).
     conn = session.connection()
@@ -273,10 +276,10 @@ def insert_feedback_batch(
     )
     accepted, updated = len(new_ids), 0
     # Only rows that carry updated_at can change a stored row: the common upload skips this.
-    if any(r[_UPDATED_AT] is not None for r in rows.values()):
+    if any(r.client_updated_at is not None for r in rows.values()):
         fresh = {_as_uuid(v) for v in new_ids}
         candidates = {
-            k: r for k, r in rows.items() if r[_UPDATED_AT] is not None and k not in fresh
+            k: r for k, r in rows.items() if r.client_updated_at is not None and k not in fresh
         }
         if candidates:
             updated = _apply_updates(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -13,20 +12,25 @@ from sqlalchemy import select
 from storage.db import Database
 from storage.models import Device, FeedbackBatch
 from storage.repo.devices import create_device, get_token_hash, touch_device
-from storage.repo.feedback import count_interactions, insert_feedback_batch, interaction_ids
+from storage.repo.feedback import (
+    FeedbackRow,
+    count_interactions,
+    insert_feedback_batch,
+    interaction_ids,
+)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-def row(item_id: uuid.UUID) -> dict[str, Any]:
-    return {
-        "id": item_id,
-        "model_name": "m",
-        "model_version": "1",
-        "prompt": "p",
-        "response": "r",
-        "client_created_at": NOW,
-    }
+def row(item_id: uuid.UUID) -> FeedbackRow:
+    return FeedbackRow(
+        id=item_id,
+        model_name="m",
+        model_version="1",
+        prompt="p",
+        response="r",
+        client_created_at=NOW,
+    )
 
 
 @pytest.fixture

@@ -12,22 +12,15 @@ from storage.db import Database
 from storage.models import Interaction, ModelVersion
 from storage.repo.devices import create_device
 from storage.repo.evaluations import add_evaluation
-from storage.repo.feedback import insert_feedback_batch
+from storage.repo.feedback import FeedbackRow, insert_feedback_batch
 from storage.repo.web import feedback_per_day, version_scores
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
 
-def row(**extra: Any) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "model_name": "m",
-        "model_version": "1",
-        "prompt": "p",
-        "response": "r",
-        "client_created_at": NOW,
-        **extra,
-    }
+def row(**extra: Any) -> FeedbackRow:
+    fields = {"model_name": "m", "model_version": "1", "prompt": "p", "response": "r"}
+    return FeedbackRow(id=uuid.uuid4(), client_created_at=NOW, **{**fields, **extra})
 
 
 def test_source_defaults_to_phone_and_web_rows_keep_their_summary(db: Database) -> None:
