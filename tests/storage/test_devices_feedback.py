@@ -73,6 +73,25 @@ def test_batch_counts_and_records_duplicates(db: Database, device: str) -> None:
         assert (batch.accepted, batch.duplicates, batch.client_timestamp) == (4, 1, NOW)
 
 
+@pytest.mark.parametrize("with_updated_at", [False, True], ids=["row-count", "returning"])
+def test_large_batch_counts_across_statements(
+    db: Database, device: str, with_updated_at: bool
+) -> None:
+    """Over 500 rows span several statements; stored and repeated rows are counted exactly."""
+    old = [uuid.uuid4() for _ in range(150)]
+    with db.transaction(write=True) as session:
+        insert_feedback_batch(session=session, device_id=device, interactions=map(row, old))
+    later = NOW.replace(hour=11) if with_updated_at else None
+    fresh = [uuid.uuid4() for _ in range(1050)]
+    batch = [row(i)._replace(client_updated_at=later) for i in fresh + old[:120]]
+    with db.transaction(write=True) as session:
+        result = insert_feedback_batch(session=session, device_id=device, interactions=batch)
+    # Re-sent rows with a later updated_at but the same rating and correction change nothing.
+    assert (result.accepted, result.duplicates, result.updated) == (1050, 120, 0)
+    with db.transaction() as session:
+        assert count_interactions(session=session) == 1200
+
+
 def test_failed_transaction_stores_nothing(db: Database, device: str) -> None:
     with pytest.raises(RuntimeError), db.transaction(write=True) as session:
         insert_feedback_batch(session=session, device_id=device, interactions=[row(uuid.uuid4())])
