@@ -44,6 +44,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_server_pids: dict[str, int] = {}
+
+
+def server_cpu_s(base_url: str) -> float | None:
+    """CPU seconds (user + system) the server at `base_url` has used; None off Linux.
+
+    Less noisy than throughput on a shared 2-core box: it counts only the server's own work.
+    """
+    try:
+        fields = Path(f"/proc/{_server_pids[base_url]}/stat").read_text().rsplit(")", 1)[1]
+    except (KeyError, OSError):
+        return None
+    utime, stime = fields.split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def server(target: str, env: dict[str, str] | None = None, http: str = "auto") -> Iterator[str]:
     """Run `distillery` (the real app) or `bare` (bench/_common.py:bare_app) under uvicorn.
@@ -70,8 +86,10 @@ def server(target: str, env: dict[str, str] | None = None, http: str = "auto") -
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{target} server did not start") from None
                 time.sleep(0.2)
+        _server_pids[base] = proc.pid
         yield base
     finally:
+        _server_pids.pop(base, None)
         proc.terminate()
         proc.wait(timeout=15)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _common import REPO_ROOT, emit, raw_request, run_load, server
+from _common import REPO_ROOT, emit, raw_request, run_load, server, server_cpu_s
 
 WORDS = "the model answered a question about cooking travel code math history and music".split()
 
@@ -200,6 +200,7 @@ def main() -> None:
         bare: list[float] = []
         raw_batch: list[float] = []
         raw_one: list[float] = []
+        cpu_us: list[float] = []  # the server's CPU per stored interaction
         for round_no in range(rounds):
             with server("distillery", env, args.http) as base:
                 reg = httpx.post(
@@ -209,11 +210,15 @@ def main() -> None:
                 warm = build_requests(device_id, token, 5, args.batch, seed=10_000 + round_no)
                 run_load(base, warm, args.concurrency)
                 requests = build_requests(device_id, token, count, args.batch, seed=round_no)
+                cpu_before = server_cpu_s(base)
                 result = run_load(base, requests, args.concurrency)
+                cpu_after = server_cpu_s(base)
                 accepted = sum(orjson.loads(b)["accepted"] for b in result["bodies"])
                 assert result["statuses"] == [200], result["statuses"]
                 assert accepted == count * args.batch, accepted
                 real.append(accepted / result["wall_s"])
+                if cpu_before is not None and cpu_after is not None:
+                    cpu_us.append(1e6 * (cpu_after - cpu_before) / accepted)
                 emit(
                     bench="ingest",
                     target="distillery",
@@ -225,6 +230,7 @@ def main() -> None:
                     concurrency=args.concurrency,
                     p50_ms=round(result["p50_ms"], 2),
                     p99_ms=round(result["p99_ms"], 2),
+                    server_cpu_us_per_interaction=round(cpu_us[-1], 1) if cpu_us else None,
                     client_processes=result["client_processes"],
                 )
             same_rows = build_batches(count, args.batch, seed=round_no)
@@ -269,6 +275,7 @@ def main() -> None:
             raw_insert_per_batch_commit_per_s=round(raw_m),
             raw_insert_one_commit_per_s=round(one_m),
             ratio_to_raw_per_batch=round(real_m / raw_m, 3),
+            server_cpu_us_per_interaction=round(statistics.median(cpu_us), 1) if cpu_us else None,
             goal_ratio_to_raw_per_batch=0.5,
             meets_goal=bool(real_m / raw_m >= 0.5),
             rounds=rounds,
