@@ -116,8 +116,9 @@ def _insert_new(
         return values + list(tail)
 
     if conn.dialect.driver == "psycopg":
-        ids = _insert_new_pipelined(conn, head + placeholders, [stored(r) for r in rows])
-        return len(ids), ids
+        return _insert_new_pipelined(
+            conn, head + placeholders, [stored(r) for r in rows], want_ids=want_ids
+        )
     count, ids = 0, []
     # RETURNING is asked for only when the ids are needed: it hands back a row per stored
     # interaction, one sqlite3_step each (pysqlite drops and retakes the GIL around every
@@ -139,23 +140,27 @@ def _insert_new(
     return (len(ids) if want_ids else count), ids
 
 
-def _insert_new_pipelined(conn: Any, insert_one_row: str, rows: list[list[Any]]) -> list[Any]:
-    """psycopg: one short statement per row, sent together in pipeline mode; the new ids.
+def _insert_new_pipelined(
+    conn: Any, insert_one_row: str, rows: list[list[Any]], *, want_ids: bool
+) -> tuple[int, list[Any]]:
+    """psycopg: one short statement per row, sent together in pipeline mode; as _insert_new.
 
     psycopg caches the parse of a statement only up to 50 parameters, so a multi-row
     statement (17 per row) was parsed again on every upload: 30% of the service's CPU
     (py-spy --gil under bench/ingest.py). A one-row statement is parsed once, prepared on
     the server after a few uploads, and executemany pipelines the rows in one round trip.
     """
-    sql = f"{insert_one_row} ON CONFLICT (id) DO NOTHING RETURNING id"
+    sql = f"{insert_one_row} ON CONFLICT (id) DO NOTHING" + (" RETURNING id" if want_ids else "")
     accepted: list[Any] = []
     with conn.connection.driver_connection.cursor() as cursor:
-        cursor.executemany(sql, rows, returning=True)
+        cursor.executemany(sql, rows, returning=want_ids)
+        if not want_ids:
+            return cursor.rowcount, []  # psycopg sums the row counts of an executemany
         while True:
             accepted += [r[0] for r in cursor.fetchall()]
             if not cursor.nextset():
                 break
-    return accepted
+    return len(accepted), accepted
 
 
 def _next_seq(session: Session) -> Any:
