@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.export.llama_cpp import LlamaCppModel
+from tasks.export.llama_cpp import LlamaCppModel, llama_warnings_quiet
 
 
 class AdapterError(RuntimeError):
@@ -33,9 +33,10 @@ class BaseWithAdapters:
         """Load a GGUF adapter for this base (kept until close; freed with the model)."""
         if name in self._adapters:
             raise ValueError(f"adapter {name!r} is already loaded")
-        adapter = self.lib.llama_adapter_lora_init(
-            self.model.llm.model, str(adapter_gguf).encode("utf-8")
-        )
+        with llama_warnings_quiet():  # a refused adapter is NULL: AdapterError below
+            adapter = self.lib.llama_adapter_lora_init(
+                self.model.llm.model, str(adapter_gguf).encode("utf-8")
+            )
         if not adapter:
             raise AdapterError(f"llama.cpp could not load adapter {adapter_gguf} on this base")
         self._adapters[name] = adapter

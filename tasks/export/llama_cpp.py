@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import importlib.util
+import logging
 import os
 import subprocess
 import sys
@@ -120,6 +121,24 @@ def native_output_to(log_path: Path) -> Iterator[None]:
 
 def _llama_cpp() -> Any:
     return importlib.import_module("llama_cpp")
+
+
+@contextmanager
+def llama_warnings_quiet() -> Iterator[None]:
+    """Keep llama.cpp's warnings off stderr for one call; its failures reach us as results.
+
+    llama-cpp-python's table of ggml log levels predates ggml's DEBUG level, so it reads each
+    level one step too high: a WARN prints as an ERROR even with verbose=False. Loading a LoRA
+    on a quantized base warns once per tensor that the adapter cannot use the CPU repack
+    buffer and takes the plain CPU one, as llama.cpp intends: 11 lines per load in `make demo`.
+    """
+    logger = logging.getLogger("llama-cpp-python")  # the logger its callback consults
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def quantize(source_gguf: Path, out_path: Path, quantization: str) -> GGUFFile | Skipped:
