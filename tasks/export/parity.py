@@ -178,12 +178,18 @@ def reference_perplexity(
 
 
 def gguf_quantization(gguf_path: Path) -> str:
-    """The file type a GGUF file declares (F16, Q8_0, Q4_K_M, ...)."""
+    """The file type a GGUF file declares (F16, Q8_0, Q4_K_M, ...), else its tensors' types.
+
+    llama.cpp's LoRA adapters declare no file type: their tensor types name them (F16, or
+    "F16+Q8_0" when mixed).
+    """
     from gguf import GGUFReader, LlamaFileType
 
-    field = GGUFReader(gguf_path).fields.get("general.file_type")
+    reader = GGUFReader(gguf_path)
+    field = reader.fields.get("general.file_type")
     if field is None:
-        return "UNKNOWN"
+        kinds = sorted({t.tensor_type.name for t in reader.tensors})
+        return "+".join(kinds) or "UNKNOWN"
     return LlamaFileType(int(field.contents())).name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 

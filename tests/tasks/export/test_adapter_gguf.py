@@ -20,6 +20,7 @@ from tasks.export.adapter_parity import check_adapter_parity
 from tasks.export.adapter_runtime import BaseWithAdapters, greedy_ids
 from tasks.export.gguf_export import write_gguf
 from tasks.export.llama_cpp import LlamaCppModel
+from tasks.export.parity import gguf_quantization
 from tests.tasks.export.adapters import adapter_set, make_adapter
 
 pytestmark = pytest.mark.skipif(
@@ -71,6 +72,9 @@ def test_adapter_gguf_is_llama_cpp_lora_format(two_adapters: dict, llama_dir: Pa
     assert fields["general.architecture"] == "llama" and fields["adapter.lora.alpha"] == 16.0
     full = (llama_dir / "model.safetensors").stat().st_size
     assert two_adapters["support"]["adapter_gguf"].stat().st_size < full / 4
+    # It declares no file type; its tensors name it (the parity log line shows this).
+    assert "general.file_type" not in fields
+    assert gguf_quantization(two_adapters["support"]["adapter_gguf"]) == "F16"
 
 
 def test_base_plus_adapter_matches_merged_file(
