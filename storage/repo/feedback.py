@@ -18,8 +18,7 @@ from storage.models import FeedbackBatch, Interaction, InteractionRevision, utcn
 class FeedbackRow(NamedTuple):
     """One interaction to store, its fields in statement order; device and batch come apart.
 
-    A tuple, not a mapping: the upload path builds 100 per request and the insert binds them
-    as they are (bench/ingest.py).
+    The insert binds it as it is; the defaults of optional fields live here, once.
     """
 
     id: uuid.UUID
@@ -279,10 +278,10 @@ def insert_feedback_batch(
             "updated": 0,
         },
     )
-    # Sorted ids: concurrent batches take their row locks in one order, so overlapping
-    # uploads wait for each other on PostgreSQL instead of deadlocking.
     # Only rows that carry updated_at can change a stored row: the common upload skips this.
     may_update = any(r.client_updated_at is not None for r in rows.values())
+    # Sorted ids: concurrent batches take their row locks in one order, so overlapping
+    # uploads wait for each other on PostgreSQL instead of deadlocking.
     accepted, new_ids = (
         _insert_new(
             session,
