@@ -56,15 +56,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         """
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
+        naive_utc = self.process_bind_param
 
         def to_text(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime: store timezone-aware timestamps only")
-            if value.tzinfo is not UTC:
-                value = value.astimezone(UTC)
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            stored = naive_utc(value, dialect)
+            return None if stored is None else stored.isoformat(" ", "microseconds")
 
         return to_text
 
