@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from tasks.models.runtime_downloads import allow_runtime_downloads
+
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -36,6 +38,7 @@ def merge_adapter(
     base_dir, out_dir = Path(base_dir), Path(out_dir)
     if not (base_dir / "config.json").is_file():
         raise FileNotFoundError(f"{base_dir} is not a HF model directory (no config.json)")
+    allow_runtime_downloads()
     # Merge in fp32 whatever the target dtype: adding B@A to fp16 weights loses the small deltas.
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     if adapter_dir is not None:

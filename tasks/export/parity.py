@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from tasks.models.runtime_downloads import allow_runtime_downloads
+
 # Relative perplexity change (either way: a mismatch can also lower it) allowed per
 # quantization before a file is not publishable. Q8_0 gets 5% and 90% top-1: on the demo's
 # second version (perplexity ~108 on ~170 tokens) its file measured -2.1% and 92.3%, noise
@@ -172,6 +174,7 @@ def reference_perplexity(
     examples: Sequence[Mapping[str, Any]] | None = None,
 ) -> Reference:
     """The HF model in `hf_dir` on the scored tokens (compute once, reuse for several files)."""
+    allow_runtime_downloads()
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
     return reference_of(model, _inputs(tokenizer, texts, examples))
@@ -196,6 +199,7 @@ def gguf_quantization(gguf_path: Path) -> str:
 def _transformers_scores(
     gguf_path: Path, scored: Scored, reference: Reference
 ) -> tuple[float, float]:
+    allow_runtime_downloads()
     model = AutoModelForCausalLM.from_pretrained(
         gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
     ).eval()
@@ -231,6 +235,7 @@ def check_parity(
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     scored = _inputs(tokenizer, texts, examples)
     if reference is None:
+        allow_runtime_downloads()
         model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
         reference = reference_of(model, scored)
         del model

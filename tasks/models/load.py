@@ -21,6 +21,7 @@ from transformers import (
 
 from storage.config import StorageSettings
 from tasks.models.presets import SMOLLM2_GGUF_FILE, ModelPreset, get_preset
+from tasks.models.runtime_downloads import allow_runtime_downloads
 from tasks.models.tiny import build_tiny_model, build_tiny_tokenizer
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def materialize_preset(name: str) -> Path:
 
 
 def _build_local(preset: ModelPreset) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    allow_runtime_downloads()
     if preset.source == "tiny":
         tiny_tokenizer = build_tiny_tokenizer(preset.tiny_variant)
         tiny = build_tiny_model(preset.tiny_arch, tiny_tokenizer, seed=preset.tiny_seed)
@@ -118,6 +120,19 @@ def prune_layers(model: PreTrainedModel, drop: tuple[int, ...] | list[int]) -> P
     return model
 
 
+def cuda_device_index(device: str) -> int:
+    """The CUDA device index a model loaded for `device` goes to.
+
+    An explicit index (`cuda:1`) wins. Plain `cuda` means this process's own GPU: LOCAL_RANK,
+    which `accelerate launch` and `torchrun` set per rank, else 0. (`torch.device("cuda").index`
+    is None, so without this every rank of a multi-GPU run would load onto GPU 0.)
+    """
+    index = torch.device(device).index
+    if index is not None:
+        return index
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def cuda_4bit_available() -> bool:
     """True when CUDA and bitsandbytes are both usable (QLoRA possible)."""
     return torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is not None
@@ -144,9 +159,12 @@ def load_model_and_tokenizer(
     quantize_4bit: bool | None = None,
 ) -> tuple[Any, PreTrainedTokenizerBase]:
     """Base model (fp32 on CPU, bf16 or NF4 on CUDA) and tokenizer, with an adapter if given."""
+    allow_runtime_downloads()
     preset = get_preset(preset_name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     on_cuda = device.startswith("cuda")
+    if on_cuda:
+        device = f"cuda:{cuda_device_index(device)}"
     if quantize_4bit is None:
         quantize_4bit = preset.load_in_4bit_on_cuda and on_cuda and cuda_4bit_available()
     if quantize_4bit and not (on_cuda and cuda_4bit_available()):
@@ -164,7 +182,7 @@ def load_model_and_tokenizer(
             bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True,
         )
-        kwargs["device_map"] = {"": torch.device(device).index or 0}
+        kwargs["device_map"] = {"": cuda_device_index(device)}
     model: nn.Module = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     tokenizer = load_tokenizer(preset_name)
     if not quantize_4bit:
