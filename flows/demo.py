@@ -202,6 +202,8 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
             progress.line(f"  {row.student}: {row.status}{version} — {row.detail or ''}")
             if row.phone:
                 progress.line(f"  phone file: {row.phone}")
+            if row.answers:
+                progress.line(f"  {row.answers}")
             if row.teacher:
                 progress.line(f"  {row.teacher}")
             if row.teacher_cache:

@@ -25,8 +25,8 @@ from tasks.evaluate.prefect_tasks import (
     write_report_task,
 )
 from tasks.evaluate.run import EvalConfig, load_results, metrics_by_set
-from tasks.evaluate.sets import snapshot_set_name
-from tasks.evaluate.verdict import MetricsBySet, Verdict
+from tasks.evaluate.sets import FIXED_SET_NAME, snapshot_set_name
+from tasks.evaluate.verdict import MetricsBySet, Verdict, answers_line
 from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
 from tasks.models.remote import is_remote
 from tasks.results import StageResult
@@ -135,7 +135,12 @@ def evaluate_candidate_flow(
         else None
     )
     teacher_line = summary_line(yardstick, names, new_set) if yardstick else "no teacher evaluated"
+    reference = "stable" if "stable" in deltas else "base"
+    answers = answers_line(
+        deltas[reference], FIXED_SET_NAME, name_of(names, FIXED_SET_NAME), reference
+    )
     print("\n".join(decision.reasons))
+    print(answers)
     print(teacher_line)
     metrics: dict[str, MetricsBySet] = {label: _headline(p, names) for label, p in paths.items()}
     metrics["candidate"] = _with_teacher(metrics["candidate"], yardstick, names)
@@ -147,6 +152,7 @@ def evaluate_candidate_flow(
         new_set_name=names[new_set],
         set_names=names,
         teacher=teacher_line,
+        answers=answers,
         metrics=metrics,
         report_path=report,
         results_paths=paths,

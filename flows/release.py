@@ -21,6 +21,7 @@ def rejected_row(row: TimedRow, verdict: Verdict) -> StudentRow:
         decision="reject",
         detail=verdict.detail,
         teacher=verdict.teacher,
+        answers=verdict.answers or None,
         report=verdict.report_path,
     )
 

@@ -30,6 +30,8 @@ class StudentRow(StageResult):
     """Why: the gate's reasons in full, the skip reason or the failure message."""
     teacher: str | None = None
     """How the candidate compares with the teacher (one line)."""
+    answers: str | None = None
+    """How the candidate's answers compare with its reference on the fixed benchmark."""
     report: str | None = None
     """Path of the evaluation report."""
     files: list[str] = []

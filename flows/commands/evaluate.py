@@ -13,7 +13,12 @@ from flows.commands.options import TEACHERS, Student
 
 app = typer.Typer(help="Evaluate student models: gate a candidate, score a model, re-check live.")
 
-Limit = Annotated[int | None, typer.Option(min=1, help="first N examples of each set [all]")]
+Limit = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="first N examples of each test split; the fixed benchmark is scored whole [all]"
+    ),
+]
 BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]
 MaxNewTokens = Annotated[int, typer.Option(min=1, help="generated tokens per answer")]
 Device = Annotated[
@@ -137,7 +142,7 @@ def fixed_set(
     out: Annotated[
         Path | None, typer.Option(help="[default: <data dir>/eval/fixed-<hash>]")
     ] = None,
-    limit: Limit = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="first N tasks only [all]")] = None,
     overwrite: Annotated[bool, typer.Option(help="rewrite an existing copy")] = False,
 ) -> int:
     """Save the fixed benchmark set (the built-in held-out tasks) and print where it is."""

@@ -18,9 +18,11 @@ def compare_results(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Set -> {nll, rougeL, bleu} -> {mean_delta, ci_low, ci_high, n} (candidate - reference).
+    """Set -> metric -> {mean_delta, ci_low, ci_high, n} (candidate - reference).
 
-    Examples are paired by id; both models must have seen the same prompts.
+    Metrics: nll, rougeL and bleu on every set; answer_match and exact_match (shares of
+    checkable tasks answered right) where a set has checkable tasks. Examples are paired by
+    id; both models must have seen the same prompts.
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, cand_set in candidate["sets"].items():
@@ -40,6 +42,17 @@ def compare_results(
             )
             for metric in ("nll", "rougeL")
         }
+        for metric, field in (("answer_match", "answer"), ("exact_match", "exact")):
+            judged = [(c.get(field), r.get(field)) for c, r in pairs]
+            judged = [(float(c), float(r)) for c, r in judged if c is not None and r is not None]
+            if judged:  # only checkable tasks are right or wrong
+                out[name][metric] = paired_bootstrap(
+                    [c for c, _ in judged],
+                    [r for _, r in judged],
+                    n_resamples=n_resamples,
+                    seed=seed,
+                    confidence=confidence,
+                )
         out[name]["bleu"] = paired_bootstrap_bleu(
             np.array([c["bleu_stats"] for c, _ in pairs]),
             np.array([r["bleu_stats"] for _, r in pairs]),

@@ -9,6 +9,8 @@ from tasks.evaluate.yardstick import kept_share
 
 Metrics = dict[str, dict[str, float]]  # eval set -> metric -> value
 Deltas = dict[str, dict[str, dict[str, float]]]  # eval set -> metric -> {mean_delta, ci_low, ...}
+# What the gate can read as answer quality; all are per-example scores in [0, 1].
+ANSWER_METRICS = ("rougeL", "answer_match", "exact_match")
 
 
 @dataclass(frozen=True)
@@ -16,9 +18,21 @@ class GatePolicy:
     """Thresholds of the gate; relative tolerances are fractions (0.02 = 2%)."""
 
     ppl_tolerance: float = 0.02  # allowed relative perplexity regression on any set
-    text_metrics: tuple[str, ...] = ("rougeL", "bleu")  # must improve or hold on the new split
-    text_ci_floor: float = 0.0  # pass if the delta's CI upper bound >= this (CI includes 0)
+    # Answer-level metrics checked on every set (new split, earlier splits, fixed benchmark);
+    # answer_match and exact_match exist only on sets with checkable tasks.
+    answer_metrics: tuple[str, ...] = ("rougeL", "answer_match", "exact_match")
+    # An answer metric "holds" when the low end of its paired 95% interval (candidate minus
+    # reference, in the metric's own 0-1 units) is at least -answer_tolerance. An interval
+    # wholly below 0 always rejects, whatever perplexity says.
+    answer_tolerance: float = 0.02
+    # A set with fewer paired examples than this is too small to show that a metric holds:
+    # the gate says so, and `block_small_sets` decides whether that rejects.
+    min_examples: int = 30
+    block_small_sets: bool = False
     require_improvement: bool = True  # a tie with stable is not worth a download on phones
+    # Also require answers that are significantly better than the reference (the interval's
+    # low end above 0) on at least one answer metric of one set; perplexity alone is not enough.
+    require_answer_gain: bool = False
     min_improvement: float = 0.0  # relative new-split perplexity gain that counts as better
     first_version_margin: float = 0.0  # first version: new-split ppl < base * (1 - margin)
     first_version_fixed_tolerance: float = 0.02  # first version vs base on the other sets
@@ -35,6 +49,20 @@ class GatePolicy:
             raise ValueError(
                 f"GatePolicy.min_teacher_share must be in [0, 1], got {self.min_teacher_share}"
             )
+        if not 0.0 <= self.answer_tolerance < 1.0:
+            raise ValueError(
+                f"GatePolicy.answer_tolerance must be in [0, 1), got {self.answer_tolerance}"
+            )
+        if self.min_examples < 1:
+            raise ValueError(f"GatePolicy.min_examples must be at least 1, got {self.min_examples}")
+        unknown = set(self.answer_metrics) - set(ANSWER_METRICS)
+        if unknown or "rougeL" not in self.answer_metrics:
+            raise ValueError(
+                f"GatePolicy.answer_metrics must include rougeL and come from {ANSWER_METRICS}, "
+                f"got {list(self.answer_metrics)}"
+            )
+        # JSON and Prefect parameters bring lists; the policy is frozen and hashable.
+        object.__setattr__(self, "answer_metrics", tuple(self.answer_metrics))
 
 
 @dataclass(frozen=True)
@@ -45,6 +73,7 @@ class Check:
     passed: bool
     value: float
     threshold: float
+    undecided: bool = False  # the set was too small to decide; `passed` follows the policy
 
 
 @dataclass
@@ -145,29 +174,31 @@ def decide(
         )
         add(Check(f"perplexity_no_regression[{eval_set}]", ok, cand_ppl, limit), msg)
 
-    for name in policy.text_metrics:
-        ci = _delta(deltas, new_set, name, ref_name)
-        ok = ci["ci_high"] >= policy.text_ci_floor
-        msg = (
-            f"{name} on {called(new_set)}: delta vs {ref_name} {ci['mean_delta']:+.4g} "
-            f"[{ci['ci_low']:+.4g}, {ci['ci_high']:+.4g}] "
-            + ("improves or holds" if ok else "is significantly worse")
-        )
-        add(Check(f"{name}_holds[{new_set}]", ok, ci["ci_high"], policy.text_ci_floor), msg)
+    for eval_set in candidate:
+        for check, msg in _answer_checks(deltas, eval_set, policy, ref_name, called(eval_set)):
+            add(check, msg)
 
+    gains = _answer_gains(deltas, policy)  # (metric, set key, mean delta)
     if not first and policy.require_improvement:
         cand_ppl = _metric(candidate, "candidate", new_set, "perplexity")
         ref_ppl = _metric(ref, ref_name, new_set, "perplexity")
         limit = ref_ppl * (1.0 - policy.min_improvement)
-        better_text = [n for n in policy.text_metrics if deltas[new_set][n]["ci_low"] > 0.0]
-        ok = cand_ppl < limit or bool(better_text)
+        better_here = [f"{m} ({d:+.3f})" for m, key, d in gains if key == new_set]
+        ok = cand_ppl < limit or bool(better_here)
         what = f"perplexity {cand_ppl:.4g}, needs < {limit:.4g}" + (
-            f"; significantly better {', '.join(better_text)}" if better_text else ""
+            f"; significantly better {', '.join(better_here)}" if better_here else ""
         )
         tie = abs(cand_ppl - ref_ppl) <= policy.ppl_tolerance * ref_ppl
         verdict = "yes" if ok else ("no, a tie within tolerance" if tie else "no")
         msg = f"improvement over stable on {called(new_set)}: {verdict} ({what})"
         add(Check(f"improves_on_stable[{new_set}]", ok, cand_ppl, limit), msg)
+
+    if policy.require_answer_gain:
+        ok = bool(gains)
+        listed = "; ".join(f"{m} {d:+.3f} on {called(key)}" for m, key, d in gains)
+        none = "no answer metric's interval is above 0 on any set"
+        msg = f"answers better than {ref_name}: {listed if ok else none}"
+        add(Check("answers_improve", ok, float(len(gains)), 1.0), msg)
 
     if policy.min_teacher_share > 0 and teacher is not None:
         for check, msg in _teacher_checks(candidate, teacher, policy, called):
@@ -207,3 +238,48 @@ def _teacher_checks(
         msg = f"{metric} kept of the teacher's on {called(eval_set)}: {how}"
         out.append((Check(f"keeps_teacher_{metric}[{eval_set}]", ok, value, floor), msg))
     return out
+
+
+def _answer_checks(
+    deltas: Deltas, eval_set: str, policy: GatePolicy, ref_name: str, set_name: str
+) -> list[tuple[Check, str]]:
+    """Per answer metric on one set: significantly worse rejects; else it must hold."""
+    out = []
+    for name in policy.answer_metrics:
+        ci = deltas.get(eval_set, {}).get(name)
+        if ci is None:
+            if name == "rougeL":  # every set has answers; only the match metrics are optional
+                raise ValueError(
+                    f"gate input lacks the {name!r} delta vs {ref_name} on {eval_set!r}"
+                )
+            continue  # no checkable tasks on this set
+        n, low, high = int(ci["n"]), ci["ci_low"], ci["ci_high"]
+        numbers = (
+            f"{name} on {set_name}: delta vs {ref_name} {ci['mean_delta']:+.3f} "
+            f"[{low:+.3f}, {high:+.3f}], n={n}"
+        )
+        check = f"{name}_holds[{eval_set}]"
+        if high < 0.0:
+            out.append((Check(check, False, high, 0.0), f"{numbers}: significantly worse"))
+        elif n < policy.min_examples:
+            ok = not policy.block_small_sets
+            how = "blocks" if policy.block_small_sets else "does not block"
+            msg = f"{numbers}: too small to decide (n < {policy.min_examples}; the policy {how})"
+            out.append((Check(check, ok, float(n), float(policy.min_examples), True), msg))
+        else:
+            floor = -policy.answer_tolerance
+            ok = low >= floor
+            verdict = "holds" if ok else "may be worse"
+            msg = f"{numbers}: {verdict} (the interval's low end vs the {floor:+.3f} tolerance)"
+            out.append((Check(check, ok, low, floor), msg))
+    return out
+
+
+def _answer_gains(deltas: Deltas, policy: GatePolicy) -> list[tuple[str, str, float]]:
+    """(metric, set, mean delta) of every answer metric whose interval lies wholly above 0."""
+    return [
+        (name, eval_set, ci["mean_delta"])
+        for eval_set, by_metric in deltas.items()
+        for name, ci in by_metric.items()
+        if name in policy.answer_metrics and ci["ci_low"] > 0.0
+    ]

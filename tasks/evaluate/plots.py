@@ -113,12 +113,13 @@ def plot_deltas(
     metrics = (
         ("nll", "Δ NLL per token\n(below 0 is better)"),
         ("rougeL", "Δ ROUGE-L"),
+        ("answer_match", "Δ answer match\n(checkable tasks)"),
         ("bleu", "Δ BLEU"),
     )
     sets = list(dict.fromkeys(s for by_set in deltas.values() for s in by_set))
     refs = list(deltas)
     height = 1.6 + 0.4 * len(sets) * max(1, len(refs))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(12, height), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(14, height), sharey=True, squeeze=False)
     step = 0.5 / max(1, len(refs))
     for ax, (metric, title) in zip(axes[0], metrics, strict=True):
         for r, ref in enumerate(refs):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tasks.evaluate.model_metrics import generate_answers, score_targets
-from tasks.evaluate.sets import conversation, load_eval_set
+from tasks.evaluate.sets import FIXED_SET_NAME, conversation, load_eval_set
 from tasks.evaluate.text_metrics import bleu_sentence_stats, corpus_bleu, rouge_per_example
 from tasks.evaluate.uncertainty import uncertainty_summary
 from tasks.sampledata import answer_match, exact_match
@@ -23,7 +23,10 @@ class EvalConfig:
     batch_size: int = 8
     max_new_tokens: int = 64
     max_length: int = 1024
-    limit: int | None = None  # first N examples of each set
+    limit: int | None = None  # first N examples of each test split
+    # The fixed benchmark is scored whole by default: it is what every version is compared
+    # on, and a subset too small to decide lets anything through the gate.
+    fixed_limit: int | None = None
     ece_bins: int = 15
     low_confidence: float = 0.3
     spike_sigma: float = 2.0
@@ -91,11 +94,11 @@ def evaluate_dataset(
         for row, hyp, ref in zip(rows, hyps, refs, strict=True)
     ]
     judged = [e for e in exact if e is not None]
-    found = [
-        answer_match(hyp, ref)
+    matched = [
+        answer_match(hyp, ref) if row.get("checkable") else None
         for row, hyp, ref in zip(rows, hyps, refs, strict=True)
-        if row.get("checkable")
     ]
+    found = [m for m in matched if m is not None]
     metrics = {
         "examples": float(len(rows)),
         "tokens": float(n_tok),
@@ -117,6 +120,7 @@ def evaluate_dataset(
             "reference": ref,
             "rougeL": rouge["rougeL"][i],
             "exact": exact[i],
+            "answer": matched[i],
             "bleu_stats": [int(x) for x in stats[i]],
         }
         for i, (row, s, hyp, ref) in enumerate(zip(rows, scores, hyps, refs, strict=True))
@@ -127,6 +131,11 @@ def evaluate_dataset(
         "token_entropies": [round(e, 5) for e in ent],
         "gen_token_entropies": [round(e, 5) for e in gen_flat_ent],
     }
+
+
+def config_for_set(config: EvalConfig, key: str) -> EvalConfig:
+    """The settings one set is scored with: the fixed benchmark takes `fixed_limit`."""
+    return replace(config, limit=config.fixed_limit) if key == FIXED_SET_NAME else config
 
 
 def _short_set_name(key: str) -> str:
@@ -170,7 +179,8 @@ def evaluate_model(
     cached: list[str] = []
     for name, path in eval_sets.items():
         dataset = load_eval_set(path)
-        key = cache_key(identity, set_fingerprint(dataset, config.limit), config, device)
+        set_config = config_for_set(config, name)
+        key = cache_key(identity, set_fingerprint(dataset, set_config.limit), set_config, device)
         hit = cache.get(key)
         if hit is not None:
             sets[name] = hit
@@ -183,7 +193,7 @@ def evaluate_model(
             loaded = load_model_and_tokenizer(preset, adapter_dir=adapter, device=device)
         model, tokenizer = loaded
         label = f"{preset}{' + LoRA' if adapter_dir else ''} on {_short_set_name(name)}"
-        sets[name] = evaluate_dataset(model, tokenizer, dataset, config, label)
+        sets[name] = evaluate_dataset(model, tokenizer, dataset, set_config, label)
         cache.put(key, sets[name])
     result = {
         "preset": preset,

@@ -110,7 +110,8 @@ def test_deploy_all_then_a_worker_runs_the_weekly_cycle(tmp_path: Path) -> None:
 def test_a_deployed_cycle_trains_and_publishes_through_the_worker(tmp_path: Path) -> None:
     """The weekly deployment on tiny presets with data: a version is published via the worker."""
     from storage.db import Database
-    from tests.flows.test_perpetual import GENEROUS_GATE, seed_rows
+    from tests.flows.test_perpetual import seed_rows
+    from tests.flows.test_remote_cycle import GENEROUS_GATE
     from tests.tasks.prepare.conftest import insert
 
     data = tmp_path / "data"
