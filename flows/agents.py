@@ -21,7 +21,7 @@ from tasks.agent_tasks import (
 from tasks.agents import STABLE
 from tasks.cycle import CycleConfig, training_slot, version_metadata
 from tasks.cycle_summary import StudentRow, timed_row
-from tasks.cycle_tasks import record_gate_decision_task
+from tasks.cycle_tasks import heal_student_task, record_gate_decision_task
 from tasks.prepare.summary import SnapshotSummary
 from tasks.teacher_tasks import resolve_teacher_task
 
@@ -42,6 +42,7 @@ def agent_cycle(
         return row.done("skipped", detail=f"no new records of agent {agent} in this snapshot")
     teacher = resolve_teacher_task(config.teacher, config.use_teacher_adapter)
     with training_slot(student):
+        heal_student_task(student)  # agents run after the student, which healed it already
         trained = distill_agent_task(
             student, agent, teacher, sliced, snapshot.snapshot_id, plan.stable_adapter_dir, config
         )
@@ -69,6 +70,7 @@ def agent_cycle(
         decision="promote",
         detail=f"{sliced.detail}; {verdict.detail}",
         teacher=verdict.teacher,
+        answers=verdict.answers or None,
         report=verdict.report_path,
         files=published.file_names,
         # Whether phones holding the base get only the adapter, and why (else the merged file).

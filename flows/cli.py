@@ -18,6 +18,7 @@ from flows.commands import (
     distill,
     evaluate,
     export,
+    heal,
     models,
     preflight,
     prepare,
@@ -48,6 +49,7 @@ app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
 app.command("prepare")(prepare.prepare)
 app.command("preflight")(preflight.preflight)
+app.command("heal")(heal.heal)
 app.command("distill")(distill.distill)
 app.add_typer(evaluate.app, name="evaluate")
 app.command("export")(export.export)

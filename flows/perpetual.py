@@ -21,6 +21,7 @@ from tasks.cycle_tasks import (
     distill_student_task,
     earlier_test_splits_task,
     export_student_task,
+    heal_student_task,
     record_gate_decision_task,
     student_plan_task,
 )
@@ -40,6 +41,7 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
         return row.done("skipped", detail=plan.skip, version=plan.existing_version)
     teacher = resolve_teacher_task(config.teacher, config.use_teacher_adapter)
     with training_slot(student):  # one training per student at a time, across all runs
+        heal_student_task(student)  # a healed student's one-time base (reused once built)
         trained = distill_student_task(student, teacher, snapshot, plan.stable_adapter_dir, config)
     verdict = evaluate_candidate_flow(
         student_preset=student,
@@ -65,6 +67,7 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
         decision="promote",
         detail=verdict.detail,
         teacher=verdict.teacher,
+        answers=verdict.answers or None,
         report=verdict.report_path,
         files=published.file_names,
         phone=exported.phone_reason or None,

@@ -11,6 +11,7 @@ from tasks.cycle import (
     record_gate_decision,
     student_plan,
 )
+from tasks.distill.heal import heal_if_needed
 
 # Database reads and writes are idempotent and retry; training and export fail loudly.
 student_plan_task = task(retries=2, retry_delay_seconds=2, persist_result=True)(student_plan)
@@ -18,6 +19,8 @@ record_gate_decision_task = task(retries=2, retry_delay_seconds=2, persist_resul
     record_gate_decision
 )
 distill_student_task = task(name="distill-student", persist_result=True)(distill_student)
+# Healing is a training too: no retry; a built base is reused, so a rerun costs nothing.
+heal_student_task = task(name="heal-student", persist_result=True)(heal_if_needed)
 earlier_test_splits_task = task(retries=2, retry_delay_seconds=2, persist_result=True)(
     earlier_test_splits
 )

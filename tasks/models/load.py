@@ -43,6 +43,16 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+def local_preset_dir(preset: ModelPreset) -> Path:
+    """Where a local preset's HF folder lives: `<data dir>/models/<name>/<revision>`."""
+    # The revision is part of the path so a changed recipe never reuses stale weights.
+    return models_dir() / preset.name / preset.revision.replace(":", "_").replace("/", "_")
+
+
+class NotHealedError(FileNotFoundError):
+    """A healed preset whose one-time healing has not run on this data dir yet."""
+
+
 def materialize_preset(name: str) -> Path:
     """An HF directory (model + tokenizer) for preset `name`, built once and cached on disk."""
     preset = get_preset(name)
@@ -50,10 +60,14 @@ def materialize_preset(name: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(preset.hub_id, revision=preset.revision))
-    # The revision is part of the path so a changed recipe never reuses stale weights.
-    target = models_dir() / preset.name / preset.revision.replace(":", "_").replace("/", "_")
+    target = local_preset_dir(preset)
     if (target / "config.json").is_file():
         return target
+    if preset.source == "healed":  # a training run, not a conversion: never built implicitly
+        raise NotHealedError(
+            f"{name} is not healed yet in {models_dir()}: run `distillery heal {name}` "
+            "(the perpetual cycle also heals it before its first training)"
+        )
     if preset.source == "pruned_smollm2":
         materialize_preset("smollm2-135m-instruct")  # outside the tmp dir: it caches itself
     target.parent.mkdir(parents=True, exist_ok=True)

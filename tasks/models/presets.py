@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 Role = Literal["teacher", "student"]
-Source = Literal["hub", "smollm2_gguf", "pruned_smollm2", "tiny"]
+Source = Literal["hub", "smollm2_gguf", "pruned_smollm2", "healed", "tiny"]
 
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Phi-3 fuses q/k/v and gate/up into single projections.
@@ -34,6 +36,39 @@ HUB_REVISIONS = {
 
 
 @dataclass(frozen=True)
+class HealRecipe:
+    """How a pruned student is healed once before the weekly loop (tasks/distill/heal.py).
+
+    Logit KD from `teacher` into `student` on the built-in training prompts, merged into the
+    weights. The recipe is part of the healed preset's revision: a changed recipe is another
+    base, never a stale copy.
+    """
+
+    teacher: str
+    student: str
+    steps: int = 200
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    max_length: int = 192
+    lora_r: int = 32
+    lora_alpha: int = 64
+    alpha: float = 0.5  # cross-entropy weight on the reference answers; the rest is KD
+    temperature: float = 2.0
+    top_k: int = 16
+    records: int | None = None  # training tasks used; None = all
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (written beside the healed weights)."""
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """12 hex digits of the recipe's content."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
 class ModelPreset:
     """A model by name: source, revision, LoRA targets and training batch/sequence settings."""
 
@@ -56,6 +91,8 @@ class ModelPreset:
     tiny_seed: int = 0
     # Only for source="pruned_smollm2": decoder layers removed from the full model.
     pruned_layers: tuple[int, ...] = field(default=())
+    # Only for source="healed": how the base is healed (built by `distillery heal`).
+    heal: HealRecipe | None = None
     chat_template_note: str = "tokenizer's own chat template"
 
     @property
@@ -88,6 +125,39 @@ def _tiny(name: str, role: Role, arch: str, variant: str, seed: int) -> ModelPre
         tiny_seed=seed,
     )
 
+
+def _healed(name: str, recipe: HealRecipe) -> ModelPreset:
+    """The preset of `recipe.student` healed by `recipe`: same settings, its own revision."""
+    pruned = next(p for p in _PRUNED if p.name == recipe.student)
+    return replace(
+        pruned,
+        name=name,
+        revision=f"{pruned.revision}:healed-{recipe.fingerprint()}",
+        source="healed",
+        heal=recipe,
+    )
+
+
+_PRUNED = [
+    ModelPreset(
+        name="smollm2-pruned-student",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        revision=f"gguf:{SMOLLM2_GGUF_FILE}:drop-12-17",
+        role="student",
+        source="pruned_smollm2",
+        pruned_layers=SMOLLM2_PRUNED_LAYERS,
+        # A LoRA grows with r·(in+out), the model with in·out: on a 576-wide model rank 16 is
+        # 8.6% of the phone file, rank 8 is 4.6%, inside the weekly-update budget
+        # (tasks/models/lora_size.py: UPDATE_BUDGET; bench/adapter_bytes.py measures it).
+        lora_r=8,
+        lora_alpha=16,
+        max_seq_len=512,
+        per_device_batch_size=4,
+        grad_accum=1,
+        load_in_4bit_on_cuda=False,
+    ),
+]
+HEAL_SMOLLM2 = HealRecipe(teacher="smollm2-135m-instruct", student="smollm2-pruned-student")
 
 _ALL: list[ModelPreset] = [
     # Teachers: 7-8B instruction models, 4-bit on CUDA, smaller batches.
@@ -153,23 +223,10 @@ _ALL: list[ModelPreset] = [
         grad_accum=1,
         load_in_4bit_on_cuda=False,
     ),
-    ModelPreset(
-        name="smollm2-pruned-student",
-        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-        revision=f"gguf:{SMOLLM2_GGUF_FILE}:drop-12-17",
-        role="student",
-        source="pruned_smollm2",
-        pruned_layers=SMOLLM2_PRUNED_LAYERS,
-        # A LoRA grows with r·(in+out), the model with in·out: on a 576-wide model rank 16 is
-        # 8.6% of the phone file, rank 8 is 4.6%, inside the weekly-update budget
-        # (tasks/models/lora_size.py: UPDATE_BUDGET; bench/adapter_bytes.py measures it).
-        lora_r=8,
-        lora_alpha=16,
-        max_seq_len=512,
-        per_device_batch_size=4,
-        grad_accum=1,
-        load_in_4bit_on_cuda=False,
-    ),
+    *_PRUNED,
+    # The pruned student after a one-time healing distillation from the full SmolLM2
+    # (tasks/distill/heal.py); the same LoRA settings as the pruned student it is built from.
+    _healed("smollm2-healed-student", HEAL_SMOLLM2),
     # Tiny random models for tests: same tokenizer "a" except the "-b" student.
     _tiny("tiny-llama-teacher", "teacher", "llama", "a", seed=1),
     _tiny("tiny-llama-student", "student", "llama", "a", seed=2),

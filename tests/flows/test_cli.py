@@ -30,7 +30,7 @@ def test_top_level_help_says_what_it_is_for(capsys: pytest.CaptureFixture[str]) 
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "phones" in out and "distillery demo" in out
-    for command in ("demo", "serve", "simulate", "prepare", "distill", "evaluate", "cycle"):
+    for command in ("demo", "serve", "prepare", "heal", "distill", "evaluate", "cycle"):
         assert f"  {command} " in out
 
 
@@ -42,6 +42,18 @@ def test_subcommand_help_lists_defaults_and_preset_choices(
     assert "[default: smollm2-135m-instruct]" in out
     assert "choices: llama-3.2-1b-instruct, phi-3-mini-4k-instruct" in out
     assert "choices: PHONE, F16, Q8_0" in out and "[default: 8; x>=0]" in out
+
+
+def test_heal_help_names_its_presets_and_an_unknown_one_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["heal", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "choices: smollm2-healed-student" in out and "logit KD" in out
+    # A student that is not a healed preset is refused before anything is trained.
+    assert main(["heal", "smollm2-pruned-student"]) == 2
+    err = capsys.readouterr().err
+    assert "'smollm2-pruned-student' is not" in err and "smollm2-healed-student" in err
 
 
 def test_an_unknown_preset_is_refused_before_any_work(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,10 +21,11 @@ SHAPES = {s.hub_id: s for s in (LLAMA_32_1B, PHI_3_MINI, TINYLLAMA)}
 def update_share(name: str) -> float:
     """The F16 adapter at the preset's rank ÷ the student's phone file."""
     preset = get_preset(name)
-    if preset.source == "pruned_smollm2":
+    if preset.source in ("pruned_smollm2", "healed"):
         layers = SMOLLM2_135M.num_hidden_layers - len(preset.pruned_layers)
         update = lora_gguf_bytes(SMOLLM2_135M, preset.lora_r, "F16", layers=layers)
-        return update / PHONE_FILE_BYTES[name]
+        # Healing changes weights, not shapes: its phone file is the pruned student's size.
+        return update / PHONE_FILE_BYTES[preset.heal.student if preset.heal else name]
     update = lora_gguf_bytes(SHAPES[preset.hub_id], preset.lora_r, "F16")
     return update / PHONE_FILE_BYTES[preset.hub_id]
 
