@@ -35,8 +35,10 @@ class DemoOptions:
     seed: int | None = None  # None: a new seed per run (run count), so each run brings new data
     teacher: str = "smollm2-135m-instruct"
     student: str = "smollm2-pruned-student"
-    max_steps: int = 10  # ~20 s a step on 2 quiet cores (batch 4 x 256 tokens, KD loss)
-    eval_limit: int = 12  # examples per evaluation set
+    # Enough steps that v1 answers the fixed benchmark better than the base: with 10 steps
+    # at 4e-4 an earlier demo published a v1 whose ROUGE-L was below the base's.
+    max_steps: int = 20
+    eval_limit: int = 12  # examples per test split; the fixed benchmark is scored whole
     # PHONE: the first of Q4_K_M, Q4_1, Q8_0 that passes llama.cpp parity
     quantizations: list[str] = field(default_factory=lambda: ["PHONE"])
     port: int | None = None
@@ -144,7 +146,9 @@ def demo_config(options: DemoOptions) -> CycleConfig:
         settle_seconds=0,  # the uploads just happened; nothing else is writing
         distill={
             "max_steps": options.max_steps,
-            "learning_rate": 4e-4,  # few steps: a larger step size shows the recovery
+            # bench/quality.py: 20 steps at 1e-3 on 96 records took the pruned student's
+            # fixed-benchmark ROUGE-L from 0.048 to 0.143 (+0.095 [+0.039, +0.160], n=64).
+            "learning_rate": 1e-3,
             "max_length": 256,
             "per_device_batch_size": 4,
             "grad_accum": 1,
@@ -152,8 +156,11 @@ def demo_config(options: DemoOptions) -> CycleConfig:
             "logging_steps": 1,  # a loss line per step: progress while training
         },
         evaluate={
-            "eval_options": {"limit": options.eval_limit, "max_new_tokens": 32, "batch_size": 8},
-            "n_resamples": 200,
+            "eval_options": {"limit": options.eval_limit, "max_new_tokens": 32, "batch_size": 16},
+            # v1 replaces the untrained base: it must answer better somewhere, not only score
+            # a lower perplexity, or the demo says why it was rejected.
+            "gate_options": {"answer_gain": "first_version"},
+            "n_resamples": 1000,
         },
         quantizations=options.quantizations,
     )

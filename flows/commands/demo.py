@@ -18,8 +18,10 @@ def demo(
     ] = None,
     teacher: Teacher = "smollm2-135m-instruct",
     student: Student = "smollm2-pruned-student",
-    max_steps: Annotated[int, typer.Option(min=1, help="training steps per cycle")] = 10,
-    eval_limit: Annotated[int, typer.Option(min=1, help="examples per evaluation set")] = 12,
+    max_steps: Annotated[int, typer.Option(min=1, help="training steps per cycle")] = 20,
+    eval_limit: Annotated[
+        int, typer.Option(min=1, help="examples per test split (the fixed benchmark: all)")
+    ] = 12,
     port: Annotated[int | None, typer.Option(help="service port [default: a free one]")] = None,
 ) -> int:
     """Run the loop once: the service, phones uploading feedback, one full cycle, publish.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tasks.evaluate.yardstick import kept_share
 
@@ -30,9 +30,11 @@ class GatePolicy:
     min_examples: int = 30
     block_small_sets: bool = False
     require_improvement: bool = True  # a tie with stable is not worth a download on phones
-    # Also require answers that are significantly better than the reference (the interval's
-    # low end above 0) on at least one answer metric of one set; perplexity alone is not enough.
-    require_answer_gain: bool = False
+    # Also require answers significantly better than the reference (an interval's low end
+    # above 0 on one answer metric of one set), where perplexity alone is not enough:
+    # "first_version" asks it of a student's first release (it replaces the untrained base),
+    # "always" of every release, "off" of none.
+    answer_gain: Literal["off", "first_version", "always"] = "off"
     min_improvement: float = 0.0  # relative new-split perplexity gain that counts as better
     first_version_margin: float = 0.0  # first version: new-split ppl < base * (1 - margin)
     first_version_fixed_tolerance: float = 0.02  # first version vs base on the other sets
@@ -52,6 +54,11 @@ class GatePolicy:
         if not 0.0 <= self.answer_tolerance < 1.0:
             raise ValueError(
                 f"GatePolicy.answer_tolerance must be in [0, 1), got {self.answer_tolerance}"
+            )
+        if self.answer_gain not in ("off", "first_version", "always"):
+            raise ValueError(
+                "GatePolicy.answer_gain must be off, first_version or always, "
+                f"got {self.answer_gain!r}"
             )
         if self.min_examples < 1:
             raise ValueError(f"GatePolicy.min_examples must be at least 1, got {self.min_examples}")
@@ -193,7 +200,7 @@ def decide(
         msg = f"improvement over stable on {called(new_set)}: {verdict} ({what})"
         add(Check(f"improves_on_stable[{new_set}]", ok, cand_ppl, limit), msg)
 
-    if policy.require_answer_gain:
+    if policy.answer_gain == "always" or (policy.answer_gain == "first_version" and first):
         ok = bool(gains)
         listed = "; ".join(f"{m} {d:+.3f} on {called(key)}" for m, key, d in gains)
         none = "no answer metric's interval is above 0 on any set"

@@ -259,7 +259,7 @@ def test_a_small_set_says_so_and_the_policy_decides_whether_it_blocks() -> None:
 
 
 def test_answer_gain_can_be_required() -> None:
-    policy = GatePolicy(require_answer_gain=True)
+    policy = GatePolicy(answer_gain="first_version")
     held = {"new": {"rougeL": _ci(0.0, -0.01, 0.02)}, "fixed": {"rougeL": _ci(0.0, -0.01, 0.01)}}
     d = decide(LOWER_PPL, base=BASE, stable=None, deltas=held, new_set="new", policy=policy)
     assert not d.promote and [c.name for c in d.checks if not c.passed] == ["answers_improve"]
@@ -269,6 +269,16 @@ def test_answer_gain_can_be_required() -> None:
                 names={"fixed": "fixed benchmark"})  # fmt: skip
     assert ok.promote
     assert "answers better than base: rougeL +0.040 on fixed benchmark" in ok.reasons
+    # "first_version" asks nothing more of a later release; "always" does.
+    later = {k: v for k, v in _m(8.0, 11.9).items() if k != "old"}
+    stable = {k: v for k, v in STABLE.items() if k != "old"}
+    assert decide(
+        later, base=BASE, stable=stable, deltas=held, new_set="new", policy=policy
+    ).promote
+    always = GatePolicy(answer_gain="always")
+    d = decide(later, base=BASE, stable=stable, deltas=held, new_set="new", policy=always)
+    assert [c.name for c in d.checks if not c.passed] == ["answers_improve"]
+    assert "answers better than stable: no answer metric" in d.reasons[1]
 
 
 def test_answer_policy_is_checked_when_built() -> None:
@@ -276,4 +286,6 @@ def test_answer_policy_is_checked_when_built() -> None:
         GatePolicy(answer_metrics=("bleu",))
     with pytest.raises(ValueError, match="answer_tolerance"):
         GatePolicy(answer_tolerance=-0.1)
+    with pytest.raises(ValueError, match="answer_gain must be off, first_version or always"):
+        GatePolicy(answer_gain="sometimes")  # type: ignore[arg-type]
     assert GatePolicy(answer_metrics=["rougeL"]).answer_metrics == ("rougeL",)  # type: ignore[arg-type]
