@@ -71,6 +71,7 @@ def agent_cycle(
         detail=f"{sliced.detail}; {verdict.detail}",
         teacher=verdict.teacher,
         answers=verdict.answers or None,
+        why=verdict.why,
         report=verdict.report_path,
         files=published.file_names,
         # Whether phones holding the base get only the adapter, and why (else the merged file).

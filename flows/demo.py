@@ -206,7 +206,7 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
         summary = summary_of(state)  # None: the flow itself crashed, no summary to show
         for row in summary.students if summary else []:
             version = f" v{row.version}" if row.version else ""
-            progress.line(f"  {row.student}: {row.status}{version} — {row.detail or ''}")
+            progress.line(f"  {row.student}: {row.status}{version} — {row.why or row.detail}")
             if row.phone:
                 progress.line(f"  phone file: {row.phone}")
             if row.answers:

@@ -68,6 +68,7 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
         detail=verdict.detail,
         teacher=verdict.teacher,
         answers=verdict.answers or None,
+        why=verdict.why,
         report=verdict.report_path,
         files=published.file_names,
         phone=exported.phone_reason or None,

@@ -22,6 +22,7 @@ def rejected_row(row: TimedRow, verdict: Verdict) -> StudentRow:
         detail=verdict.detail,
         teacher=verdict.teacher,
         answers=verdict.answers or None,
+        why=verdict.why,
         report=verdict.report_path,
     )
 

@@ -28,6 +28,8 @@ class StudentRow(StageResult):
     """The release gate's decision, when the candidate was evaluated."""
     detail: str | None = None
     """Why: the gate's reasons in full, the skip reason or the failure message."""
+    why: str | None = None
+    """The gate's decision and the checks that failed, in one line."""
     teacher: str | None = None
     """How the candidate compares with the teacher (one line)."""
     answers: str | None = None

@@ -44,6 +44,12 @@ class Verdict(StageResult):
         return self.gate.reasons
 
     @property
+    def why(self) -> str:
+        """The decision and the checks that failed, in one line (every reason is in `detail`)."""
+        failed = sum(not c.passed for c in self.gate.checks)
+        return "; ".join(self.gate.reasons[: 1 + failed])
+
+    @property
     def promote(self) -> bool:
         """Whether the gate promotes the candidate."""
         return self.decision == "promote"
