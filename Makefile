@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# CPU machines: the pinned torch is a CPU build (see DESIGN.md §9); GPU machines get CUDA.
+# CPU machines: the pinned torch (2.13.0 from the registry) is a CPU build; GPU machines get CUDA.
 TORCH ?= torch==2.13.0
 
 .PHONY: install llama-cpp demo test test-slow test-gpu test-browser lint format bench serve clean
