@@ -18,8 +18,9 @@ SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Layers removed from the 30-layer SmolLM2-135M to make the pruned student. Held-out perplexity
 # on 60 seed-task reference answers, measured when the preset was made: full 9.4, without
-# 12-17 23.7, without 14-19 31.7, without 10-15 83; the middle block 12-17 hurts least. Re-measured here (the last 40
-# seed tasks, answers only, 256 tokens): full 6.64, without 12-17 19.68, without 14-19 25.25.
+# 12-17 23.7, without 14-19 31.7, without 10-15 83; the middle block 12-17 hurts least.
+# Re-measured here (the last 40 seed tasks, answers only, 256 tokens): full 6.64, without
+# 12-17 19.68, without 14-19 25.25.
 SMOLLM2_PRUNED_LAYERS = (12, 13, 14, 15, 16, 17)
 
 # Hub presets load one commit, never a moving branch: a retrained base under "main" would
