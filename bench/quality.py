@@ -8,6 +8,7 @@ with a paired bootstrap interval. Prints JSON lines, then a markdown table.
     python bench/quality.py --pair tiny-xtok     # tiny random models, other vocabularies
     python bench/quality.py --pair smollm2       # real SmolLM2 teacher and pruned student
     python bench/quality.py --pair smollm2 --variants kd_dpo kd_kto   # the preference stage
+    python bench/quality.py --cycles 4           # 4 perpetual cycles: the curve over releases
 
 The feedback is simulated from the seed tasks: every fourth record is a user's correction
 (its reference answer) of a worse answer (the reference cut to its first half), which is
@@ -32,17 +33,14 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+from _answers import interval, measure  # noqa: E402
 from datasets import Dataset, DatasetDict  # noqa: E402
 
 from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.engine import distill  # noqa: E402
 from tasks.evaluate.bootstrap import paired_bootstrap  # noqa: E402
-from tasks.evaluate.model_metrics import generate_answers, score_targets  # noqa: E402
-from tasks.evaluate.text_metrics import rouge_per_example  # noqa: E402
-from tasks.models.load import load_model_and_tokenizer  # noqa: E402
 from tasks.prepare.columns import NEGATIVE_FEATURES  # noqa: E402
 from tasks.sampledata import benchmark_tasks, training_tasks  # noqa: E402
-from tasks.sampledata.generate import answer_match  # noqa: E402
 
 PAIRS = {
     "tiny-xtok": ("tiny-llama-teacher", "tiny-llama-student-b"),
@@ -124,25 +122,6 @@ def feedback_snapshot(path: Path, train: list[dict[str, Any]], held: list[dict[s
     return path
 
 
-def measure(
-    preset: str, adapter: Path | None, held: list[dict[str, Any]], new_tokens: int
-) -> dict[str, Any]:
-    """Per-example NLL/token, ROUGE-L and exact match (checkable tasks) of one model."""
-    model, tok = load_model_and_tokenizer(preset, adapter_dir=adapter, device="cpu")
-    prompts = [[{"role": "user", "content": r["prompt"]}] for r in held]
-    scores = score_targets(
-        model, tok, [(p, r["answer"]) for p, r in zip(prompts, held, strict=True)]
-    )
-    nll = [s.nll_sum / s.n_tokens if s.n_tokens else math.nan for s in scores]
-    answers, _, _ = generate_answers(model, tok, prompts, max_new_tokens=new_tokens)
-    rouge = rouge_per_example(answers, [r["answer"] for r in held])["rougeL"]
-    exact = [  # the evaluation's answer match: the answer as whole words in the first line
-        float(answer_match(a, r["answer"])) if r["checkable"] else math.nan
-        for a, r in zip(answers, held, strict=True)
-    ]
-    return {"nll": nll, "rougeL": rouge, "exact": exact}
-
-
 def summary(
     name: str, got: dict[str, Any], base: dict[str, Any] | None, before: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -165,24 +144,38 @@ def summary(
     return row
 
 
-def interval(d: dict[str, Any] | None) -> str:
-    """A paired bootstrap difference as "+mean [low, high]", or a dash."""
-    return f"{d['mean_delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "—"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pair", choices=sorted(PAIRS), default="tiny-xtok")
     parser.add_argument("--train", type=int, default=32, help="training records")
     parser.add_argument("--heldout", type=int, default=24, help="held-out tasks")
-    parser.add_argument("--steps", type=int, default=16, help="training steps per variant")
+    parser.add_argument(
+        "--steps", type=int, default=16,
+        help="training steps per variant, or per cycle with --cycles (the demo trains 20)",
+    )  # fmt: skip
     parser.add_argument("--new-tokens", type=int, default=48, help="greedy answer length")
     parser.add_argument(
         "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
         help="variants to run [default: all]; base always runs, and a preference variant "
         "brings logit_kd",
     )  # fmt: skip
+    parser.add_argument(
+        "--cycles", type=int, default=0,
+        help="run N perpetual cycles instead (service, simulated phones, the whole cycle) and "
+        "report the published version after each on the fixed benchmark [0: variants]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--student", default="smollm2-pruned-student",
+        choices=["smollm2-pruned-student", "smollm2-healed-student"],
+        help="the student of --cycles [smollm2-pruned-student]",
+    )  # fmt: skip
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of the variants")
+    parser.add_argument("--phones", type=int, default=6, help="phones per cycle (--cycles)")
+    parser.add_argument("--interactions", type=int, default=20,
+                        help="interactions per phone per cycle (--cycles)")  # fmt: skip
     opt = parser.parse_args()
+    if opt.cycles:
+        return cycles(opt)
     wanted = {"base", *opt.variants, *(AFTER[v] for v in opt.variants if v in AFTER)}
     teacher, student = PAIRS[opt.pair]
     train, held = load_tasks(opt.train, opt.heldout)
@@ -192,7 +185,7 @@ def main() -> int:
     emit(figure="context", pair=opt.pair, teacher=teacher, student=student, train=len(train),
          heldout=len(held), steps=opt.steps)  # fmt: skip
     common = {"max_steps": opt.steps, "save_steps": 10**6, "logging_steps": 4, "max_length": 256,
-              "per_device_batch_size": 4, "grad_accum": 1, "learning_rate": 1e-3, "top_k": 16,
+              "per_device_batch_size": 4, "grad_accum": 1, "learning_rate": opt.lr, "top_k": 16,
               "gen_max_new_tokens": opt.new_tokens}  # fmt: skip
     configs = {
         "sft_feedback": {"alpha": 1.0},
@@ -224,6 +217,20 @@ def main() -> int:
         vs_base, vs_kd = interval(r.get("rougeL_vs_base")), interval(r.get("rougeL_vs_logit_kd"))
         print(f"| {r['variant']} | {r['perplexity']:.2f} | {r['rougeL']:.3f} | {em} | "
               f"{vs_base} | {vs_kd} |")  # fmt: skip
+    return 0
+
+
+def cycles(opt: argparse.Namespace) -> int:
+    """The multi-cycle curve (bench/_cycles.py): table, JSON lines and a PNG."""
+    from _cycles import CyclePlan, plot_curve, print_table, run_cycles
+
+    plan = CyclePlan(cycles=opt.cycles, student=opt.student, teacher=PAIRS["smollm2"][0],
+                     steps=opt.steps, phones=opt.phones, interactions=opt.interactions)  # fmt: skip
+    emit(figure="context", **vars(plan))
+    out = Path(tempfile.mkdtemp(prefix="bench-cycles-"))
+    rows = run_cycles(plan, out)
+    print_table(rows)
+    print(f"\nplot: {plot_curve(rows, out / 'quality-cycles.png')}")
     return 0
 
 

@@ -31,7 +31,8 @@ def heal(
     prompts, merged into the weights and kept under <data dir>/models.
 
     The perpetual cycle heals a healed student before its first training by itself; this
-    command does it ahead of time (about 15 minutes on 2 CPU cores for the SmolLM2 student).
+    command does it ahead of time (about 11 minutes on 2 quiet CPU cores for the SmolLM2
+    student).
     """
     from tasks.distill.heal import heal as run_heal
     from tasks.models.presets import get_preset
