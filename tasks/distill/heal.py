@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,8 @@ from datasets import Dataset, DatasetDict
 
 from tasks.distill.config import DistillConfig
 from tasks.distill.engine import distill
-from tasks.models.load import load_model_and_tokenizer, local_preset_dir
+from tasks.export.merge import merge_adapter
+from tasks.models.load import local_preset_dir, materialize_preset
 from tasks.models.presets import HealRecipe, ModelPreset, get_preset
 from tasks.results import StageResult
 from tasks.sampledata import training_tasks
@@ -100,7 +99,7 @@ def heal(preset_name: str, *, force: bool = False) -> HealResult:
             preset=preset.name, model_dir=str(target), built=False, seconds=0.0, train_loss=None
         )
     work = target.parent / f"heal-work-{target.name}"
-    metrics = build_healed(recipe, target, work, hub_id=preset.hub_id)
+    metrics = build_healed(recipe, target, work)
     shutil.rmtree(work, ignore_errors=True)  # the merged weights are what is kept
     loss = metrics.get("train_loss")
     return HealResult(
@@ -119,9 +118,7 @@ def heal_if_needed(student: str) -> HealResult | None:
     return heal(student)
 
 
-def build_healed(
-    recipe: HealRecipe, target: Path, work: Path, *, hub_id: str | None = None
-) -> dict[str, Any]:
+def build_healed(recipe: HealRecipe, target: Path, work: Path) -> dict[str, Any]:
     """Run the healing distillation in `work`, merge it, save model + tokenizer at `target`."""
     work.mkdir(parents=True, exist_ok=True)
     log.info(
@@ -135,26 +132,10 @@ def build_healed(
         output_dir=work / "distill",
         config=heal_config(recipe),
     )
-    model, tokenizer = load_model_and_tokenizer(
-        recipe.student, adapter_dir=result.adapter_dir, device="cpu"
-    )
-    merged = model.merge_and_unload()
-    if hub_id:
-        merged.config.name_or_path = hub_id
-    # Written beside the target and renamed: a concurrent reader never sees half a model.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-heal-"))
-    try:
-        merged.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        record = {"recipe": recipe.to_dict(), "metrics": result.metrics}
-        (tmp / "healing.json").write_text(json.dumps(record, indent=2, default=str))
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # The export stage's merge: fp32, verified adapter, written atomically beside the target.
+    merge_adapter(materialize_preset(recipe.student), result.adapter_dir, target)
+    record = {"recipe": recipe.to_dict(), "metrics": result.metrics}
+    (target / "healing.json").write_text(json.dumps(record, indent=2, default=str))
     log.info("healed base saved at %s", target)
     return dict(result.metrics)
 
