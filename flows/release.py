@@ -11,7 +11,7 @@ from tasks.publish import PublishedVersion
 from tasks.publish_tasks import promote_task, publish_version_task
 
 if TYPE_CHECKING:  # the export stage imports llama.cpp helpers: only its type is needed
-    from tasks.export.pipeline import ExportReport
+    from tasks.export.report import ExportReport
 
 
 def rejected_row(row: TimedRow, verdict: Verdict) -> StudentRow:

@@ -14,12 +14,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from storage.config import StorageSettings
+from storage.layout import layout
 
 
 def default_cache_root() -> Path:
     """`<data dir>/teacher_cache`."""
-    return (StorageSettings().data_dir / "teacher_cache").resolve()
+    return layout().teacher_cache()
 
 
 @dataclass

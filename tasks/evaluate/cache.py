@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import transformers
 
-from storage.config import StorageSettings
+from storage.layout import layout
 from tasks.evaluate.sets import conversation
 
 # Files whose change alters the numbers: a new version of them must not reuse old scores.
@@ -26,7 +26,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 
 def default_cache_dir() -> Path:
     """<data dir>/eval/cache: per-set results keyed by what produced them."""
-    return (StorageSettings().data_dir / "eval" / "cache").resolve()
+    return layout().eval_cache()
 
 
 def _sha(data: bytes) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from storage.config import StorageSettings
+from storage.layout import layout
 from tasks.sampledata import benchmark_tasks
 
 FIXED_SET_NAME = "fixed"
@@ -48,7 +48,7 @@ def cache_fixed_benchmark(
     # Named by content, so a changed task list never reuses a stale cached copy.
     digest = hashlib.sha256("\n".join(data["id"]).encode()).hexdigest()[:8]
     name = f"{FIXED_SET_NAME}-{digest}" + (f"-{limit}" if limit else "")
-    target = Path(out_dir) if out_dir else StorageSettings().data_dir / "eval" / name
+    target = Path(out_dir) if out_dir else layout().eval_set(name)
     if (target / "dataset_info.json").exists() and not overwrite:
         return target.resolve()
     data.save_to_disk(str(target))

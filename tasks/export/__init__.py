@@ -6,7 +6,8 @@ from tasks.export.gguf_export import base_metadata, write_gguf, write_gguf_files
 from tasks.export.llama_cpp import Skipped, llama_cpp_missing_reason, quantize, quantize_q4_k_m
 from tasks.export.merge import merge_adapter
 from tasks.export.parity import DEFAULT_TOLERANCES, ParityResult, check_parity
-from tasks.export.pipeline import PHONE, ExportReport, export_for_phones
+from tasks.export.pipeline import PHONE, export_for_phones
+from tasks.export.report import ExportReport
 
 __all__ = [
     "DEFAULT_TOLERANCES",

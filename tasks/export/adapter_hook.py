@@ -15,7 +15,7 @@ from tasks.export.parity import Reference
 from tasks.runtime_meta import model_shape
 
 if TYPE_CHECKING:
-    from tasks.export.pipeline import ExportReport
+    from tasks.export.report import ExportReport
 
 log = logging.getLogger(__name__)
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.export.adapter_hook import add_delta_files
 from tasks.export.convert import GGUFMetadata
 from tasks.export.gguf_export import QUANTIZATIONS, GGUFFile, preset_metadata, write_gguf_files
 from tasks.export.llama_cpp import Skipped
 from tasks.export.merge import merge_adapter
 from tasks.export.parity import DEFAULT_TOLERANCES, ParityResult, check_parity, reference_perplexity
+from tasks.export.report import ExportReport
 from tasks.progress import progress
 
 log = logging.getLogger(__name__)
@@ -28,40 +29,6 @@ PHONE_CHOICES = ("Q4_K_M", "Q4_1", "Q8_0")
 PHONE_HELP = "the first of Q4_K_M, Q4_1, Q8_0 that passes llama.cpp parity"
 SUPPORTED = (*QUANTIZATIONS, PHONE)
 DEFAULT_QUANTIZATIONS = (PHONE,)
-
-
-@dataclass
-class ExportReport:
-    """What an export produced: publishable files, every parity result, and what was skipped."""
-
-    merged_dir: Path
-    files: list[GGUFFile] = field(default_factory=list)
-    parity: list[ParityResult] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    phone_file: str | None = None  # quantization chosen for phones, when PHONE was asked for
-    phone_reason: str = ""
-    # adapter_gguf=True: the base GGUF and the GGUF adapter (dicts with role and meta),
-    # the adapter path's parity, or why they were not written.
-    delta_files: list[dict[str, Any]] = field(default_factory=list)
-    adapter_parity: list[dict[str, Any]] = field(default_factory=list)
-    adapter_reason: str = ""
-
-    def publishable(self) -> list[GGUFFile | dict[str, Any]]:
-        """Everything to publish: the merged files, then base and adapter (when written)."""
-        return [*self.files, *self.delta_files]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form, small enough to pass between Prefect tasks.
-
-        `files` lists everything to publish: the merged files, then base and adapter.
-        """
-        out = asdict(self)
-        out["merged_dir"] = str(self.merged_dir)
-        for item in out["files"]:
-            item["path"] = str(item["path"])
-        out["files"] += out.pop("delta_files")
-        return out
 
 
 def _failure(parity: ParityResult) -> str:
@@ -152,8 +119,6 @@ def export_for_phones(
         else:  # written only as a phone candidate that lost to a better one
             gguf_file.path.unlink(missing_ok=True)
     if adapter_gguf and adapter_dir is not None and report.files:
-        from tasks.export.adapter_hook import add_delta_files
-
         add_delta_files(
             report, Path(base_dir), Path(adapter_dir), out_dir, name=name, texts=parity_texts,
             examples=parity_examples, reference=reference, metadata=metadata,

@@ -19,7 +19,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from storage.config import StorageSettings
+from storage.layout import layout
 from tasks.models.presets import SMOLLM2_GGUF_FILE, ModelPreset, get_preset
 from tasks.models.runtime_downloads import allow_runtime_downloads
 from tasks.models.tiny import build_tiny_model, build_tiny_tokenizer
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def models_dir() -> Path:
     """Where materialized presets live: `<data dir>/models`."""
-    return (StorageSettings().data_dir / "models").resolve()
+    return layout().models()
 
 
 def smollm2_gguf_path() -> Path:

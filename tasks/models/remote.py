@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from storage.config import StorageSettings
+from storage.layout import layout
 
 ServerKind = Literal["vllm", "tgi", "llama_cpp", "hf_endpoint", "openai"]
 SERVER_KINDS = ("vllm", "tgi", "llama_cpp", "hf_endpoint", "openai")
@@ -79,7 +79,7 @@ class RemoteTeacher:
 def remote_file() -> Path:
     """The file remote teachers are read from."""
     named = os.environ.get(REMOTE_FILE_ENV)
-    return Path(named) if named else StorageSettings().data_dir / "remote_teachers.toml"
+    return Path(named) if named else layout().remote_teachers_file()
 
 
 def load_remote_teachers(path: Path | None = None) -> dict[str, RemoteTeacher]:

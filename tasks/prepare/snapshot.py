@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.config import StorageSettings
 from storage.db import Database
+from storage.layout import Layout
 from storage.models import DatasetSnapshot
 from storage.repo.snapshots import add_snapshot, find_snapshot, latest_snapshot, list_snapshots
 from tasks.prepare.config import PrepareConfig, SnapshotInfo
@@ -57,7 +58,7 @@ def build_snapshot(
         settle = settings.settle_seconds(db.url.render_as_string(hide_password=False))
     else:
         settle = settle_seconds
-    root = Path(artifact_root).resolve() / "datasets"
+    root = Layout(settings.data_dir.resolve(), Path(artifact_root).resolve()).snapshots()
     root.mkdir(parents=True, exist_ok=True)
     with db.transaction() as session:
         parent = latest_snapshot(session=session)

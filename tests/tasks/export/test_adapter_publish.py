@@ -14,7 +14,8 @@ from serving.app import create_app
 from serving.settings import ServiceSettings
 from storage.db import Database
 from tasks.export import llama_cpp_missing_reason
-from tasks.export.pipeline import ExportReport, export_for_phones
+from tasks.export.pipeline import export_for_phones
+from tasks.export.report import ExportReport
 from tasks.publish import promote, publish_version
 from tests.tasks.export.adapters import make_adapter
 
