@@ -19,7 +19,8 @@ from tasks.agent_tasks import (
     slice_for_agent_task,
 )
 from tasks.agents import STABLE
-from tasks.cycle import CycleConfig, training_slot, version_metadata
+from tasks.config import CycleConfig
+from tasks.cycle import training_slot, version_metadata
 from tasks.cycle_summary import StudentRow, timed_row
 from tasks.cycle_tasks import heal_student_task, record_gate_decision_task
 from tasks.prepare.summary import SnapshotSummary
@@ -55,7 +56,7 @@ def agent_cycle(
         stable_version_id=plan.stable_version_id,
         teacher_preset=teacher.preset,
         teacher_adapter_dir=teacher.adapter_dir,
-        **config.evaluate,
+        config=config.evaluate,
     )
     record_gate_decision_task(trained.run_id, verdict.decision)
     if not verdict.promote:

@@ -20,7 +20,10 @@ import httpx
 from storage.config import StorageSettings
 from storage.db import get_database
 from storage.repo.snapshots import list_snapshots
-from tasks.cycle import CycleConfig
+from tasks.config import CycleConfig, ExportConfig
+from tasks.distill.config import DistillConfig
+from tasks.evaluate.config import EvalConfig, EvaluateConfig
+from tasks.evaluate.gate import GatePolicy
 
 if TYPE_CHECKING:
     from tasks.cycle_summary import CycleSummary
@@ -144,25 +147,25 @@ def demo_config(options: DemoOptions) -> CycleConfig:
         students=[options.student],
         min_new_records=1,
         settle_seconds=0,  # the uploads just happened; nothing else is writing
-        distill={
-            "max_steps": options.max_steps,
+        distill=DistillConfig(
+            max_steps=options.max_steps,
             # bench/quality.py: 20 steps at 1e-3 on 96 records took the pruned student's
             # fixed-benchmark ROUGE-L from 0.048 to 0.143 (+0.095 [+0.039, +0.160], n=64).
-            "learning_rate": 1e-3,
-            "max_length": 256,
-            "per_device_batch_size": 4,
-            "grad_accum": 1,
-            "save_steps": 1000,
-            "logging_steps": 1,  # a loss line per step: progress while training
-        },
-        evaluate={
-            "eval_options": {"limit": options.eval_limit, "max_new_tokens": 32, "batch_size": 16},
+            learning_rate=1e-3,
+            max_length=256,
+            per_device_batch_size=4,
+            grad_accum=1,
+            save_steps=1000,
+            logging_steps=1,  # a loss line per step: progress while training
+        ),
+        evaluate=EvaluateConfig(
+            scoring=EvalConfig(limit=options.eval_limit, max_new_tokens=32, batch_size=16),
             # v1 replaces the untrained base: it must answer better somewhere, not only score
             # a lower perplexity, or the demo says why it was rejected.
-            "gate_options": {"answer_gain": "first_version"},
-            "n_resamples": 1000,
-        },
-        quantizations=options.quantizations,
+            gate=GatePolicy(answer_gain="first_version"),
+            n_resamples=1000,
+        ),
+        export=ExportConfig(quantizations=options.quantizations),
     )
 
 

@@ -20,6 +20,14 @@ def explain(exc: BaseException) -> str | None:
         return str(exc)
     from pydantic import ValidationError
 
+    from tasks.config import CONFIG_ROOTS, ConfigError
+
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, ValidationError) and exc.title in CONFIG_ROOTS:
+        from tasks.config_base import config_error
+
+        return config_error(exc, CONFIG_ROOTS[exc.title], exc.title)
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:3]

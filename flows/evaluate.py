@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from tasks.evaluate.cache import default_cache_dir
 from tasks.evaluate.card import CARD_METRICS
+from tasks.evaluate.config import EvaluateConfig
 from tasks.evaluate.gate import Deltas
 from tasks.evaluate.naming import name_of
 from tasks.evaluate.pipeline import TEACHER, default_out_dir
@@ -24,7 +23,7 @@ from tasks.evaluate.prefect_tasks import (
     store_evaluations_task,
     write_report_task,
 )
-from tasks.evaluate.run import EvalConfig, load_results, metrics_by_set
+from tasks.evaluate.run import load_results, metrics_by_set
 from tasks.evaluate.sets import FIXED_SET_NAME, snapshot_set_name
 from tasks.evaluate.verdict import MetricsBySet, Verdict, answers_line
 from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
@@ -61,29 +60,24 @@ def evaluate_candidate_flow(
     student: str | None = None,
     candidate_version_id: int | None = None,
     stable_version_id: int | None = None,
-    eval_options: dict[str, Any] | None = None,
-    gate_options: dict[str, Any] | None = None,
-    n_resamples: int = 1000,
-    seed: int = 0,
-    out_dir: str | None = None,
-    device: str | None = None,
     teacher_preset: str | None = None,
     teacher_adapter_dir: str | None = None,
-    cache_results: bool = True,
+    config: EvaluateConfig | None = None,
+    out_dir: str | None = None,
 ) -> Verdict:
     """Candidate vs stable vs base (and the teacher as yardstick) on the same prompts.
 
     Returns the decision, metrics per model keyed by readable set names, the report's path,
-    and the teacher comparison. With `cache_results`, a model's scores on a set it already
-    scored (teacher, base, a stable version scored as candidate) are read back, not recomputed.
+    and the teacher comparison. With `config.cache_results`, a model's scores on a set it
+    already scored (teacher, base, a stable version scored as candidate) are read back.
     """
+    config = config or EvaluateConfig()
     student = student or student_preset
     out = out_dir or default_out_dir(student)
-    sets = resolve_eval_sets_task(snapshot_path, list(earlier_test_paths), fixed_set_path)
+    sets = resolve_eval_sets_task(snapshot_path, list(earlier_test_paths), config.fixed_set_path)
     new_set = snapshot_set_name(snapshot_path)
     names = name_eval_sets_task(list(sets), new_set, student)
-    config = EvalConfig(**(eval_options or {}))
-    cache = str(default_cache_dir()) if cache_results else None
+    cache = str(default_cache_dir()) if config.cache_results else None
     models = {
         "candidate": (student_preset, candidate_adapter_dir),
         "stable": (student_preset, stable_adapter_dir),
@@ -93,13 +87,15 @@ def evaluate_candidate_flow(
     }
     paths = {
         label: evaluate_model_task(
-            preset, adapter, sets, f"{out}/{label}.json", config, device, cache
+            preset, adapter, sets, f"{out}/{label}.json", config.scoring, config.device, cache
         )
         for label, (preset, adapter) in models.items()
         if preset and (label != "stable" or adapter)
     }
     deltas: dict[str, Deltas] = {
-        ref: compare_task(paths["candidate"], paths[ref], n_resamples=n_resamples, seed=seed)
+        ref: compare_task(
+            paths["candidate"], paths[ref], n_resamples=config.n_resamples, seed=config.seed
+        )
         for ref in ("stable", "base")
         if ref in paths
     }
@@ -109,7 +105,7 @@ def evaluate_candidate_flow(
         paths.get("stable"),
         deltas,
         new_set,
-        gate_options,
+        config.gate,
         paths.get(TEACHER),
         names,
     )
@@ -171,18 +167,17 @@ class LiveEvaluation(StageResult):
 
 @flow(name="reevaluate-live-versions", log_prints=True)
 def reevaluate_live_versions_flow(
-    fixed_set_path: str | None = None,
-    eval_options: dict[str, Any] | None = None,
-    out_dir: str | None = None,
-    device: str | None = None,
-    cache_results: bool = True,
+    config: EvaluateConfig | None = None, out_dir: str | None = None
 ) -> LiveEvaluation:
-    """Monthly: every published version on the fixed set and every snapshot's test split."""
+    """Monthly: every published version on the fixed set and every snapshot's test split.
+
+    Scores only (`config.scoring`, `fixed_set_path`, `device`, `cache_results`): no gate runs.
+    """
+    config = config or EvaluateConfig()
     targets = live_targets_task()
-    sets = resolve_eval_sets_task(None, targets.snapshot_paths, fixed_set_path)
-    config = EvalConfig(**(eval_options or {}))
+    sets = resolve_eval_sets_task(None, targets.snapshot_paths, config.fixed_set_path)
     out = out_dir or default_out_dir("live")
-    cache = str(default_cache_dir()) if cache_results else None
+    cache = str(default_cache_dir()) if config.cache_results else None
     rows: list[dict[str, str | float]] = []
     for v in targets.versions:
         name = f"{v.student}-v{v.version}"
@@ -190,7 +185,13 @@ def reevaluate_live_versions_flow(
             rows.append({"version": name, "status": "skipped: its adapter folder is gone"})
             continue
         path = evaluate_model_task(
-            v.student, v.adapter_dir, sets, f"{out}/{name}.json", config, device, cache
+            v.student,
+            v.adapter_dir,
+            sets,
+            f"{out}/{name}.json",
+            config.scoring,
+            config.device,
+            cache,
         )
         store_evaluations_task(v.student, {"live": path}, {"live": v.model_version_id})
         names = name_eval_sets_task(list(sets), None, v.student)

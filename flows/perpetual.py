@@ -9,7 +9,8 @@ from prefect.states import State
 from flows.evaluate import evaluate_candidate_flow
 from flows.prepare import prepare_flow
 from flows.release import publish_and_promote, rejected_row
-from tasks.cycle import CycleConfig, training_slot, version_metadata
+from tasks.config import CycleConfig
+from tasks.cycle import training_slot, version_metadata
 from tasks.cycle_summary import (
     CycleSummary,
     StudentRow,
@@ -53,7 +54,7 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
         stable_version_id=plan.stable_version_id,
         teacher_preset=teacher.preset,  # the yardstick: scored on the same prompts
         teacher_adapter_dir=teacher.adapter_dir,
-        **config.evaluate,
+        config=config.evaluate,
     )
     record_gate_decision_task(trained.run_id, verdict.decision)
     if not verdict.promote:

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
+from tasks.prepare.config import PrepareConfig
 from tasks.prepare.prefect_tasks import build_snapshot_task, publish_report_task
 from tasks.prepare.summary import SnapshotSummary
 
 
 @flow(name="prepare", log_prints=True)
 def prepare_flow(
-    config: dict[str, Any] | None = None,
+    config: PrepareConfig | None = None,
     database_url: str | None = None,
     artifact_root: str | None = None,
     settle_seconds: float | None = None,
 ) -> SnapshotSummary:
     """Build (or reuse) a snapshot from settled new interactions and publish its statistics.
 
-    `config` holds PrepareConfig overrides; storage locations default to the environment.
+    Storage locations default to the environment.
     Returns snapshot id, fingerprint, path, split sizes, new-record count and skip reason
     (the filter statistics go to the report artifacts, not to the result).
     """
     summary = build_snapshot_task(
-        config or {},
+        config or PrepareConfig(),
         database_url=database_url,
         artifact_root=artifact_root,
         settle_seconds=settle_seconds,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import flow
-from pydantic import BaseModel, Field
 
 from flows.prepare import prepare_flow
+from tasks.config import TeacherConfig
 from tasks.cycle import training_slot
 from tasks.distill.config import DistillResult
 from tasks.results import StageResult
@@ -16,18 +16,6 @@ from tasks.teacher_tasks import (
     record_teacher_adapter_task,
     teacher_plan_task,
 )
-
-
-class TeacherConfig(BaseModel):
-    """What the teacher fine-tuning trains; editable in the Prefect UI."""
-
-    teacher: str = Field("smollm2-135m-instruct", description="teacher model preset")
-    min_new_records: int = Field(8, ge=0, description="skip with fewer new records than this")
-    prepare: dict[str, Any] = Field(default_factory=dict, description="PrepareConfig overrides")
-    settle_seconds: float | None = Field(None, ge=0, description="newest rows left for later")
-    distill: dict[str, Any] = Field(
-        default_factory=dict, description="training overrides (DistillConfig fields)"
-    )
 
 
 class TeacherOutcome(StageResult):

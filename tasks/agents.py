@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from storage.db import Database, get_database
+from storage.layout import layout
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
 from storage.repo.catalog import agent_channel
-from tasks.cycle import CycleConfig, _adapter_of, export_trained, run_dir
+from tasks.config import CycleConfig
+from tasks.cycle import _adapter_of, export_trained
 from tasks.distill.config import DistillResult
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
 from tasks.teacher import TeacherChoice
 
 if TYPE_CHECKING:
-    from tasks.export.pipeline import ExportReport
+    from tasks.export.report import ExportReport
 
 STABLE = "stable"
 
@@ -175,7 +178,7 @@ def slice_for_agent(
     # The folder name is the evaluation set's key (test:<name>): unique per snapshot and slice,
     # so scores cached for one agent's test rows are never read back for another's.
     name = f"{snapshot.fingerprint[:24]}-{agent}-min{min_rows}"
-    out = run_dir("agents", f"{student}-{agent}", snapshot.snapshot_id) / name
+    out = layout().training_run("agents", f"{student}-{agent}", snapshot.snapshot_id) / name
     return agent_slice(get_database(), Path(snapshot.path), agent, out, min_rows)
 
 
@@ -195,7 +198,6 @@ def distill_agent(
 ) -> DistillResult:
     """Compute step (no retries): LoRA-distill `student` on the agent's slice."""
     from tasks.distill import distill
-    from tasks.distill.config import DistillConfig
 
     extra: dict[str, Any] = {}
     if teacher.adapter_dir:
@@ -204,9 +206,10 @@ def distill_agent(
         sliced.path,
         teacher=teacher.preset,
         student=student,
-        output_dir=run_dir("agents", f"{student}-{agent}", snapshot_id) / "train",
-        config=DistillConfig.from_dict(
-            {**config.distill, "warm_start_adapter": stable_adapter_dir}
+        output_dir=layout().training_run("agents", f"{student}-{agent}", snapshot_id) / "train",
+        config=replace(
+            config.distill,
+            warm_start_adapter=Path(stable_adapter_dir) if stable_adapter_dir else None,
         ),
         db=get_database(),
         snapshot_id=snapshot_id,

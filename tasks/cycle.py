@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import inspect
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,84 +15,22 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
-from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select
 
-from storage.config import StorageSettings
 from storage.db import get_database
+from storage.layout import layout
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
+from tasks.config import CycleConfig
 from tasks.distill.config import DistillResult
 from tasks.models.presets import get_preset
-from tasks.models.remote import check_teacher_name
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
+from tasks.teacher import TeacherChoice
 
-if TYPE_CHECKING:  # export pulls in torch; teacher imports this module
-    from tasks.export.pipeline import ExportReport
-    from tasks.teacher import TeacherChoice
+if TYPE_CHECKING:  # the export package pulls in torch: only its type is needed here
+    from tasks.export.report import ExportReport
 
 STABLE = "stable"
-
-
-class CycleConfig(BaseModel):
-    """What one cycle trains; every field is editable in the Prefect UI (a typed parameter)."""
-
-    teacher: str = Field("smollm2-135m-instruct", description="teacher model preset")
-    students: list[str] = Field(
-        default_factory=lambda: ["smollm2-pruned-student"], description="student presets"
-    )
-    use_teacher_adapter: bool = Field(
-        True, description="distill from the bi-weekly fine-tuned teacher LoRA when one exists"
-    )
-    min_new_records: int = Field(8, ge=0, description="skip a student with fewer new records")
-    prepare: dict[str, Any] = Field(default_factory=dict, description="PrepareConfig overrides")
-    settle_seconds: float | None = Field(
-        None, ge=0, description="leave interactions younger than this for the next cycle"
-    )
-    distill: dict[str, Any] = Field(default_factory=dict, description="DistillConfig overrides")
-    evaluate: dict[str, Any] = Field(
-        default_factory=dict,
-        description="evaluate_candidate_flow options: eval_options, gate_options, n_resamples",
-    )
-    quantizations: list[str] = Field(
-        default_factory=lambda: ["PHONE"],
-        description="GGUF files for phones; PHONE = the first of Q4_K_M, Q4_1, Q8_0 that passes "
-        "llama.cpp parity",
-    )
-    adapter_gguf: bool = Field(
-        True,
-        description="also publish the LoRA adapter as a llama.cpp GGUF adapter and the base "
-        "GGUF (once per base revision): phones holding the base download only the adapter",
-    )
-    agents: list[str] = Field(
-        default_factory=list,
-        description="also train one adapter per agent (interactions' `agent`), each on its "
-        "own channel stable:<agent>",
-    )
-    agent_min_records: int = Field(
-        16, ge=0, description="an agent with fewer training rows also trains on shared rows"
-    )
-
-    # Checked when the parameters are read, so a typo fails before any data is prepared.
-    @field_validator("teacher")
-    @classmethod
-    def _known_teacher(cls, name: str) -> str:
-        return check_teacher_name(name)  # a local preset or a remote one (tasks/models/remote.py)
-
-    @field_validator("agents")
-    @classmethod
-    def _agent_names(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,23}", name):
-                raise ValueError(f"agent {name!r}: letters, digits, '.', '_', '-'; at most 24")
-        return names
-
-    @field_validator("students")
-    @classmethod
-    def _known_students(cls, names: list[str]) -> list[str]:
-        for name in names:
-            get_preset(name)
-        return names
 
 
 def training_limit_name(model: str) -> str:
@@ -136,9 +74,7 @@ def training_slot(model: str) -> Iterator[None]:
 @contextmanager
 def _file_lock(model: str) -> Iterator[None]:
     """An exclusive lock file per model under the artifact root, held while training."""
-    path = (
-        StorageSettings().resolved_artifact_root() / "locks" / f"{training_limit_name(model)}.lock"
-    )
+    path = layout().lock(training_limit_name(model))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # blocks until the other training ends
@@ -259,12 +195,6 @@ def _adapter_of(output_dir: str) -> str | None:
     return None
 
 
-def run_dir(kind: str, model: str, snapshot_id: int) -> Path:
-    """Where a training on a snapshot writes: fixed, so a retried run resumes its checkpoint."""
-    root = StorageSettings().resolved_artifact_root()
-    return root / "runs" / kind / model / f"snapshot-{snapshot_id}"
-
-
 def distill_student(
     student: str,
     teacher: TeacherChoice,
@@ -274,9 +204,7 @@ def distill_student(
 ) -> DistillResult:
     """Compute step (no retries): LoRA-distill `student` from the teacher on the snapshot."""
     from tasks.distill import distill
-    from tasks.distill.config import DistillConfig
 
-    overrides = {**config.distill, "warm_start_adapter": stable_adapter_dir}
     extra: dict[str, Any] = {}
     if teacher.adapter_dir:
         if "teacher_adapter_dir" not in inspect.signature(distill).parameters:
@@ -289,8 +217,11 @@ def distill_student(
         Path(str(snapshot.path)),
         teacher=teacher.preset,
         student=student,
-        output_dir=run_dir("students", student, snapshot_id),
-        config=DistillConfig.from_dict(overrides),
+        output_dir=layout().training_run("students", student, snapshot_id),
+        config=replace(
+            config.distill,
+            warm_start_adapter=Path(stable_adapter_dir) if stable_adapter_dir else None,
+        ),
         db=get_database(),
         snapshot_id=snapshot_id,
         **extra,
@@ -324,7 +255,7 @@ def export_student(
     student: str, trained: DistillResult, snapshot: SnapshotSummary, config: CycleConfig
 ) -> ExportReport:
     """Compute step: merge the adapter into the base and write the phones' GGUF files."""
-    return export_trained(student, trained, str(snapshot.path), config, config.adapter_gguf)
+    return export_trained(student, trained, str(snapshot.path), config, config.export.adapter_gguf)
 
 
 def export_trained(
@@ -339,12 +270,12 @@ def export_trained(
         materialize_preset(student),
         Path(trained.adapter_dir),
         Path(trained.output_dir) / "export",
-        config.quantizations,
+        config.export.quantizations,
         parity_texts(texts_from),
         name=student,
         adapter_gguf=deltas,
         base_revision=get_preset(student).revision,
-        base_cache=StorageSettings().resolved_artifact_root() / "bases" / student,
+        base_cache=layout().base_ggufs(student),
     )
     if not report.files:
         raise RuntimeError(f"export of {student} kept no file within tolerance: {report.parity}")

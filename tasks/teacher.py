@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
-from storage.config import StorageSettings
 from storage.db import get_database
+from storage.layout import Layout, layout
 from storage.models import DatasetSnapshot, Interaction
-from tasks.cycle import run_dir
-from tasks.distill.config import DistillResult
+from tasks.distill.config import DistillConfig, DistillResult
 from tasks.models.remote import remote_teacher
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
@@ -22,8 +22,9 @@ from tasks.results import StageResult
 
 def teacher_pointer(teacher: str, artifact_root: Path | None = None) -> Path:
     """Where the newest fine-tuned adapter of `teacher` is recorded (a small JSON file)."""
-    root = artifact_root or StorageSettings().resolved_artifact_root()
-    return root / "teachers" / teacher / "current.json"
+    if artifact_root is None:
+        return layout().teacher_pointer(teacher)
+    return Layout(layout().data_dir, artifact_root).teacher_pointer(teacher)
 
 
 def read_pointer(teacher: str) -> dict[str, Any] | None:
@@ -100,19 +101,19 @@ def finetune_teacher(
     teacher: str,
     snapshot: SnapshotSummary,
     current_adapter_dir: str | None,
-    overrides: dict[str, Any],
+    settings: DistillConfig,
 ) -> DistillResult:
     """Compute step: plain SFT of a LoRA on the teacher (the distill code with alpha=1)."""
     from tasks.distill import distill
-    from tasks.distill.config import DistillConfig
 
-    # alpha=1: the loss is cross-entropy on the feedback targets only, i.e. plain SFT.
-    values = {
-        "strategy": "logit",
-        **overrides,
-        "alpha": 1.0,
-        "warm_start_adapter": current_adapter_dir,
-    }
+    # alpha=1: the loss is cross-entropy on the feedback targets only, i.e. plain SFT; the
+    # teacher is its own student, so its vocabulary matches and "auto" means logit anyway.
+    config = replace(
+        settings,
+        strategy="logit" if settings.strategy == "auto" else settings.strategy,
+        alpha=1.0,
+        warm_start_adapter=Path(current_adapter_dir) if current_adapter_dir else None,
+    )
     snapshot_id = snapshot.snapshot_id
     if snapshot_id is None:
         raise ValueError("no snapshot to fine-tune on")
@@ -120,8 +121,8 @@ def finetune_teacher(
         Path(str(snapshot.path)),
         teacher=teacher,
         student=teacher,
-        output_dir=run_dir("teachers", teacher, snapshot_id),
-        config=DistillConfig.from_dict(values),
+        output_dir=layout().training_run("teachers", teacher, snapshot_id),
+        config=config,
         db=get_database(),
         snapshot_id=snapshot_id,
     )

@@ -44,25 +44,33 @@ def cycle(
     ] = True,
     quant: Quantizations = None,
     config: Annotated[
-        str | None, typer.Option(help="a JSON CycleConfig (replaces the options above)")
+        str | None,
+        typer.Option(
+            metavar="FILE|JSON",
+            help="a CycleConfig as a .json/.yaml file or inline JSON (replaces the options "
+            "above); unknown keys are refused before any work",
+        ),
     ] = None,
 ) -> int:
     """Run one perpetual cycle now: prepare, distill, evaluate, gate, export, publish."""
     _prefect_env()
-    from flows.perpetual import perpetual_cycle
-    from tasks.cycle import CycleConfig
+    from tasks.config import CycleConfig, load_config
 
     if config:
-        cycle_config = CycleConfig.model_validate_json(config)
+        cycle_config = load_config(CycleConfig, config)
     else:
-        cycle_config = CycleConfig(
-            teacher=teacher,
-            students=student or ["smollm2-pruned-student"],
-            min_new_records=min_new_records,
-            use_teacher_adapter=teacher_adapter,
-            distill={"max_steps": max_steps} if max_steps else {},
-            quantizations=quant or ["PHONE"],
+        cycle_config = load_config(
+            CycleConfig,
+            {
+                "teacher": teacher,
+                "students": student or ["smollm2-pruned-student"],
+                "min_new_records": min_new_records,
+                "use_teacher_adapter": teacher_adapter,
+                "distill": {"max_steps": max_steps} if max_steps else {},
+                "export": {"quantizations": quant or ["PHONE"]},
+            },
         )
+    from flows.perpetual import perpetual_cycle
     from tasks.cycle_summary import summary_of
 
     state = perpetual_cycle(cycle_config, return_state=True)
@@ -78,13 +86,16 @@ def teacher_finetune(
 ) -> int:
     """Fine-tune the teacher's LoRA on the feedback now (what the bi-weekly deployment runs)."""
     _prefect_env()
-    from flows.teacher import TeacherConfig
     from flows.teacher import teacher_finetune as run_teacher_finetune
+    from tasks.config import TeacherConfig, load_config
 
-    config = TeacherConfig(
-        teacher=teacher,
-        min_new_records=min_new_records,
-        distill={"max_steps": max_steps} if max_steps else {},
+    config = load_config(
+        TeacherConfig,
+        {
+            "teacher": teacher,
+            "min_new_records": min_new_records,
+            "distill": {"max_steps": max_steps} if max_steps else {},
+        },
     )
     state = run_teacher_finetune(config, return_state=True)
     if state.is_completed():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -35,45 +34,34 @@ def distill(
         Path | None, typer.Option(exists=True, help="previous adapter folder to continue from")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(exists=True, dir_okay=False, help="JSON of DistillConfig fields")
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="a .json or .yaml file of DistillConfig fields"
+        ),
     ] = None,
     snapshot_id: Annotated[int | None, typer.Option(help="the snapshot's row id (lineage)")] = None,
     no_flow: Annotated[bool, typer.Option(help="run in-process without Prefect")] = False,
 ) -> int:
     """Distill a teacher into a student's LoRA adapter on one snapshot."""
-    values = json.loads(config.read_text()) if config else {}
+    from tasks.config import load_config
+    from tasks.distill.config import DistillConfig
+
+    values = load_config(DistillConfig, str(config)).to_dict() if config else {}
     values["strategy"] = strategy if strategy != "auto" else values.get("strategy", "auto")
     if max_steps is not None:
         values["max_steps"] = max_steps
     if warm_start is not None:
         values["warm_start_adapter"] = str(warm_start)
+    settings = DistillConfig.from_dict(values)
+    out = str(output_dir) if output_dir else None
     if no_flow:
-        from storage.db import get_database
-        from tasks.distill.config import DistillConfig
-        from tasks.distill.engine import distill as run_distill
-        from tasks.distill.steps import default_output_dir
+        from tasks.distill.steps import distill_snapshot
 
-        out = output_dir or Path(default_output_dir(student, str(snapshot)))
-        result = run_distill(
-            snapshot,
-            teacher=teacher,
-            student=student,
-            output_dir=out,
-            config=DistillConfig.from_dict(values),
-            db=get_database(),
-            snapshot_id=snapshot_id,
-        )
+        result = distill_snapshot(str(snapshot), teacher, student, settings, out, snapshot_id)
     else:
         from flows.distill import distill_flow
 
-        result = distill_flow(
-            str(snapshot),
-            teacher,
-            student,
-            config=values,
-            output_dir=str(output_dir) if output_dir else None,
-            snapshot_id=snapshot_id,
-        )
+        result = distill_flow(str(snapshot), teacher, student, settings, out, snapshot_id)
     metrics = result.metrics
     print(f"✓ {student} adapter at {result.adapter_dir} ({result.strategy} KD)")
     print("  " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, float)))

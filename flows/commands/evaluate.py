@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
 
 from flows.commands.options import TEACHERS, Student
+
+if TYPE_CHECKING:
+    from tasks.evaluate.config import EvaluateConfig
 
 app = typer.Typer(help="Evaluate student models: gate a candidate, score a model, re-check live.")
 
@@ -31,8 +34,38 @@ Device = Annotated[
 ]
 
 
-def _options(limit: int | None, batch_size: int, max_new_tokens: int) -> dict[str, Any]:
-    return {"limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens}
+Gate = Annotated[
+    str | None,
+    typer.Option(
+        metavar="FILE|JSON",
+        help="GatePolicy fields as a .json/.yaml file or inline JSON, e.g. "
+        '\'{"answer_gain": "always"}\' [default: the policy\'s defaults]',
+    ),
+]
+
+
+def _config(
+    limit: int | None,
+    batch_size: int,
+    max_new_tokens: int,
+    device: str | None,
+    fixed_set: Path | None,
+    **more: Any,
+) -> EvaluateConfig:
+    """The evaluation options of a command, validated as one EvaluateConfig."""
+    from tasks.config import load_config
+    from tasks.evaluate.config import EvaluateConfig
+
+    scoring = {"limit": limit, "batch_size": batch_size, "max_new_tokens": max_new_tokens}
+    return load_config(
+        EvaluateConfig,
+        {
+            "scoring": scoring,
+            "device": device,
+            "fixed_set_path": str(fixed_set) if fixed_set else None,
+            **more,
+        },
+    )
 
 
 @app.command()
@@ -70,11 +103,19 @@ def candidate(
     batch_size: BatchSize = 8,
     max_new_tokens: MaxNewTokens = 64,
     device: Device = None,
+    gate: Gate = None,
 ) -> int:
     """Candidate vs stable vs base student: metrics, gate decision and report.
 
     Exit status 0 when the gate promotes, 3 when it rejects.
     """
+    from tasks.config import load_config
+    from tasks.evaluate.gate import GatePolicy
+
+    policy = load_config(GatePolicy, gate) if gate else GatePolicy()
+    config = _config(
+        limit, batch_size, max_new_tokens, device, fixed_set, n_resamples=resamples, gate=policy
+    )
     from flows.evaluate import evaluate_candidate_flow
 
     result = evaluate_candidate_flow(
@@ -83,13 +124,10 @@ def candidate(
         str(snapshot),
         stable_adapter_dir=str(stable_adapter) if stable_adapter else None,
         earlier_test_paths=[str(p) for p in earlier or []],
-        fixed_set_path=str(fixed_set) if fixed_set else None,
-        eval_options=_options(limit, batch_size, max_new_tokens),
-        n_resamples=resamples,
-        out_dir=str(out) if out else None,
-        device=device,
         teacher_preset=teacher,
         teacher_adapter_dir=str(teacher_adapter) if teacher_adapter else None,
+        config=config,
+        out_dir=str(out) if out else None,
     )
     for reason in result.reasons:
         print(f"  {reason}")
@@ -115,16 +153,17 @@ def model(
     device: Device = None,
 ) -> int:
     """Metrics of one model on evaluation sets (no gate); prints them per set."""
-    from tasks.evaluate.run import EvalConfig, evaluate_model, load_results
+    from tasks.evaluate.run import evaluate_model, load_results
     from tasks.evaluate.sets import FIXED_SET_NAME, cache_fixed_benchmark
     from tasks.models.presets import get_preset
 
     get_preset(preset)  # an unknown name fails here, before any model loads
     paths = [str(p) for p in set_] if set_ else [str(cache_fixed_benchmark())]
     sets = {FIXED_SET_NAME if not set_ else Path(p).name: p for p in paths}
-    config = EvalConfig(**_options(limit, batch_size, max_new_tokens))
+    config = _config(limit, batch_size, max_new_tokens, device, None)
+    adapter_dir = str(adapter) if adapter else None
     results = load_results(
-        evaluate_model(preset, str(adapter) if adapter else None, sets, str(out), config, device)
+        evaluate_model(preset, adapter_dir, sets, str(out), config.scoring, config.device)
     )
     for name, s in results["sets"].items():
         shown = ("perplexity", "bleu", "rougeL", "exact_match", "mean_entropy")
@@ -167,9 +206,7 @@ def live(
     from flows.evaluate import reevaluate_live_versions_flow
 
     result = reevaluate_live_versions_flow(
-        fixed_set_path=str(fixed_set) if fixed_set else None,
-        eval_options=_options(limit, batch_size, max_new_tokens),
-        device=device,
+        _config(limit, batch_size, max_new_tokens, device, fixed_set)
     )
     for row in result.rows:
         print(json.dumps(row))

@@ -7,10 +7,9 @@ from typing import Annotated
 import click
 import typer
 
+from tasks.config import QUANTIZATIONS
 from tasks.models.presets import preset_names
 from tasks.models.remote import remote_teacher_names
-
-QUANTIZATIONS = ("PHONE", "F16", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M")
 
 # Remote teachers (tasks/models/remote.py) are read from their file when the CLI starts.
 TEACHERS = preset_names("teacher") + remote_teacher_names()

@@ -63,21 +63,20 @@ def prepare(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> int:
     """Build a versioned, leak-free dataset snapshot (80/10/10) from new feedback."""
-    overrides = parse_overrides(set_ or [])
+    from tasks.config import load_config
+    from tasks.prepare.config import PrepareConfig
+
+    config = load_config(PrepareConfig, parse_overrides(set_ or []))
     if flow:
         from flows.prepare import prepare_flow
 
-        summary = prepare_flow(config=overrides, settle_seconds=settle_seconds)
+        summary = prepare_flow(config=config, settle_seconds=settle_seconds)
     else:
         from storage.config import StorageSettings
         from storage.db import get_database
-        from tasks.prepare import PrepareConfig, build_snapshot
+        from tasks.prepare import build_snapshot
 
         settings = StorageSettings()
-        try:
-            config = PrepareConfig.from_dict(overrides)
-        except TypeError as exc:
-            raise UserError(f"unknown --set field: {exc}") from exc
         info = build_snapshot(
             get_database(settings),
             config=config,

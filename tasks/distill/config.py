@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic.dataclasses import dataclass as config_dataclass
+
+from tasks.config_base import STRICT
 from tasks.results import StageResult
 
 Strategy = Literal["auto", "logit", "xtok", "sequence"]
 
 
-@dataclass
+@config_dataclass(config=STRICT)
 class DistillConfig:
     """How to distill: strategy, loss, teacher signals, LoRA training and outputs."""
 
@@ -61,25 +64,14 @@ class DistillConfig:
     eval_split: str = "validation"
 
     def __post_init__(self) -> None:
-        if self.strategy not in ("auto", "logit", "xtok", "sequence"):
-            raise ValueError(
-                f"strategy must be auto, logit, xtok or sequence, got {self.strategy!r}"
-            )
-        if self.divergence not in ("forward_kl", "jsd"):
-            raise ValueError(f"divergence must be forward_kl or jsd, got {self.divergence!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
         if not 0.0 <= self.correction_alpha <= 1.0:
             raise ValueError(f"correction_alpha must be within [0, 1], got {self.correction_alpha}")
-        if self.preference not in ("off", "kto", "dpo"):
-            raise ValueError(f"preference must be off, kto or dpo, got {self.preference!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
-        if self.warm_start_adapter is not None:
-            self.warm_start_adapter = Path(self.warm_start_adapter)
-        self.replay_snapshots = [Path(p) for p in self.replay_snapshots]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (paths as strings)."""

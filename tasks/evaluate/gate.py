@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from pydantic.dataclasses import dataclass as config_dataclass
+
+from tasks.config_base import STRICT
 from tasks.evaluate.yardstick import kept_share
 
 Metrics = dict[str, dict[str, float]]  # eval set -> metric -> value
@@ -13,7 +16,7 @@ Deltas = dict[str, dict[str, dict[str, float]]]  # eval set -> metric -> {mean_d
 ANSWER_METRICS = ("rougeL", "answer_match", "exact_match")
 
 
-@dataclass(frozen=True)
+@config_dataclass(frozen=True, config=STRICT)
 class GatePolicy:
     """Thresholds of the gate; relative tolerances are fractions (0.02 = 2%)."""
 
@@ -54,11 +57,6 @@ class GatePolicy:
         if not 0.0 <= self.answer_tolerance < 1.0:
             raise ValueError(
                 f"GatePolicy.answer_tolerance must be in [0, 1), got {self.answer_tolerance}"
-            )
-        if self.answer_gain not in ("off", "first_version", "always"):
-            raise ValueError(
-                "GatePolicy.answer_gain must be off, first_version or always, "
-                f"got {self.answer_gain!r}"
             )
         if self.min_examples < 1:
             raise ValueError(f"GatePolicy.min_examples must be at least 1, got {self.min_examples}")

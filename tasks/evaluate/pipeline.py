@@ -5,15 +5,13 @@ Their Prefect tasks are in tasks.evaluate.prefect_tasks.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from sqlalchemy import select
 
-from storage.config import StorageSettings
 from storage.db import get_database
+from storage.layout import layout
 from storage.models import DatasetSnapshot, TrainingRun
 from storage.repo import evaluations as repo
 from tasks.evaluate.gate import Deltas, GateDecision, GatePolicy, decide
@@ -29,8 +27,7 @@ TEACHER = "teacher"  # a results label that is measured and reported, never stor
 
 def default_out_dir(student: str) -> str:
     """A fresh folder for one evaluation: <data dir>/eval/runs/<student>-<UTC time>."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    return str((StorageSettings().data_dir / "eval" / "runs" / f"{student}-{stamp}").resolve())
+    return str(layout().eval_run(student))
 
 
 def resolve_eval_sets(
@@ -52,7 +49,7 @@ def gate_results(
     stable_path: str | None,
     deltas: dict[str, Deltas],
     new_set: str,
-    policy: dict[str, Any] | None = None,
+    policy: GatePolicy | None = None,
     teacher_path: str | None = None,
     names: dict[str, str] | None = None,
 ) -> GateDecision:
@@ -65,7 +62,7 @@ def gate_results(
         stable=stable,
         deltas=deltas["stable" if stable_path else "base"],
         new_set=new_set,
-        policy=GatePolicy(**(policy or {})),
+        policy=policy or GatePolicy(),
         teacher=teacher,
         names=names,
     )

@@ -5,38 +5,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from tasks.evaluate.config import EvalConfig
 from tasks.evaluate.model_metrics import generate_answers, score_targets
 from tasks.evaluate.sets import FIXED_SET_NAME, conversation, load_eval_set
 from tasks.evaluate.text_metrics import bleu_sentence_stats, corpus_bleu, rouge_per_example
 from tasks.evaluate.uncertainty import uncertainty_summary
 from tasks.sampledata import answer_match, exact_match
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """Decoding and metric settings; identical for every model compared in one evaluation."""
-
-    batch_size: int = 8
-    max_new_tokens: int = 64
-    max_length: int = 1024
-    limit: int | None = None  # first N examples of each test split
-    # The fixed benchmark is scored whole by default: it is what every version is compared
-    # on, and a subset too small to decide lets anything through the gate.
-    fixed_limit: int | None = None
-    ece_bins: int = 15
-    low_confidence: float = 0.3
-    spike_sigma: float = 2.0
-    spike_threshold: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.max_new_tokens < 1 or self.max_length < 2:
-            raise ValueError(f"EvalConfig needs positive sizes, got {self}")
-        if not 10 <= self.ece_bins <= 15:
-            raise ValueError(f"ece_bins should be 10-15, got {self.ece_bins}")
 
 
 def _uncertainty(config: EvalConfig, ent: list[float], conf: list[float], hit: Any) -> dict:

@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic.dataclasses import dataclass as config_dataclass
+
+from tasks.config_base import STRICT
+
 if TYPE_CHECKING:
     from tasks.prepare.summary import SnapshotSummary
 
 SPLITS = ("train", "validation", "test")
 
 
-@dataclass(frozen=True)
+@config_dataclass(frozen=True, config=STRICT)
 class PrepareConfig:
     """How feedback becomes a dataset; every field is recorded with the snapshot."""
 

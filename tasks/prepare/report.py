@@ -49,7 +49,7 @@ def report_markdown(summary: SnapshotSummary) -> str:
 
 
 def snapshot_summary(
-    config: dict[str, Any],
+    config: PrepareConfig,
     database_url: str | None = None,
     artifact_root: str | None = None,
     settle_seconds: float | None = None,
@@ -59,7 +59,7 @@ def snapshot_summary(
     root = Path(artifact_root) if artifact_root else settings.resolved_artifact_root()
     info = build_snapshot(
         get_database(settings),
-        config=PrepareConfig.from_dict(config),
+        config=config,
         artifact_root=root,
         settle_seconds=settle_seconds,
     )

@@ -130,8 +130,8 @@ def test_a_deployed_cycle_trains_and_publishes_through_the_worker(tmp_path: Path
             "settle_seconds": 0,
             "distill": {"max_steps": 3, "learning_rate": 3e-3},
             "evaluate": {
-                "eval_options": {"limit": 4, "max_new_tokens": 8},
-                "gate_options": GENEROUS_GATE,
+                "scoring": {"limit": 4, "max_new_tokens": 8},
+                "gate": GENEROUS_GATE,
                 "n_resamples": 50,
             },
         }

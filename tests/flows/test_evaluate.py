@@ -17,6 +17,8 @@ from storage.db import Database
 from storage.models import DatasetSnapshot, ModelVersion, TrainingRun
 from storage.repo import evaluations as repo
 from tasks.evaluate.card import CARD_METRICS
+from tasks.evaluate.config import EvalConfig, EvaluateConfig
+from tasks.evaluate.gate import GatePolicy
 from tasks.evaluate.model_metrics import encode_example
 from tasks.evaluate.run import load_results
 from tasks.evaluate.sets import cache_fixed_benchmark
@@ -27,7 +29,7 @@ from tests.tasks.evaluate.conftest import QA, save_snapshot
 
 PRESET = "tiny-llama-student"
 TEACHER = "tiny-llama-teacher"
-FAST = {"batch_size": 4, "max_new_tokens": 4}
+FAST = EvalConfig(batch_size=4, max_new_tokens=4)
 NEW = "new test split (snap-2)"  # no snapshot row in these tests: named by its folder
 
 
@@ -122,10 +124,8 @@ def test_first_version_trained_adapter_is_promoted(
         PRESET,
         world["trained"],
         world["new"],
-        fixed_set_path=world["fixed"],
-        eval_options=FAST,
-        n_resamples=200,
         teacher_preset=TEACHER,
+        config=EvaluateConfig(scoring=FAST, n_resamples=200, fixed_set_path=world["fixed"]),
     )
     gate = out.gate
     assert gate.rule == "first_version" and gate.reference == "base"
@@ -180,13 +180,15 @@ def test_regression_against_stable_is_rejected_and_stored(
         world["new"],
         stable_adapter_dir=world["trained"],
         earlier_test_paths=[world["earlier"]],
-        fixed_set_path=world["fixed"],
         stable_version_id=ids[0],
         candidate_version_id=ids[1],
-        eval_options=FAST,
-        n_resamples=200,
         teacher_preset=TEACHER,
-        gate_options={"min_teacher_share": 0.5},
+        config=EvaluateConfig(
+            scoring=FAST,
+            n_resamples=200,
+            fixed_set_path=world["fixed"],
+            gate=GatePolicy(min_teacher_share=0.5),
+        ),
     )
     gate = out.gate
     assert out.decision == "reject" and gate.rule == "stable"
@@ -230,7 +232,7 @@ def test_monthly_reevaluation_covers_every_live_version(
                 ModelVersion(student=PRESET, version=2, base_model="local", status="rejected"),
             ]
         )
-    out = reevaluate_live_versions_flow(fixed_set_path=world["fixed"], eval_options=FAST)
+    out = reevaluate_live_versions_flow(EvaluateConfig(scoring=FAST, fixed_set_path=world["fixed"]))
     assert out.evaluated == 2  # one live version on two sets
     with sqlite_env.transaction() as session:
         rows = repo.list_evaluations(session=session, student=PRESET, label="live")

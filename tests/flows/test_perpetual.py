@@ -15,7 +15,8 @@ from sqlalchemy import select
 from flows.perpetual import perpetual_cycle
 from storage.db import get_database
 from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
-from tasks.cycle import CycleConfig, ensure_training_limit, training_slot
+from tasks.config import CycleConfig
+from tasks.cycle import ensure_training_limit, training_slot
 from tasks.cycle_summary import StudentRow, summary_of
 from tasks.sampledata import training_tasks
 from tests.tasks.prepare.conftest import insert, make_row
@@ -39,10 +40,10 @@ def tiny_config(**overrides: Any) -> CycleConfig:
         "settle_seconds": 0,
         "distill": {"max_steps": 4, "learning_rate": 3e-3, "save_steps": 100, "strategy": "logit"},
         "evaluate": {
-            "eval_options": {"limit": 6, "max_new_tokens": 8, "batch_size": 6},
+            "scoring": {"limit": 6, "max_new_tokens": 8, "batch_size": 6},
             "n_resamples": 50,
         },
-        "quantizations": ["Q8_0"],
+        "export": {"quantizations": ["Q8_0"]},
     }
     return CycleConfig(**{**values, **overrides})
 
@@ -182,7 +183,8 @@ def test_training_slot_admits_one_training_per_student(prefect_harness: None) ->
 
 
 def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) -> None:
-    from flows.teacher import TeacherConfig, teacher_finetune
+    from flows.teacher import teacher_finetune
+    from tasks.config import TeacherConfig
     from tasks.teacher import read_pointer
 
     insert(store, seed_rows(80, 40))

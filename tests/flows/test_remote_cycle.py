@@ -57,7 +57,7 @@ def test_cycle_distills_from_a_remote_teacher_on_loopback(
     monkeypatch.setenv(
         REMOTE_FILE_ENV, str(write_file(tmp_path / "remote.toml", **{"smollm2-remote": preset}))
     )
-    from tasks.cycle import CycleConfig
+    from tasks.config import CycleConfig
 
     store = get_database()
     insert(store, seed_rows(0, 40))  # enough for a non-empty test split to gate on
@@ -73,11 +73,11 @@ def test_cycle_distills_from_a_remote_teacher_on_loopback(
             "gen_max_new_tokens": 24,  # short answers: the loopback server runs on one thread
         },
         "evaluate": {
-            "eval_options": {"limit": 4, "max_new_tokens": 8, "batch_size": 4},
-            "gate_options": GENEROUS_GATE,
+            "scoring": {"limit": 4, "max_new_tokens": 8, "batch_size": 4},
+            "gate": GENEROUS_GATE,
             "n_resamples": 50,
         },
-        "quantizations": ["Q8_0"],
+        "export": {"quantizations": ["Q8_0"]},
     }
     state = perpetual_cycle(CycleConfig(**config), return_state=True)
     assert state.is_completed(), state.message

@@ -72,7 +72,7 @@ def test_notebook_runs_a_cycle_with_tiny_presets(
             "teacher": "tiny-llama-teacher",
             "student": "tiny-llama-student",
             "max_steps": 3,
-            "eval_options": {"limit": 4, "max_new_tokens": 8, "batch_size": 4},
+            "scoring": {"limit": 4, "max_new_tokens": 8, "batch_size": 4},
             "phones": 2,
             "interactions": 30,
             "seed": 7,

@@ -104,7 +104,7 @@ def test_a_remote_teacher_is_a_cycle_teacher_without_adapter(
 ) -> None:
     from pydantic import ValidationError
 
-    from tasks.cycle import CycleConfig
+    from tasks.config import CycleConfig
     from tasks.teacher import resolve_teacher
 
     far = {"base_url": "https://example.invalid/v1", "model": "m", "server": "tgi"}
