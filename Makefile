@@ -37,7 +37,7 @@ llama-cpp: $(STAMP)
 	$(PY) -m tasks.export.llama_cpp_build --install
 
 demo: $(STAMP)
-	$(PY) -m flows.cli demo
+	$(PY) -m cli demo
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -62,7 +62,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 serve: $(STAMP)
-	$(PY) -m flows.cli serve
+	$(PY) -m cli serve
 
 clean:
 	rm -rf .distillery

@@ -52,9 +52,9 @@ def run_cycles(plan: CyclePlan, out_dir: Path | None = None) -> list[dict[str, A
     out = out_dir or Path(tempfile.mkdtemp(prefix="bench-cycles-"))
     os.environ["DISTILLERY_DATA_DIR"] = str(out / "data")
     os.environ.setdefault("DISTILLERY_REGISTRY", "local")
-    from flows.demo import free_port, running_service
+    from demo.run import free_port, running_service
     from flows.perpetual import perpetual_cycle
-    from flows.phones import SimulationConfig, run_simulation
+    from simulator.phones import SimulationConfig, run_simulation
     from tasks.cycle_summary import summary_of
 
     rows: list[dict[str, Any]] = []
@@ -83,8 +83,8 @@ def run_cycles(plan: CyclePlan, out_dir: Path | None = None) -> list[dict[str, A
 
 
 def cycle_config(plan: CyclePlan) -> Any:
-    """The demo's cycle (flows/demo.py) with the bench's student, teacher and steps."""
-    from flows.demo import DemoOptions, demo_config
+    """The demo's cycle (demo/run.py) with the bench's student, teacher and steps."""
+    from demo.run import DemoOptions, demo_config
 
     options = DemoOptions(teacher=plan.teacher, student=plan.student, max_steps=plan.steps)
     return demo_config(options)

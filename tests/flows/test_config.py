@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prefect.exceptions import ParameterTypeError
 
-from flows.cli import main
+from cli.main import main
 from flows.perpetual import perpetual_cycle
 from tasks.config import CONFIG_ROOTS, ConfigError, CycleConfig, load_config
 

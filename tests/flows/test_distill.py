@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from flows.distill import distill_flow
 from storage.db import Database
 from storage.repo.runs import list_runs

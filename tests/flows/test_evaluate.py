@@ -243,7 +243,7 @@ def test_monthly_reevaluation_covers_every_live_version(
 def test_cli_caches_the_fixed_set_and_evaluates_a_model(
     world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli import main
+    from cli.main import main
 
     assert main(["evaluate", "fixed-set", "--limit", "5", "--out", str(tmp_path / "fx")]) == 0
     assert "5 examples" in capsys.readouterr().out

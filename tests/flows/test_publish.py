@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from flows.publish import publish_flow
 from serving.app import create_app
 from serving.settings import ServiceSettings

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from flows.cli import main as cli
+from cli.main import main as cli
 from serving.app import create_app
 from serving.auth import enrollment_signature
 from serving.settings import ServiceSettings

@@ -116,7 +116,7 @@ def test_sixteen_clients_upload_overlapping_batches(live_server: str, db: Databa
 
 def test_distillery_serve_command(tmp_path) -> None:
     port = free_port()
-    cmd = [sys.executable, "-m", "flows.cli", "serve", "--port", str(port)]
+    cmd = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
     env = {**os.environ, "DISTILLERY_DATA_DIR": str(tmp_path), "DISTILLERY_DATABASE_URL": ""}
     proc = subprocess.Popen(cmd + ["--log-level", "warning"], cwd=REPO_ROOT, env=env)
     try:

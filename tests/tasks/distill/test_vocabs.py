@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from tasks.distill.vocabs import (
     MISTRAL_V3,
     PRESET_VOCABS,

@@ -115,7 +115,7 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
     assert memory["F16"]["total_bytes"] > memory["Q8_0"]["total_bytes"]
     assert newest["runtime"]["peft"]["r"] == 8 and newest["runtime"]["shape"]["n_layers"] == 2
 
-    from flows.cli import main
+    from cli.main import main
 
     capsys.readouterr()
     assert main(["models", "list", "--details"]) == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from tasks.export import llama_cpp_missing_reason
 from tasks.export.llama_cpp_build import cmake_args, cpu_flags
 

@@ -30,7 +30,7 @@ def serve(
 
     import uvicorn  # imported here so other commands do not pay for it
 
-    from flows.errors import UserError
+    from cli.errors import UserError
 
     with socket.socket() as probe:  # uvicorn would log a traceback and exit 1
         try:

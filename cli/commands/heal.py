@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from flows.errors import UserError
+from cli.errors import UserError
 from tasks.models.presets import PRESETS
 
 HEALED = sorted(n for n, p in PRESETS.items() if p.source == "healed")

@@ -26,8 +26,8 @@ def simulate(
     """Play phones against a running service: register, then upload rated, corrected feedback."""
     import httpx
 
-    from flows.errors import UserError
-    from flows.phones import SimulationConfig, run_simulation
+    from cli.errors import UserError
+    from simulator.phones import SimulationConfig, run_simulation
 
     config = SimulationConfig(
         phones=phones,

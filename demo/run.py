@@ -181,7 +181,7 @@ class DemoOutcome:
 def run_demo(options: DemoOptions) -> DemoOutcome:
     """Service up, phones upload feedback, one cycle, print the manifest; returns a summary."""
     from flows.perpetual import perpetual_cycle
-    from flows.phones import SimulationConfig, run_simulation
+    from simulator.phones import SimulationConfig, run_simulation
     from tasks.cycle_summary import summary_of
 
     quiet_progress_bars()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from flows.commands.options import TEACHERS, Student
+from cli.commands.options import TEACHERS, Student
 
 if TYPE_CHECKING:
     from tasks.evaluate.config import EvaluateConfig

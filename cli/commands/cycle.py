@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from flows.commands.options import MaxSteps, Quantizations, Students, Teacher
+from cli.commands.options import MaxSteps, Quantizations, Students, Teacher
 
 if TYPE_CHECKING:
     from prefect.states import State

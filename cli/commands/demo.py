@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands.options import Student, Teacher
+from cli.commands.options import Student, Teacher
 
 
 def demo(
@@ -35,7 +35,7 @@ def demo(
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     # Prefect's telemetry attempts fail offline and log an ERROR each time: not for this user.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.demo import DemoOptions, run_demo
+    from demo.run import DemoOptions, run_demo
 
     options = DemoOptions(
         phones=phones,

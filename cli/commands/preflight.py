@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from flows.errors import UserError
+from cli.errors import UserError
 from tasks.models.presets import preset_names
 
 STRATEGIES = ("auto", "logit", "xtok", "sequence")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.errors import UserError
+from cli.errors import UserError
 
 if TYPE_CHECKING:
     from tasks.prepare.summary import SnapshotSummary

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from flows.phones import SimulationConfig, degrade, load_seed_tasks, simulate
 from serving.app import create_app
 from serving.settings import ServiceSettings
+from simulator.phones import SimulationConfig, degrade, load_seed_tasks, simulate
 from storage.db import Database
 from storage.models import Interaction
 from tasks.prepare import PrepareConfig, build_snapshot, load_snapshot

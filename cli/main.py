@@ -1,4 +1,4 @@
-"""The `distillery` command line: every command is declared in this file, from flows/commands/."""
+"""The `distillery` command line: every command is declared in this file, from cli/commands/."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import click
 import typer
 
-from flows.commands import (
+from cli.commands import (
     cycle,
     db,
     demo,
@@ -25,7 +25,7 @@ from flows.commands import (
     serve,
     simulate,
 )
-from flows.errors import explain, show_tracebacks
+from cli.errors import explain, show_tracebacks
 
 app = typer.Typer(
     name="distillery",

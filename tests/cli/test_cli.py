@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m flows.cli ARGS` in a fresh process, as a user runs `distillery ARGS`."""
+    """`python -m cli ARGS` in a fresh process, as a user runs `distillery ARGS`."""
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.errors import UserError
+from cli.errors import UserError
 from storage.config import StorageSettings
 from storage.db import Database, get_database
 from storage.registry import RegistryError, channels

@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from flows.commands.options import MaxSteps, Student, Teacher
+from cli.commands.options import MaxSteps, Student, Teacher
 
 
 def distill(

@@ -1,0 +1,1 @@
+"""The `distillery` command line: one module per command group under cli/commands/."""

@@ -1,0 +1,1 @@
+"""The commands of `distillery`, one module per command or group; cli/main.py declares them."""
