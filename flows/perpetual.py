@@ -1,4 +1,4 @@
-"""The perpetual cycle: prepare, then per student distill, evaluate, gate, export, publish."""
+"""The perpetual cycle: prepare, then per student (and agent) distill, evaluate, gate, publish."""
 
 from __future__ import annotations
 
@@ -19,38 +19,40 @@ from tasks.cycle_summary import (
     timed_row,
 )
 from tasks.cycle_tasks import (
-    distill_student_task,
-    earlier_test_splits_task,
-    export_student_task,
+    distill_target_task,
+    export_target_task,
     heal_student_task,
+    plan_target_task,
     record_gate_decision_task,
-    student_plan_task,
 )
 from tasks.prepare.summary import SnapshotSummary
+from tasks.target import CycleTarget
 from tasks.teacher_tasks import resolve_teacher_task
 
 
 # log_prints off: libraries that capture stdout (dill, via datasets) would flood the run log.
-@flow(name="student-cycle", persist_result=True, log_prints=False)
-def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) -> StudentRow:
-    """One student on one snapshot; returns a summary row (skipped / rejected / published)."""
-    row = timed_row(student)
-    if snapshot.snapshot_id is None or snapshot.path is None:
-        return row.done("skipped", detail="no data yet")
-    plan = student_plan_task(student, snapshot.snapshot_id, config.min_new_records)
+@flow(name="target-cycle", persist_result=True, log_prints=False)
+def target_cycle(target: CycleTarget, snapshot: SnapshotSummary, config: CycleConfig) -> StudentRow:
+    """One student, or one agent's adapter over it, on one snapshot: a summary row.
+
+    Skipped, rejected (with the gate's reasons) or published and promoted on the target's
+    channel (`stable`, or `stable:<agent>` so each agent rolls back on its own).
+    """
+    row = timed_row(target.name)
+    plan = plan_target_task(target, snapshot, config)
     if plan.skip:
         return row.done("skipped", detail=plan.skip, version=plan.existing_version)
     teacher = resolve_teacher_task(config.teacher, config.use_teacher_adapter)
-    with training_slot(student):  # one training per student at a time, across all runs
-        heal_student_task(student)  # a healed student's one-time base (reused once built)
-        trained = distill_student_task(student, teacher, snapshot, plan.stable_adapter_dir, config)
+    with training_slot(target.student):  # one training per student at a time, across runs
+        heal_student_task(target.student)  # a healed student's one-time base (reused once built)
+        trained = distill_target_task(target, teacher, snapshot, plan, config)
     verdict = evaluate_candidate_flow(
-        student_preset=student,
+        student_preset=target.student,
         candidate_adapter_dir=str(trained.adapter_dir),
-        snapshot_path=snapshot.path,
+        snapshot_path=str(plan.data_path),
         stable_adapter_dir=plan.stable_adapter_dir,
-        earlier_test_paths=earlier_test_splits_task(snapshot.snapshot_id),
-        student=student,
+        earlier_test_paths=plan.earlier_test_paths,
+        student=target.student,
         stable_version_id=plan.stable_version_id,
         teacher_preset=teacher.preset,  # the yardstick: scored on the same prompts
         teacher_adapter_dir=teacher.adapter_dir,
@@ -59,47 +61,56 @@ def student_cycle(student: str, snapshot: SnapshotSummary, config: CycleConfig) 
     record_gate_decision_task(trained.run_id, verdict.decision)
     if not verdict.promote:
         return rejected_row(row, verdict)
-    exported = export_student_task(student, trained, snapshot, config)
-    metadata = version_metadata(student, teacher, trained, snapshot)
-    published = publish_and_promote(student, exported, metadata, verdict)
+    exported = export_target_task(target, trained, plan, config)
+    metadata = version_metadata(target.student, teacher, trained, snapshot)
+    if target.agent:
+        metadata["agent"] = target.agent
+    published = publish_and_promote(
+        target.student, exported, metadata, verdict, channel=plan.channel
+    )
     return row.done(
         "published",
         version=published.version,
         decision="promote",
-        detail=verdict.detail,
+        detail="; ".join(d for d in (plan.detail, verdict.detail) if d),
         teacher=verdict.teacher,
         answers=verdict.answers or None,
         why=verdict.why,
         report=verdict.report_path,
         files=published.file_names,
-        phone=exported.phone_reason or None,
+        # An agent ships as an adapter: whether phones holding the base get only that.
+        phone=(exported.adapter_reason if target.agent else None) or exported.phone_reason or None,
         teacher_cache=trained.teacher_cache,
     )
 
 
+def _target_row(target: CycleTarget, snapshot: SnapshotSummary, config: CycleConfig) -> StudentRow:
+    """The target's row; a failure stays in it and the other targets go on."""
+    state = target_cycle(target, snapshot, config, return_state=True)
+    if state.is_failed() or state.is_crashed():
+        return StudentRow(student=target.name, status="failed", detail=state.message)
+    return state.result()
+
+
 @flow(name="perpetual-cycle", persist_result=True, log_prints=True)
 def perpetual_cycle(config: CycleConfig | None = None) -> State[CycleSummary]:
-    """Prepare a snapshot from new feedback and run every configured student on it.
+    """Prepare a snapshot from new feedback and run every configured student (then every
+    student's agents) on it.
 
-    A failing student does not stop the others: its failure is recorded and the final state
+    A failing target does not stop the others: its failure is recorded and the final state
     is Failed named "PartiallyFailed" (all failed: "Failed"); the summary table is an artifact.
     """
     config = config or CycleConfig()
     snapshot = prepare_flow(config=config.prepare, settle_seconds=config.settle_seconds)
-    rows: list[StudentRow] = []
-    for student in config.students:
-        if snapshot.snapshot_id is None:
-            rows.append(StudentRow(student=student, status="skipped", detail="no data yet"))
-            continue
-        state = student_cycle(student, snapshot, config, return_state=True)
-        if state.is_failed() or state.is_crashed():
-            rows.append(StudentRow(student=student, status="failed", detail=state.message))
-        else:
-            rows.append(state.result())
-    if config.agents and snapshot.snapshot_id is not None:
-        from flows.agents import agent_rows
-
-        rows += agent_rows(snapshot, config)
+    if snapshot.snapshot_id is None:  # nothing to train on: one row per student says so
+        rows = [
+            StudentRow(student=s, status="skipped", detail="no data yet") for s in config.students
+        ]
+    else:
+        targets = [CycleTarget(student=s) for s in config.students] + [
+            CycleTarget(student=s, agent=a) for s in config.students for a in config.agents
+        ]
+        rows = [_target_row(target, snapshot, config) for target in targets]
     markdown = summary_markdown(snapshot, rows)
     create_markdown_artifact(markdown, key="perpetual-cycle-summary", description="cycle summary")
     print(markdown)

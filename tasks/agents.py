@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +19,12 @@ from storage.db import Database, get_database
 from storage.layout import layout
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
 from storage.repo.catalog import agent_channel
-from tasks.config import CycleConfig
-from tasks.cycle import _adapter_of, export_trained
-from tasks.distill.config import DistillResult
+from tasks.cycle import _adapter_of
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
-from tasks.teacher import TeacherChoice
 
 if TYPE_CHECKING:
-    from tasks.export.report import ExportReport
+    pass
 
 STABLE = "stable"
 
@@ -166,7 +162,7 @@ def _channel_version(session: Any, student: str, channel: str) -> ModelVersion |
 
 
 # The cycle's steps for one agent: plain functions, wrapped as Prefect tasks in
-# tasks/agent_tasks.py (flows/agents.py runs them).
+# tasks/cycle_tasks.py through tasks/target.py (flows/perpetual.py runs them).
 
 
 def slice_for_agent(
@@ -185,40 +181,3 @@ def slice_for_agent(
 def plan_agent(student: str, agent: str, snapshot_id: int) -> AgentPlan:
     """agent_plan on the configured database."""
     return agent_plan(get_database(), student, agent, snapshot_id)
-
-
-def distill_agent(
-    student: str,
-    agent: str,
-    teacher: TeacherChoice,
-    sliced: AgentSlice,
-    snapshot_id: int,
-    stable_adapter_dir: str | None,
-    config: CycleConfig,
-) -> DistillResult:
-    """Compute step (no retries): LoRA-distill `student` on the agent's slice."""
-    from tasks.distill import distill
-
-    extra: dict[str, Any] = {}
-    if teacher.adapter_dir:
-        extra["teacher_adapter_dir"] = Path(teacher.adapter_dir)
-    return distill(
-        sliced.path,
-        teacher=teacher.preset,
-        student=student,
-        output_dir=layout().training_run("agents", f"{student}-{agent}", snapshot_id) / "train",
-        config=replace(
-            config.distill,
-            warm_start_adapter=Path(stable_adapter_dir) if stable_adapter_dir else None,
-        ),
-        db=get_database(),
-        snapshot_id=snapshot_id,
-        **extra,
-    )
-
-
-def export_agent(
-    student: str, trained: DistillResult, sliced: AgentSlice, config: CycleConfig
-) -> ExportReport:
-    """Compute step: merged file for phones without the base, plus base + adapter GGUF."""
-    return export_trained(student, trained, str(sliced.path), config, deltas=True)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import fcntl
-import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,46 +193,6 @@ def _adapter_of(output_dir: str) -> str | None:
     return None
 
 
-def distill_student(
-    student: str,
-    teacher: TeacherChoice,
-    snapshot: SnapshotSummary,
-    stable_adapter_dir: str | None,
-    config: CycleConfig,
-) -> DistillResult:
-    """Compute step (no retries): LoRA-distill `student` from the teacher on the snapshot."""
-    from tasks.distill import distill
-
-    extra: dict[str, Any] = {}
-    if teacher.adapter_dir:
-        if "teacher_adapter_dir" not in inspect.signature(distill).parameters:
-            raise RuntimeError(
-                "distill() cannot load a teacher adapter; set use_teacher_adapter=false"
-            )
-        extra["teacher_adapter_dir"] = Path(teacher.adapter_dir)
-    snapshot_id = _snapshot_id(snapshot)
-    return distill(
-        Path(str(snapshot.path)),
-        teacher=teacher.preset,
-        student=student,
-        output_dir=layout().training_run("students", student, snapshot_id),
-        config=replace(
-            config.distill,
-            warm_start_adapter=Path(stable_adapter_dir) if stable_adapter_dir else None,
-        ),
-        db=get_database(),
-        snapshot_id=snapshot_id,
-        **extra,
-    )
-
-
-def _snapshot_id(snapshot: SnapshotSummary) -> int:
-    """The id of a snapshot the cycle trains on (the flows skip when there is none)."""
-    if snapshot.snapshot_id is None:
-        raise ValueError("no snapshot to train on")
-    return snapshot.snapshot_id
-
-
 def earlier_test_splits(snapshot_id: int) -> list[str]:
     """Test splits of snapshots before this one (forgetting checks)."""
     from tasks.prepare.snapshot import previous_test_splits
@@ -249,13 +207,6 @@ def parity_texts(snapshot_path: str, limit: int = 16) -> list[str]:
     splits = load_snapshot(snapshot_path)
     rows = splits["test"] if len(splits.get("test", [])) else splits["train"]
     return [f"{r['prompt']}\n{r['target']}" for r in rows.select(range(min(limit, len(rows))))]
-
-
-def export_student(
-    student: str, trained: DistillResult, snapshot: SnapshotSummary, config: CycleConfig
-) -> ExportReport:
-    """Compute step: merge the adapter into the base and write the phones' GGUF files."""
-    return export_trained(student, trained, str(snapshot.path), config, config.export.adapter_gguf)
 
 
 def export_trained(
