@@ -1,18 +1,17 @@
-"""Device bearer tokens (`<device_id>.<secret>`, sha256 stored), enrollment and a bounded cache."""
+"""Device bearer tokens (`<device_id>.<secret>`, sha256 stored), checked on every request."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
-import time
 import uuid
+
+from starlette.concurrency import run_in_threadpool
 
 from serving.http import ApiError
 from storage.db import Database
 from storage.repo.devices import Credentials, get_credentials
-
-_CACHE_LIMIT = 50_000
 
 
 def new_credentials() -> tuple[str, str]:
@@ -49,17 +48,16 @@ def check_credentials(stored: Credentials | None, token_hash: str) -> None:
 
 
 class Authenticator:
-    """Checks `Authorization: Bearer` headers against stored hashes.
+    """The one device check of every device-authenticated route (uploads, chat, web).
 
-    A verified token is cached for `ttl` seconds only, so a revocation is seen by every worker
-    within that time even for reads; uploads re-check the device inside their own write
-    transaction (storage.repo.devices.get_credentials), so a revoked device never stores.
+    The device's row is read on every request, one primary-key lookup that returns the
+    token hash and the status together, so a revocation, a pending approval or a deletion
+    applies to the very next request on every worker. There is deliberately no per-process
+    cache: one let a revoked device chat (and stream tokens) for its TTL, on each worker.
     """
 
-    def __init__(self, database: Database, ttl: float) -> None:
+    def __init__(self, database: Database) -> None:
         self.database = database
-        self.ttl = ttl
-        self._verified: dict[str, tuple[str, float]] = {}
 
     def claimed_device(self, authorization: str | None) -> tuple[str, str]:
         """(device_id, token) named by the header, without touching the database; 401 if bad."""
@@ -74,26 +72,15 @@ class Authenticator:
             raise unauthorized("malformed bearer token")
         return device_id, token
 
-    def cached(self, device_id: str, token_hash: str) -> bool:
-        """True when this token was verified less than `ttl` seconds ago."""
-        hit = self._verified.get(device_id)
-        if hit is None or time.monotonic() - hit[1] >= self.ttl:
-            return False
-        return hmac.compare_digest(hit[0], token_hash)
-
     def verify(self, device_id: str, token_hash: str) -> None:
-        """Check the token against the database (blocking: call from a worker thread)."""
+        """Check the token and the device's status in the database (blocking: a worker thread)."""
         with self.database.transaction() as session:
             stored = get_credentials(session=session, device_id=device_id)
-        try:
-            check_credentials(stored, token_hash)
-        except ApiError:
-            self.forget(device_id)
-            raise
-        if len(self._verified) >= _CACHE_LIMIT:
-            self._verified.clear()
-        self._verified[device_id] = (token_hash, time.monotonic())
+        check_credentials(stored, token_hash)
 
-    def forget(self, device_id: str) -> None:
-        """Drop a device from the cache (its token was just refused)."""
-        self._verified.pop(device_id, None)
+    async def device_of(self, authorization: str | None) -> tuple[str, str]:
+        """(device_id, token_hash) of an active device, else 401 (bad, revoked) or 403 (pending)."""
+        device_id, token = self.claimed_device(authorization)
+        token_hash = hash_token(token)
+        await run_in_threadpool(self.verify, device_id, token_hash)
+        return device_id, token_hash

@@ -52,9 +52,6 @@ class ServiceSettings(BaseSettings):
     # enrollment_key), approval (devices start pending until `distillery devices approve`).
     enrollment: Literal["open", "key", "approval"] = "open"
     enrollment_key: SecretStr | None = None
-    # Seconds a verified token is trusted before the database is asked again; uploads are
-    # re-checked inside their write transaction anyway, so revocation applies at once.
-    auth_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     # `limits` rate strings; storage "memory://" is per process, "redis://..." is shared.
     registration_rate_limit: str = "20/minute"
     upload_rate_limit: str = "120/minute"

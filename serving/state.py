@@ -59,7 +59,7 @@ class ServiceState:
 
     def __post_init__(self) -> None:
         self._trusted = self.settings.trusted_hosts()
-        self.auth = Authenticator(self.database, self.settings.auth_cache_seconds)
+        self.auth = Authenticator(self.database)
         self.catalog = CatalogCache(self.database, self.settings)
         self.metrics = ServiceMetrics()
         self.limits = RateLimits(self.settings)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serving.schemas import NO_NUL
 
-_IN = ConfigDict(extra="ignore")  # OpenAI clients send fields we do not use (n, user, ...)
+# OpenAI clients send fields we do not use (n, user, ...): ignored. Types are strict, as in
+# uploads: "5", 4.0 and true are not a max_tokens, "true" and 1 are not a stream flag.
+_IN = ConfigDict(extra="ignore", strict=True)
 
 
 class ChatMessage(BaseModel):
@@ -29,7 +31,14 @@ class ChatRequest(BaseModel):
     model: Annotated[str | None, Field(max_length=160)] = Field(
         None, description="A student name (GET /v1/models); omitted: the first student."
     )
-    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=1000)]
+    messages: Annotated[
+        list[ChatMessage],
+        Field(
+            min_length=1,
+            max_length=1000,
+            description="The conversation; the last message must be the user's (422 otherwise).",
+        ),
+    ]
     stream: bool = False
     max_tokens: Annotated[int | None, Field(ge=1)] = None
     max_completion_tokens: Annotated[int | None, Field(ge=1)] = None
@@ -38,6 +47,12 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     logprobs: bool = Field(False, description="Return each token's log-probability (OpenAI).")
     top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+
+    @model_validator(mode="after")
+    def _user_speaks_last(self) -> ChatRequest:
+        if self.messages[-1].role != "user":
+            raise ValueError("the last message must be the user's")
+        return self
 
 
 class TokenUncertainty(BaseModel):

@@ -40,7 +40,10 @@ async def _registration_guard(request: Request) -> None:
     if state.settings.enrollment == "key" and key is not None:
         given = request.headers.get(SIGNATURE_HEADER, "")
         expected = enrollment_signature(key.get_secret_value(), body)
-        if not hmac.compare_digest(given.strip().lower(), expected):
+        # Bytes, not str: compare_digest refuses non-ASCII text (a 500), and a header may
+        # hold any byte (Starlette decodes it as latin-1, so this encoding is lossless).
+        given_bytes = given.strip().lower().encode("latin-1", "replace")
+        if not hmac.compare_digest(given_bytes, expected.encode()):
             raise ApiError(
                 403,
                 f"{SIGNATURE_HEADER} must be the hex HMAC-SHA256 of the body under the app's"

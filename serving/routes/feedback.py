@@ -7,9 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from serving.auth import hash_token
 from serving.http import (
     ApiError,
     GuardedRoute,
@@ -35,10 +33,7 @@ async def _upload_guard(request: Request) -> None:
     """401/403 before the body is read, then the device's rate limit, 415 and 413."""
     state = service(request)
     try:
-        device_id, token = state.auth.claimed_device(request.headers.get("authorization"))
-        token_hash = hash_token(token)
-        if not state.auth.cached(device_id, token_hash):
-            await run_in_threadpool(state.auth.verify, device_id, token_hash)
+        device_id, token_hash = await state.auth.device_of(request.headers.get("authorization"))
         state.limits.hit(state.limits.upload, "device", device_id)
         require_json(request)
         body = await read_limited_body(request, state.settings.max_body_bytes)
@@ -102,8 +97,6 @@ def build_router(upload_model: type[BaseModel]) -> APIRouter:
             )
             result = await state.writer.store(job)
         except ApiError as exc:
-            if exc.status == 401:
-                state.auth.forget(device_id)
             state.metrics.rejects.labels(exc.reason).inc()
             raise
         state.metrics.uploads.inc()

@@ -60,19 +60,30 @@ class Quality(BaseModel):
     students: list[StudentQuality]
 
 
+# A query value is text: an int parameter would read "1_0", "+5", " 5" and "5.0" as numbers.
+# The pattern admits 1-366 in plain digits only, and says so in the schema.
+DaysParam = Annotated[
+    str,
+    Query(
+        pattern=r"^(36[0-6]|3[0-5][0-9]|[12][0-9]{2}|[1-9][0-9]?)$",
+        description="days back from today, 1-366, plain digits",
+        examples=["30"],
+    ),
+]
+
+
 @router.get("/feedback-volume", response_model=FeedbackVolume, responses=documented(422))
-async def feedback_volume(
-    request: Request, days: Annotated[int, Query(ge=1, le=366)] = 30
-) -> FeedbackVolume:
+async def feedback_volume(request: Request, days: DaysParam = "30") -> FeedbackVolume:
     """Interactions per UTC day and source (phone/web), with how many were rated or corrected."""
     state = service(request)
+    window = int(days)  # the pattern admits only 1-366 written in plain digits
 
     def read() -> list[DayVolumeOut]:
         with state.database.transaction() as session:
-            rows = feedback_per_day(session=session, days=days)
+            rows = feedback_per_day(session=session, days=window)
         return [DayVolumeOut(**vars(r)) for r in rows]
 
-    return FeedbackVolume(days=days, volume=await run_in_threadpool(read))
+    return FeedbackVolume(days=window, volume=await run_in_threadpool(read))
 
 
 @router.get("/quality", response_model=Quality)

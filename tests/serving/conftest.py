@@ -99,10 +99,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_uvicorn(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_uvicorn(env: dict[str, str], port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     """`uvicorn serving.app:create_app --factory` in a subprocess (loopback only)."""
     cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    cmd += ["--workers", str(workers)]
     return subprocess.Popen(cmd, cwd=REPO_ROOT, env={**os.environ, **env})
 
 
@@ -142,3 +143,22 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+async def tuned(
+    request: pytest.FixtureRequest, db: Database, settings: ServiceSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose settings are updated with the test's `overrides` mark."""
+    marker = request.node.get_closest_marker("overrides")
+    overrides: dict[str, Any] = marker.kwargs if marker else {}
+    tuned_settings = ServiceSettings(_env_file=None, **{**settings.model_dump(), **overrides})
+    app = create_app(settings=tuned_settings, database=db)
+    async for c in client_for(app):
+        yield c

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
 from pydantic import ValidationError
 
 from cli.main import main as cli
-from serving.app import create_app
 from serving.auth import enrollment_signature
 from serving.settings import ServiceSettings
 from storage.db import Database
@@ -29,25 +25,6 @@ REG = {"platform": "android", "app_version": "1.2"}
 def stored(db: Database) -> set[uuid.UUID]:
     with db.transaction() as session:
         return interaction_ids(session=session)
-
-
-async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-        yield c
-
-
-@pytest.fixture
-async def tuned(
-    request: pytest.FixtureRequest, db: Database, settings: ServiceSettings
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app whose settings are updated with the test's `overrides` mark."""
-    marker = request.node.get_closest_marker("overrides")
-    overrides: dict[str, Any] = marker.kwargs if marker else {}
-    tuned_settings = ServiceSettings(_env_file=None, **{**settings.model_dump(), **overrides})
-    app = create_app(settings=tuned_settings, database=db)
-    async for c in client_for(app):
-        yield c
 
 
 @pytest.mark.overrides(enrollment="key", enrollment_key="app-secret")
@@ -71,7 +48,7 @@ async def test_enrollment_key_needs_the_body_hmac(tuned: httpx.AsyncClient, db: 
         assert [d.id for d in list_devices(session=session)] == [good.json()["device_id"]]
 
 
-@pytest.mark.overrides(enrollment="approval", auth_cache_seconds=3600)
+@pytest.mark.overrides(enrollment="approval")
 async def test_approval_then_revocation_through_the_cli(
     tuned: httpx.AsyncClient, db: Database, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -84,7 +61,7 @@ async def test_approval_then_revocation_through_the_cli(
     ok = await tuned.post(FEEDBACK, json=upload(device_id, [interaction()]), headers=auth)
     assert ok.status_code == 200 and ok.json()["accepted"] == 1
 
-    # The token is cached for an hour here, yet the revocation applies to the next upload.
+    # The revocation applies to the next upload.
     assert cli(["devices", "revoke", device_id]) == 0
     late = [interaction()]
     refused = await tuned.post(FEEDBACK, json=upload(device_id, late), headers=auth)
@@ -101,14 +78,13 @@ async def register_pending(c: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     return resp.json()["device_id"], {"Authorization": f"Bearer {resp.json()['token']}"}
 
 
-@pytest.mark.overrides(auth_cache_seconds=3600)
 async def test_deleted_device_is_401_not_500(tuned: httpx.AsyncClient, db: Database) -> None:
     device_id, auth = await register(tuned)
     assert (
         await tuned.post(FEEDBACK, json=upload(device_id, [interaction()]), headers=auth)
     ).status_code == 200
     other_id, other_auth = await register(tuned)
-    # Verified once (so cached), then deleted: the write transaction still refuses it.
+    # Verified once, then deleted: the next upload is refused.
     warm = await tuned.post(FEEDBACK, json=upload(other_id, []), headers=other_auth)
     assert warm.status_code == 422
     with db.transaction(write=True) as session:

@@ -1,0 +1,168 @@
+"""The project's own hostile suite: what an attacker or a buggy phone sends, on every backend.
+
+Beside the contract tests (schemathesis): revocation between requests on two workers, type
+coercion in chat, web and query parameters, and header bytes that are not ASCII.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from storage.db import Database
+from storage.repo.devices import delete_device, set_status
+from tests.serving.conftest import (
+    free_port,
+    interaction,
+    register,
+    start_uvicorn,
+    upload,
+    wait_healthy,
+)
+
+FEEDBACK = "/api/training/feedback"
+CHAT = "/v1/chat/completions"
+HELLO = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 4}
+
+
+@pytest.fixture
+def two_workers(db: Database, tmp_path: Path) -> Iterator[str]:
+    """A live uvicorn with two worker processes on the test database."""
+    port = free_port()
+    env = {
+        "DISTILLERY_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
+        "DISTILLERY_CHAT_RATE_LIMIT": "1000/minute",
+    }
+    proc = start_uvicorn(env, port, workers=2)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _register(base: str) -> tuple[str, dict[str, str]]:
+    resp = httpx.post(f"{base}/api/devices", json={"platform": "android", "app_version": "1"})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["device_id"], {"Authorization": f"Bearer {resp.json()['token']}"}
+
+
+def _web_rows(db: Database) -> int:
+    with db.transaction() as session:
+        return int(session.execute(text("SELECT count(*) FROM interactions")).scalar_one())
+
+
+@pytest.mark.parametrize("change", ["revoked", "pending", "deleted"])
+def test_a_changed_device_is_refused_at_once_on_both_workers(
+    two_workers: str, db: Database, change: str
+) -> None:
+    device_id, auth = _register(two_workers)
+    with httpx.Client(base_url=two_workers, timeout=30) as c:
+        # Warm both workers: each of these is authenticated, then answered (no student is
+        # published here, so chat says 404 after the device check); nothing is stored, so
+        # an operator may also delete the device.
+        for n in range(6):
+            ok = c.post(CHAT, json={**HELLO, "stream": n % 2 == 0}, headers=auth)
+            assert ok.status_code == 404, ok.text
+        with db.transaction(write=True) as session:  # an operator's change, outside the service
+            if change == "deleted":
+                assert delete_device(session=session, device_id=device_id)
+            else:
+                assert set_status(session=session, device_ids=[device_id], status=change)
+        before = _web_rows(db)
+        expected = 403 if change == "pending" else 401
+        codes = []
+        for n in range(20):
+            body = {**HELLO, "stream": n % 2 == 0}
+            codes.append(c.post(CHAT, json=body, headers=auth).status_code)
+            codes.append(
+                c.post(FEEDBACK, json=upload(device_id, [interaction()]), headers=auth).status_code
+            )
+        assert codes == [expected] * 40
+        assert _web_rows(db) == before  # nothing stored, no token generated
+
+
+# What a lax parser would read as a number or a flag; each must be refused, not coerced.
+COERCED: list[dict[str, Any]] = [
+    {"max_tokens": "5"},
+    {"max_tokens": "1_0"},
+    {"max_tokens": 4.0},
+    {"max_tokens": True},
+    {"stream": "true"},
+    {"stream": 1},
+    {"temperature": "0.5"},
+    {"top_logprobs": False},
+    {"seed": "7"},
+    {"logprobs": "yes"},
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("field", COERCED, ids=lambda f: json.dumps(f))
+async def test_chat_refuses_values_of_the_wrong_type(
+    client: httpx.AsyncClient, db: Database, field: dict[str, Any]
+) -> None:
+    _, auth = await register(client)
+    resp = await client.post(CHAT, json={**HELLO, **field}, headers=auth)
+    assert resp.status_code == 422, resp.text
+    (name,) = field
+    assert name in resp.text
+
+
+@pytest.mark.anyio
+async def test_chat_rule_on_the_last_message_is_enforced_and_stated(
+    client: httpx.AsyncClient,
+) -> None:
+    _, auth = await register(client)
+    body = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}
+    resp = await client.post(CHAT, json=body, headers=auth)
+    assert resp.status_code == 422 and "the last message must be the user's" in resp.text
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    described = schema["ChatRequest"]["properties"]["messages"]["description"]
+    assert "last message must be the user's" in described
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("days", ["1_0", "+5", "5.0", " 5", "0", "367", "05", "1e1", "٣"])
+async def test_feedback_volume_days_are_plain_digits(client: httpx.AsyncClient, days: str) -> None:
+    resp = await client.get("/api/web/feedback-volume", params={"days": days})
+    assert resp.status_code == 422, (days, resp.text)
+
+
+@pytest.mark.anyio
+async def test_feedback_volume_reads_plain_days(client: httpx.AsyncClient) -> None:
+    for days in ("1", "30", "366"):
+        resp = await client.get("/api/web/feedback-volume", params={"days": days})
+        assert resp.status_code == 200 and resp.json()["days"] == int(days)
+
+
+@pytest.mark.anyio
+@pytest.mark.overrides(enrollment="key", enrollment_key="app-secret")
+@pytest.mark.parametrize(
+    "signature", [b"\xff\xfe", "é".encode("latin-1"), b"\x00" * 64, b"a" * 5000, b""]
+)
+async def test_any_signature_bytes_get_a_4xx_and_register_nothing(
+    tuned: httpx.AsyncClient, db: Database, signature: bytes
+) -> None:
+    resp = await tuned.post(
+        "/api/devices",
+        content=b'{"platform": "android", "app_version": "1"}',
+        headers=[(b"content-type", b"application/json"), (b"x-enrollment-signature", signature)],
+    )
+    assert 400 <= resp.status_code < 500, resp.text
+    with db.transaction() as session:
+        assert session.execute(text("SELECT count(*) FROM devices")).scalar_one() == 0
