@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 
 from starlette.concurrency import run_in_threadpool
@@ -25,9 +26,31 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def enrollment_signature(key: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 of a registration body under the app's enrollment key."""
-    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+SIGNATURE_HEADER = "X-Enrollment-Signature"
+TIMESTAMP_HEADER = "X-Enrollment-Timestamp"
+NONCE_HEADER = "X-Enrollment-Nonce"
+
+
+def enrollment_signature(key: str, body: bytes, timestamp: str, nonce: str) -> str:
+    """Hex HMAC-SHA256 of `<timestamp>.<nonce>.<body>` under the app's enrollment key.
+
+    The timestamp and the nonce are signed with the body, so a captured registration can be
+    replayed neither later (the timestamp leaves the window) nor within the window (the
+    service remembers the nonce).
+    """
+    message = f"{timestamp}.{nonce}.".encode() + body
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def enrollment_headers(key: str, body: bytes, now: float | None = None) -> dict[str, str]:
+    """The headers an app sends with a registration under the `key` policy."""
+    timestamp = str(int(time.time() if now is None else now))
+    nonce = secrets.token_urlsafe(24)
+    return {
+        TIMESTAMP_HEADER: timestamp,
+        NONCE_HEADER: nonce,
+        SIGNATURE_HEADER: enrollment_signature(key, body, timestamp, nonce),
+    }
 
 
 def unauthorized(message: str) -> ApiError:

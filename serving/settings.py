@@ -48,10 +48,13 @@ class ServiceSettings(BaseSettings):
     # FastAPI's native OpenTelemetry spans/metrics (Prometheus /metrics is always on).
     opentelemetry: bool = False
 
-    # Who may teach the model: open (demo), key (HMAC of the registration body with
-    # enrollment_key), approval (devices start pending until `distillery devices approve`).
+    # Who may teach the model: open (demo), key (HMAC of timestamp, nonce and registration
+    # body with enrollment_key), approval (devices pending until `distillery devices approve`).
     enrollment: Literal["open", "key", "approval"] = "open"
     enrollment_key: SecretStr | None = None
+    # A signed registration is accepted within this many seconds of its timestamp, once
+    # (its nonce is remembered for twice the window).
+    enrollment_window_seconds: Annotated[float, Field(gt=0, le=3600)] = 300.0
     # `limits` rate strings; storage "memory://" is per process, "redis://..." is shared.
     registration_rate_limit: str = "20/minute"
     upload_rate_limit: str = "120/minute"

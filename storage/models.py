@@ -92,6 +92,15 @@ class Device(Base):
     status_changed_at: Mapped[datetime | None]
 
 
+class EnrollmentNonce(Base):
+    """A signed registration's nonce, remembered for the signature window: a replay is refused."""
+
+    __tablename__ = "enrollment_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class FeedbackBatch(Base):
     """One accepted upload; its id is returned to the phone."""
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import hmac
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Request
 from starlette.concurrency import run_in_threadpool
 
-from serving.auth import enrollment_signature, hash_token, new_credentials
+from serving.auth import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    enrollment_signature,
+    hash_token,
+    new_credentials,
+)
 from serving.http import (
     ApiError,
     GuardedRoute,
@@ -20,12 +29,13 @@ from serving.http import (
 )
 from serving.schemas import DeviceCredentials, DeviceRegistration
 from serving.state import service
-from storage.repo.devices import create_device
+from storage.repo.devices import create_device, remember_nonce
 
 router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["devices"])
 
 _REGISTRATION_MAX_BYTES = 4096
-SIGNATURE_HEADER = "X-Enrollment-Signature"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 async def _registration_guard(request: Request) -> None:
@@ -38,25 +48,59 @@ async def _registration_guard(request: Request) -> None:
     request._body = utf8_body(body)  # FastAPI parses these bytes; never read twice
     key = state.settings.enrollment_key
     if state.settings.enrollment == "key" and key is not None:
-        given = request.headers.get(SIGNATURE_HEADER, "")
-        expected = enrollment_signature(key.get_secret_value(), body)
-        # Bytes, not str: compare_digest refuses non-ASCII text (a 500), and a header may
-        # hold any byte (Starlette decodes it as latin-1, so this encoding is lossless).
-        given_bytes = given.strip().lower().encode("latin-1", "replace")
-        if not hmac.compare_digest(given_bytes, expected.encode()):
-            raise ApiError(
-                403,
-                f"{SIGNATURE_HEADER} must be the hex HMAC-SHA256 of the body under the app's"
-                " enrollment key",
-                reason="enrollment",
-            )
+        await _check_signed(request, body, key.get_secret_value())
+
+
+async def _check_signed(request: Request, body: bytes, key: str) -> None:
+    """403 unless signed with the app's key; 401 when stale or replayed (the nonce is kept)."""
+    state = service(request)
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    nonce = request.headers.get(NONCE_HEADER, "")
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    expected = enrollment_signature(key, body, timestamp, nonce)
+    # Bytes, not str: compare_digest refuses non-ASCII text (a 500), and a header may hold
+    # any byte (Starlette decodes it as latin-1, so this encoding is lossless).
+    if not hmac.compare_digest(
+        given.strip().lower().encode("latin-1", "replace"), expected.encode()
+    ):
+        raise ApiError(
+            403,
+            f"{SIGNATURE_HEADER} must be the hex HMAC-SHA256 of '<{TIMESTAMP_HEADER}>."
+            f"<{NONCE_HEADER}>.<body>' under the app's enrollment key",
+            reason="enrollment",
+        )
+    window = state.settings.enrollment_window_seconds
+    now = datetime.now(UTC)
+    if not _TIMESTAMP.fullmatch(timestamp) or abs(now.timestamp() - int(timestamp)) > window:
+        raise ApiError(
+            401,
+            f"{TIMESTAMP_HEADER} must be the Unix time of signing (seconds), within "
+            f"{window:.0f} s of the server's clock; sign the registration again",
+            reason="enrollment_stale",
+        )
+    if not _NONCE.fullmatch(nonce):
+        raise ApiError(
+            401, f"{NONCE_HEADER} must be 16-64 of A-Z a-z 0-9 _ -", reason="enrollment_nonce"
+        )
+
+    def remember() -> bool:
+        with state.write_lock(), state.database.transaction(write=True) as session:
+            keep_after = now - timedelta(seconds=2 * window)
+            return remember_nonce(session=session, nonce=nonce, seen_at=now, keep_after=keep_after)
+
+    if not await run_in_threadpool(remember):
+        raise ApiError(
+            401,
+            "this signed registration was already used (its nonce is known); sign a new one",
+            reason="enrollment_replay",
+        )
 
 
 @router.post(
     "/devices",
     status_code=201,
     response_model=DeviceCredentials,
-    responses=documented(403, 413, 415, 422, 429),
+    responses=documented(401, 403, 413, 415, 422, 429),
 )
 @before_body(_registration_guard)
 async def register_device(
@@ -65,8 +109,25 @@ async def register_device(
     x_enrollment_signature: Annotated[
         str | None,
         Header(
-            description="Hex HMAC-SHA256 of the raw body under the app's enrollment key "
-            "(required when the server's enrollment policy is `key`)."
+            description="Hex HMAC-SHA256 of `<timestamp>.<nonce>.<raw body>` under the app's "
+            "enrollment key (required when the server's enrollment policy is `key`; 403 "
+            "when it does not match)."
+        ),
+    ] = None,
+    x_enrollment_timestamp: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[0-9]{1,12}$",
+            description="Unix time of signing in seconds; outside the server's window "
+            "(DISTILLERY_ENROLLMENT_WINDOW_SECONDS, 300) the registration is 401.",
+        ),
+    ] = None,
+    x_enrollment_nonce: Annotated[
+        str | None,
+        Header(
+            pattern=r"^[A-Za-z0-9_-]{16,64}$",
+            description="A fresh random value per registration; a nonce used before within "
+            "the window is 401 (a replay).",
         ),
     ] = None,
 ) -> DeviceCredentials:

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import Device, FeedbackBatch, Interaction, utcnow
+from storage.models import Device, EnrollmentNonce, FeedbackBatch, Interaction, utcnow
 
 STATUSES = ("active", "pending", "revoked")
 
@@ -131,3 +132,23 @@ def touch_device(*, session: Session, device_id: str, seen_at: datetime | None =
     session.execute(
         update(Device).where(Device.id == device_id).values(last_seen_at=seen_at or utcnow())
     )
+
+
+def remember_nonce(
+    *, session: Session, nonce: str, seen_at: datetime, keep_after: datetime
+) -> bool:
+    """Record a registration nonce; False when it was seen already (a replay).
+
+    Nonces older than `keep_after` are forgotten first: their signatures have expired, so a
+    replay of them is refused by its timestamp instead. The primary key decides a race
+    between workers: the second insert of one nonce fails.
+    """
+    session.execute(delete(EnrollmentNonce).where(EnrollmentNonce.seen_at < keep_after))
+    if session.get(EnrollmentNonce, nonce) is not None:
+        return False
+    session.add(EnrollmentNonce(nonce=nonce, seen_at=seen_at))
+    try:
+        session.flush()
+    except IntegrityError:
+        return False
+    return True

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from cli.main import main as cli
-from serving.auth import enrollment_signature
+from serving.auth import enrollment_headers
 from serving.settings import ServiceSettings
 from storage.db import Database
 from storage.repo.devices import delete_device, list_devices, set_status
@@ -33,15 +33,13 @@ async def test_enrollment_key_needs_the_body_hmac(tuned: httpx.AsyncClient, db: 
     json_type = {"Content-Type": "application/json"}
     missing = await tuned.post("/api/devices", content=body, headers=json_type)
     assert missing.status_code == 403 and "X-Enrollment-Signature" in missing.json()["detail"]
-    wrong = enrollment_signature("other-secret", body)
-    bad = await tuned.post(
-        "/api/devices", content=body, headers={**json_type, "X-Enrollment-Signature": wrong}
-    )
+    wrong = enrollment_headers("other-secret", body)
+    bad = await tuned.post("/api/devices", content=body, headers={**json_type, **wrong})
     assert bad.status_code == 403
     good = await tuned.post(
         "/api/devices",
         content=body,
-        headers={**json_type, "X-Enrollment-Signature": enrollment_signature("app-secret", body)},
+        headers={**json_type, **enrollment_headers("app-secret", body)},
     )
     assert good.status_code == 201 and good.json()["status"] == "active"
     with db.transaction() as session:

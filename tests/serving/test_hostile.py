@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from serving.auth import enrollment_headers
 from storage.db import Database
 from storage.repo.devices import delete_device, set_status
 from tests.serving.conftest import (
@@ -166,3 +168,57 @@ async def test_any_signature_bytes_get_a_4xx_and_register_nothing(
     assert 400 <= resp.status_code < 500, resp.text
     with db.transaction() as session:
         assert session.execute(text("SELECT count(*) FROM devices")).scalar_one() == 0
+
+
+SIGNED_BODY = b'{"platform": "android", "app_version": "1"}'
+JSON = {"Content-Type": "application/json"}
+
+
+def _devices(db: Database) -> int:
+    with db.transaction() as session:
+        return int(session.execute(text("SELECT count(*) FROM devices")).scalar_one())
+
+
+@pytest.mark.anyio
+@pytest.mark.overrides(enrollment="key", enrollment_key="app-secret")
+async def test_a_captured_signed_registration_registers_once(
+    tuned: httpx.AsyncClient, db: Database
+) -> None:
+    signed = {**JSON, **enrollment_headers("app-secret", SIGNED_BODY)}
+    first = await tuned.post("/api/devices", content=SIGNED_BODY, headers=signed)
+    assert first.status_code == 201, first.text
+    replays = [
+        (await tuned.post("/api/devices", content=SIGNED_BODY, headers=signed)) for _ in range(11)
+    ]
+    assert {r.status_code for r in replays} == {401}
+    assert "already used" in replays[0].json()["detail"]
+    assert _devices(db) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.overrides(enrollment="key", enrollment_key="app-secret")
+@pytest.mark.parametrize("age", [-400, 301, 86_400])
+async def test_a_signature_outside_the_window_is_refused(
+    tuned: httpx.AsyncClient, db: Database, age: int
+) -> None:
+    signed = enrollment_headers("app-secret", SIGNED_BODY, now=time.time() - age)
+    resp = await tuned.post("/api/devices", content=SIGNED_BODY, headers={**JSON, **signed})
+    assert resp.status_code == 401 and "X-Enrollment-Timestamp" in resp.json()["detail"]
+    assert _devices(db) == 0
+
+
+@pytest.mark.anyio
+@pytest.mark.overrides(enrollment="key", enrollment_key="app-secret")
+async def test_the_signature_covers_timestamp_and_nonce(
+    tuned: httpx.AsyncClient, db: Database
+) -> None:
+    signed = enrollment_headers("app-secret", SIGNED_BODY)
+    for header, value in (
+        ("X-Enrollment-Timestamp", str(int(time.time()) + 1)),
+        ("X-Enrollment-Nonce", "another-nonce-of-16"),
+    ):
+        resp = await tuned.post(
+            "/api/devices", content=SIGNED_BODY, headers={**JSON, **signed, header: value}
+        )
+        assert resp.status_code == 403, resp.text
+    assert _devices(db) == 0
