@@ -222,3 +222,84 @@ async def test_the_signature_covers_timestamp_and_nonce(
         )
         assert resp.status_code == 403, resp.text
     assert _devices(db) == 0
+
+
+# Values a lax parser turns into the type the schema asks for; the API must refuse them all.
+COERCIONS: dict[str, list[Any]] = {
+    "integer": ["5", "1_0", 5.0, True],
+    "number": ["0.5", True],
+    "boolean": ["true", 1, 0],
+}
+QUERY_COERCIONS = ["1_0", "+5", " 5", "5.0", "٥"]
+
+
+def _resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return _resolve(doc, doc["components"]["schemas"][schema["$ref"].split("/")[-1]])
+    return schema
+
+
+def _scalar_fields(
+    doc: dict[str, Any], schema: dict[str, Any], path: tuple[Any, ...] = ()
+) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(path in the body, JSON type) of every integer, number and boolean field."""
+    schema = _resolve(doc, schema)
+    for option in schema.get("anyOf", []):
+        yield from _scalar_fields(doc, option, path)
+    kind = schema.get("type")
+    if kind in COERCIONS:
+        yield path, kind
+    elif kind == "array" and "items" in schema:
+        yield from _scalar_fields(doc, schema["items"], (*path, 0))
+    for name, prop in schema.get("properties", {}).items():
+        yield from _scalar_fields(doc, prop, (*path, name))
+
+
+def _with(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    copy = json.loads(json.dumps(body))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+@pytest.mark.anyio
+async def test_no_route_coerces_a_number_or_a_flag(client: httpx.AsyncClient) -> None:
+    """Every integer, number and boolean the OpenAPI document declares, in bodies and queries."""
+    doc = (await client.get("/openapi.json")).json()
+    device_id, auth = await register(client)
+    valid = {
+        ("post", FEEDBACK): upload(device_id, [interaction()]),
+        ("post", CHAT): HELLO,
+        ("post", "/api/devices"): {"platform": "android", "app_version": "1"},
+    }
+    accepted, tried = [], 0
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            body_schema = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if body_schema:
+                base = valid[(method, path)]  # a new body route needs a valid example here
+                for field, kind in _scalar_fields(doc, body_schema["schema"]):
+                    for value in COERCIONS[kind]:
+                        tried += 1
+                        body = _with(base, field, value)
+                        resp = await client.request(method, path, json=body, headers=auth)
+                        if resp.status_code != 422:  # any other answer means it was read
+                            accepted.append(f"{method} {path} {field}={value!r}")
+            for param in op.get("parameters", []):
+                schema = param.get("schema", {})
+                numeric = (
+                    schema.get("type") == "integer"
+                    or "pattern" in schema
+                    and "[0-9]" in (schema["pattern"])
+                )
+                if param["in"] != "query" or not numeric:
+                    continue
+                for value in QUERY_COERCIONS:
+                    tried += 1
+                    resp = await client.request(method, path, params={param["name"]: value})
+                    if resp.status_code != 422:  # any other answer means it was read
+                        accepted.append(f"{method} {path}?{param['name']}={value!r}")
+    assert tried >= 40  # the sweep reached the bodies and the queries
+    assert not accepted, accepted

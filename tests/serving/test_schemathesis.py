@@ -24,6 +24,9 @@ CHECKS = [
     "status_code_conformance",
     "content_type_conformance",
     "response_schema_conformance",
+    # Data the schema forbids (a string for an integer, an unknown enum, a value out of
+    # range) must be refused: a coercing parser accepts it and fails this check.
+    "negative_data_rejection",
 ]
 EXAMPLES = os.environ.get("DISTILLERY_FUZZ_EXAMPLES", "60")
 PHASES = "examples,coverage,fuzzing"
@@ -42,6 +45,7 @@ def _serve(db: Database, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]
         "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
         "DISTILLERY_REGISTRATION_RATE_LIMIT": "100000/minute",
         "DISTILLERY_UPLOAD_RATE_LIMIT": "100000/minute",
+        "DISTILLERY_CHAT_RATE_LIMIT": "100000/minute",
     }
     proc = start_uvicorn(env, port)
     base = f"http://127.0.0.1:{port}"
