@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tasks.export.adapter_hook import add_delta_files
+from tasks.export.adapter_hook import DeltaWriter, record_delta
 from tasks.export.convert import GGUFMetadata
 from tasks.export.gguf_export import QUANTIZATIONS, GGUFFile, preset_metadata, write_gguf_files
 from tasks.export.llama_cpp import Skipped
@@ -82,16 +82,12 @@ def export_for_phones(
     report.skipped.extend(skipped)
 
     passed: dict[str, GGUFFile] = {}
-    # Asked-for files first, then the phone candidates in order, until one passes: a later,
-    # larger candidate is not checked (nor kept) once a smaller one is good enough.
-    order = sorted(written, key=lambda q: (q not in plain, _rank(q)))
-    checks = [(q, written[q]) for q in order]
-    for quant, gguf_file in progress(checks, desc="llama.cpp parity", unit="file"):
-        if quant not in plain and any(
-            q in PHONE_CHOICES and _rank(q) < _rank(quant) for q in passed
-        ):
-            gguf_file.path.unlink(missing_ok=True)
-            continue
+
+    def judge(quant: str) -> bool:
+        """llama.cpp parity of the merged file at `quant`, once; a failure is deleted."""
+        if quant in passed or any(s.quantization == quant for s in report.skipped):
+            return quant in passed
+        gguf_file = written[quant]
         started = time.perf_counter()
         parity = check_parity(
             merged,
@@ -105,25 +101,32 @@ def export_for_phones(
         report.parity.append(parity)
         if parity.passed:
             passed[quant] = gguf_file
-        else:
-            reason = _failure(parity)
-            log.warning("%s not publishable: %s", gguf_file.path.name, reason)
-            report.skipped.append(Skipped(quant, reason))
-            gguf_file.path.unlink(missing_ok=True)
+            return True
+        reason = _failure(parity)
+        log.warning("%s not publishable: %s", gguf_file.path.name, reason)
+        report.skipped.append(Skipped(quant, reason))
+        gguf_file.path.unlink(missing_ok=True)
+        return False
+
+    for quant in progress([q for q in plain if q in written], desc="llama.cpp parity", unit="file"):
+        judge(quant)
+    deltas = None
+    if adapter_gguf and adapter_dir is not None:
+        deltas = DeltaWriter(
+            Path(base_dir), Path(adapter_dir), out_dir, name, parity_texts, parity_examples,
+            reference, metadata, base_revision, base_cache, limits,
+        )  # fmt: skip
     keep = set(plain)
     if PHONE in wanted:
-        keep |= _choose_phone_file(report, passed)
-    for quant, gguf_file in passed.items():
-        if quant in keep:
+        keep |= _choose_phone_file(report, written, judge, deltas)
+    for quant, gguf_file in written.items():
+        if quant in keep and quant in passed:
             report.files.append(gguf_file)
-        else:  # written only as a phone candidate that lost to a better one
+        else:  # a phone candidate that lost to a better one, or never needed
             gguf_file.path.unlink(missing_ok=True)
-    if adapter_gguf and adapter_dir is not None and report.files:
-        add_delta_files(
-            report, Path(base_dir), Path(adapter_dir), out_dir, name=name, texts=parity_texts,
-            examples=parity_examples, reference=reference, metadata=metadata,
-            base_revision=base_revision, base_cache=base_cache, tolerances=limits,
-        )  # fmt: skip
+    if deltas is not None and report.files and PHONE not in wanted:
+        first = report.files[0]  # explicit quantizations only: the first one carries the delta
+        record_delta(report, first, deltas.attempt(report, first))
     return report
 
 
@@ -132,19 +135,57 @@ def _rank(quant: str) -> int:
     return PHONE_CHOICES.index(quant) if quant in PHONE_CHOICES else -1
 
 
-def _choose_phone_file(report: ExportReport, passed: Mapping[str, GGUFFile]) -> set[str]:
-    """The first of PHONE_CHOICES that passed parity; the reason names what was passed over."""
-    reasons = {s.quantization: s.reason for s in report.skipped}
-    for i, quant in enumerate(PHONE_CHOICES):
-        if quant in passed:
-            report.phone_file = quant
-            better = [f"{q}: {reasons.get(q, 'not written')}" for q in PHONE_CHOICES[:i]]
-            report.phone_reason = (
-                f"{quant} passes parity" if not better else f"{quant} because " + "; ".join(better)
+def _choose_phone_file(
+    report: ExportReport,
+    written: Mapping[str, GGUFFile],
+    judge: Callable[[str], bool],
+    deltas: DeltaWriter | None,
+) -> set[str]:
+    """The first rung of PHONE_CHOICES that phones can run, as the merged file and, when
+    deltas are written, as base + adapter too (phones holding the base take that path).
+
+    A rung whose merged file passes but whose base + adapter does not is passed over, said in
+    the reason, and the next is tried; when no rung passes both, the first whose merged file
+    passes ships without deltas, and the reason says so. A larger rung is never checked once
+    a smaller one is chosen.
+    """
+    why: dict[str, str] = {}
+    merged_only: str | None = None
+    for quant in progress(list(PHONE_CHOICES), desc="phone ladder", unit="rung"):
+        if quant not in written or not judge(quant):
+            why[quant] = next(
+                (s.reason for s in report.skipped if s.quantization == quant), "not written"
             )
-            log.info("phone file: %s", report.phone_reason)
-            return {quant}
+            continue
+        if deltas is None:
+            return _chosen(report, quant, why)
+        delta = deltas.attempt(report, written[quant])
+        if delta.files:
+            record_delta(report, written[quant], delta)
+            return _chosen(report, quant, why)
+        report.adapter_parity = [*report.adapter_parity, *delta.parity]
+        why[quant] = f"merged passes, base + adapter does not ({delta.skipped})"
+        log.info("phone ladder: %s %s; trying the next rung", quant, why[quant])
+        merged_only = merged_only or quant
+    if merged_only is not None:
+        report.adapter_reason = "no rung passes base + adapter: " + "; ".join(
+            f"{q}: {r}" for q, r in why.items()
+        )
+        chosen = _chosen(report, merged_only, {})
+        report.phone_reason = f"{merged_only}, merged file only ({report.adapter_reason})"
+        return chosen
     report.phone_reason = "no phone candidate passed parity: " + "; ".join(
-        f"{q}: {reasons.get(q, 'not written')}" for q in PHONE_CHOICES
+        f"{q}: {why.get(q, 'not written')}" for q in PHONE_CHOICES
     )
     return set()
+
+
+def _chosen(report: ExportReport, quant: str, passed_over: Mapping[str, str]) -> set[str]:
+    """Record `quant` as the phone file, naming the smaller rungs passed over and why."""
+    report.phone_file = quant
+    better = [f"{q}: {r}" for q, r in passed_over.items() if _rank(q) < _rank(quant)]
+    report.phone_reason = (
+        f"{quant} passes parity" if not better else f"{quant} because " + "; ".join(better)
+    )
+    log.info("phone file: %s", report.phone_reason)
+    return {quant}

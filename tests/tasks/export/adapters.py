@@ -17,7 +17,12 @@ PHI3_TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
 
 
 def make_adapter(
-    base_dir: Path, out_dir: Path, seed: int, rank: int = 8, strength: float = 0.2
+    base_dir: Path,
+    out_dir: Path,
+    seed: int,
+    rank: int = 8,
+    strength: float = 0.2,
+    use_dora: bool = False,
 ) -> Path:
     """A LoRA on every projection with non-zero B (as after training), saved with PEFT.
 
@@ -25,7 +30,13 @@ def make_adapter(
     """
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     targets = PHI3_TARGETS if model.config.model_type == "phi3" else LLAMA_TARGETS
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=targets, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        use_dora=use_dora,
+    )
     peft = get_peft_model(model, config)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -178,3 +178,42 @@ def test_computed_adapter_bytes_match_the_converter(two_adapters: dict, llama_di
     written = two_adapters["support"]["adapter_gguf"].stat().st_size
     computed = lora_gguf_bytes(shape, 8, "F16")
     assert 0 < written - computed < 16_384  # the difference is the GGUF header
+
+
+def test_the_phone_ladder_needs_the_adapter_path_too(
+    llama_dir: Path, tmp_path: Path, parity_texts: list[str]
+) -> None:
+    """A rung counts for phones only when base + adapter passes as well; when none does, the
+    first merged file that passes ships alone and the reason names every rung."""
+    from tasks.export.pipeline import export_for_phones
+
+    # A real DoRA adapter: PEFT merges it, llama.cpp's converter refuses it, so no rung
+    # can offer base + adapter.
+    adapter = make_adapter(llama_dir, tmp_path / "dora", seed=1, use_dora=True)
+    report = export_for_phones(
+        llama_dir, adapter, tmp_path / "export", ("PHONE",), parity_texts, name="tiny",
+        adapter_gguf=True, base_revision="r1", base_cache=tmp_path / "bases",
+    )  # fmt: skip
+    assert report.phone_file is not None and not report.delta_files
+    assert report.phone_reason.startswith(f"{report.phone_file}, merged file only")
+    tried = report.adapter_reason.removeprefix("no rung passes base + adapter: ").split("; ")
+    # Every rung was tried for the adapter path: the merged-passing ones say DoRA stopped them.
+    assert [t.split(":")[0] for t in tried] == ["Q4_K_M", "Q4_1", "Q8_0"]
+    merged_ok = [t for t in tried if "merged passes, base + adapter does not" in t]
+    assert merged_ok and all("DoRA" in t for t in merged_ok)
+    assert [f.quantization for f in report.files] == [report.phone_file]
+
+
+def test_the_phone_ladder_offers_the_delta_at_the_rung_phones_get(
+    llama_dir: Path, tmp_path: Path, parity_texts: list[str]
+) -> None:
+    from tasks.export.pipeline import export_for_phones
+
+    adapter = make_adapter(llama_dir, tmp_path / "lora", seed=1)
+    report = export_for_phones(
+        llama_dir, adapter, tmp_path / "export", ("PHONE",), parity_texts, name="tiny",
+        adapter_gguf=True, base_revision="r1", base_cache=tmp_path / "bases",
+    )  # fmt: skip
+    base = next(f for f in report.delta_files if f["role"] == "base")
+    assert base["quantization"] == report.phone_file
+    assert report.adapter_reason == f"base {report.phone_file} + adapter pass parity"
