@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 
 DEBUG_ENV = "DISTILLERY_DEBUG"
 
@@ -52,4 +51,11 @@ def explain(exc: BaseException) -> str | None:
 
 def show_tracebacks() -> bool:
     """True when $DISTILLERY_DEBUG asks for full tracebacks of expected failures too."""
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0", "false")
+    from pydantic import ValidationError
+
+    from tasks.settings import PipelineSettings
+
+    try:
+        return PipelineSettings().debug
+    except ValidationError:  # DISTILLERY_DEBUG=2 and the like: asked for, so shown
+        return True

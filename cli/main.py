@@ -23,6 +23,7 @@ from cli.commands import (
     preflight,
     prepare,
     serve,
+    settings,
     simulate,
 )
 from cli.errors import explain, show_tracebacks
@@ -60,6 +61,7 @@ app.add_typer(models.app, name="models")
 app.command("rollback")(models.rollback)
 app.add_typer(devices.app, name="devices")
 app.add_typer(db.app, name="db")
+app.command("settings")(settings.settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,16 +27,19 @@ log = logging.getLogger("distillery.serving")
 
 
 def create_app(
-    settings: ServiceSettings | None = None, database: Database | None = None
+    settings: ServiceSettings | None = None,
+    database: Database | None = None,
+    artifact_root: Path | None = None,
 ) -> FastAPI:
-    """Build the service; without arguments it uses the environment's settings and database."""
+    """Build the service; without arguments it uses the environment's settings, database and
+    artifact root (the store's: StorageSettings declares it, once)."""
     settings = settings or ServiceSettings()
     database = database or get_database(StorageSettings())
     upload_model = feedback_model(settings)
     state = ServiceState(
         settings=settings,
         database=database,
-        artifact_root=settings.resolved_artifact_root(),
+        artifact_root=(artifact_root or StorageSettings().resolved_artifact_root()).resolve(),
         schema_head=database.head_revision(),
         feedback_model=upload_model,
     )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from storage.config import StorageSettings
 
 # Hosts a development profile trusts in the Host header when no public base URL is set.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -44,7 +41,6 @@ class ServiceSettings(BaseSettings):
     # Seconds a rendered manifest is reused without even checking the catalog state;
     # after that one cheap query decides whether to re-render. 0 checks on every request.
     manifest_cache_seconds: Annotated[float, Field(ge=0)] = 1.0
-    artifact_root: Path | None = None
     # FastAPI's native OpenTelemetry spans/metrics (Prometheus /metrics is always on).
     opentelemetry: bool = False
 
@@ -126,9 +122,3 @@ class ServiceSettings(BaseSettings):
         """Host names (without port) whose Host header may build download URLs."""
         extra = LOOPBACK_HOSTS if self.profile == "development" else ()
         return frozenset(h.lower() for h in (*self.allowed_hosts, *extra))
-
-    def resolved_artifact_root(self) -> Path:
-        """The configured artifact root, else the storage default."""
-        if self.artifact_root is not None:
-            return self.artifact_root.resolve()
-        return StorageSettings().resolved_artifact_root()

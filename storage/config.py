@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,13 +13,23 @@ class StorageSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
 
-    data_dir: Path = Path(".distillery")
-    database_url: str | None = None
-    artifact_root: Path | None = None
+    data_dir: Path = Field(
+        Path(".distillery"), description="the embedded database, logs and rebuildable caches"
+    )
+    database_url: str | None = Field(
+        None,
+        description="any SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db "
+        "[sqlite:///<data dir>/distillery.db]",
+    )
+    artifact_root: Path | None = Field(
+        None, description="snapshots, training runs, published files [<data dir>/artifacts]"
+    )
     # Rows newer than this are left for the next cycle: a PostgreSQL sequence value is taken
     # at insert time but becomes visible at commit, so the newest ids may still have gaps.
     # SQLite serialises writers (ids become visible in order), so it needs none. None: by backend.
-    watermark_settle_seconds: float | None = None
+    watermark_settle_seconds: float | None = Field(
+        None, description="newest rows wait this long for the next snapshot [0 SQLite, 5 servers]"
+    )
 
     def settle_seconds(self, database_url: str | None = None) -> float:
         """The settle window in force: the setting, else 5 s on servers and 0 on SQLite."""

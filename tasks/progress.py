@@ -7,19 +7,20 @@ whose logs should hold only the stage lines.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
+from tasks.settings import PipelineSettings
+
 T = TypeVar("T")
 
 
 def bars_enabled() -> bool:
     """False when $DISTILLERY_PROGRESS is 0/false (bars are on by default)."""
-    return os.environ.get("DISTILLERY_PROGRESS", "1").lower() not in ("0", "false", "no")
+    return PipelineSettings().progress
 
 
 def progress(

@@ -9,7 +9,6 @@ outside the repository.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tarfile
@@ -81,7 +80,9 @@ class LlamaCppSource:
 
 def cache_dir() -> Path:
     """$DISTILLERY_CACHE_DIR or ~/.cache/distillery: fixtures fetched once, outside the repo."""
-    return Path(os.environ.get("DISTILLERY_CACHE_DIR", Path.home() / ".cache" / "distillery"))
+    from tasks.settings import PipelineSettings
+
+    return PipelineSettings().cache_dir
 
 
 def sdist_path(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from storage.layout import layout
+from tasks.settings import PipelineSettings
 
 ServerKind = Literal["vllm", "tgi", "llama_cpp", "hf_endpoint", "openai"]
 SERVER_KINDS = ("vllm", "tgi", "llama_cpp", "hf_endpoint", "openai")
@@ -78,15 +79,14 @@ class RemoteTeacher:
 
 def remote_file() -> Path:
     """The file remote teachers are read from."""
-    named = os.environ.get(REMOTE_FILE_ENV)
-    return Path(named) if named else layout().remote_teachers_file()
+    return PipelineSettings().remote_teachers or layout().remote_teachers_file()
 
 
 def load_remote_teachers(path: Path | None = None) -> dict[str, RemoteTeacher]:
     """Every remote teacher in the file (none when there is no file)."""
     path = path or remote_file()
     if not path.is_file():
-        if os.environ.get(REMOTE_FILE_ENV):
+        if PipelineSettings().remote_teachers:
             raise RemotePresetError(f"{REMOTE_FILE_ENV} names {path}, which does not exist")
         return {}
     try:

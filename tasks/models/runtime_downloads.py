@@ -18,19 +18,10 @@ from __future__ import annotations
 
 import os
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from tasks.settings import PipelineSettings
 
 HUB_KERNELS_SETTING = "DISTILLERY_HUB_KERNELS"
 _TRUE = ("1", "true", "yes", "on", "y")
-
-
-class RuntimeDownloadSettings(BaseSettings):
-    """Run-time code downloads; set as DISTILLERY_<NAME> or in `.env`."""
-
-    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
-
-    # Let transformers fetch kernels from the Hub when it loads a model on CUDA (needs network).
-    hub_kernels: bool = False
 
 
 class HubKernelsOfflineError(RuntimeError):
@@ -51,7 +42,7 @@ def allow_runtime_downloads() -> bool:
     The setting wins over a USE_HUB_KERNELS already in the environment, so that one switch
     decides. Raises HubKernelsOfflineError when the setting is on and the Hub is offline.
     """
-    if not RuntimeDownloadSettings().hub_kernels:
+    if not PipelineSettings().hub_kernels:
         os.environ["USE_HUB_KERNELS"] = "NO"
         return False
     if hf_offline():

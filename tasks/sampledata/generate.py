@@ -13,7 +13,6 @@ from __future__ import annotations
 import calendar
 import hashlib
 import json
-import os
 import random
 import re
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from tasks.sampledata.open_tasks import OPEN_TASKS
+from tasks.settings import PipelineSettings
 
 SAMPLE_DATA_ENV = "DISTILLERY_SAMPLE_DATA"
 BENCHMARK_SHARE = 8  # one task in eight (by prompt hash) is held out for the benchmark
@@ -175,7 +175,7 @@ def load_tasks(path: str | Path | None = None) -> tuple[SampleTask, ...]:
     or `benchmark`; by prompt hash when absent). Self-instruct records (`instruction`,
     `context`, `response`, `source`) are read too.
     """
-    chosen = path or os.environ.get(SAMPLE_DATA_ENV)
+    chosen = path or PipelineSettings().sample_data
     if not chosen:
         return _builtin()
     source = Path(chosen)

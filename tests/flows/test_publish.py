@@ -118,8 +118,8 @@ def test_service_reflects_promotion_and_rollback_at_once(
         registry.publish(make_spec("smol"), [make_export(tmp_path / str(i), "smol-Q8_0.gguf")])
         for i in (1, 2)
     ]
-    settings = ServiceSettings(manifest_cache_seconds=0, artifact_root=root, allowed_hosts=["svc"])
-    app = create_app(settings, database=db)
+    settings = ServiceSettings(manifest_cache_seconds=0, allowed_hosts=["svc"])
+    app = create_app(settings, database=db, artifact_root=root)
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)

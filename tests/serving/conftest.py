@@ -31,22 +31,27 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> ServiceSettings:
-    """Service settings isolated from the environment, checking the catalog on every request."""
+def artifact_root(tmp_path: Path) -> Path:
+    """The test's artifact root (the registry's files), empty."""
     root = tmp_path / "artifacts"
     root.mkdir()
+    return root
+
+
+@pytest.fixture
+def settings() -> ServiceSettings:
+    """Service settings isolated from the environment, checking the catalog on every request."""
     return ServiceSettings(
         _env_file=None,
-        artifact_root=root,
         manifest_cache_seconds=0,
         allowed_hosts=["testserver"],  # httpx's ASGI client sends Host: testserver
     )
 
 
 @pytest.fixture
-def app(db: Database, settings: ServiceSettings) -> FastAPI:
+def app(db: Database, settings: ServiceSettings, artifact_root: Path) -> FastAPI:
     """The service on the parametrized test database."""
-    return create_app(settings=settings, database=db)
+    return create_app(settings=settings, database=db, artifact_root=artifact_root)
 
 
 @pytest.fixture
@@ -153,12 +158,12 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def tuned(
-    request: pytest.FixtureRequest, db: Database, settings: ServiceSettings
+    request: pytest.FixtureRequest, db: Database, settings: ServiceSettings, artifact_root: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose settings are updated with the test's `overrides` mark."""
     marker = request.node.get_closest_marker("overrides")
     overrides: dict[str, Any] = marker.kwargs if marker else {}
     tuned_settings = ServiceSettings(_env_file=None, **{**settings.model_dump(), **overrides})
-    app = create_app(settings=tuned_settings, database=db)
+    app = create_app(settings=tuned_settings, database=db, artifact_root=artifact_root)
     async for c in client_for(app):
         yield c

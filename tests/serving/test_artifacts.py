@@ -20,8 +20,8 @@ URL = f"/api/artifacts/{REL}"
 
 
 @pytest.fixture
-def published(db: Database, settings: ServiceSettings) -> Path:
-    root = settings.resolved_artifact_root()
+def published(artifact_root: Path, db: Database, settings: ServiceSettings) -> Path:
+    root = artifact_root
     add_version(db, "s", 1, [write_artifact(root, REL, DATA)])
     return root
 
@@ -113,9 +113,9 @@ async def test_nothing_outside_published_files_is_served(
 
 
 async def test_unpublished_version_files_are_not_served(
-    client: httpx.AsyncClient, db: Database, settings: ServiceSettings
+    artifact_root: Path, client: httpx.AsyncClient, db: Database, settings: ServiceSettings
 ) -> None:
-    root = settings.resolved_artifact_root()
+    root = artifact_root
     entry = write_artifact(root, "models/p/v1/model.Q8_0.gguf", b"pending")
     add_version(db, "p", 1, [entry], status="pending")
     assert (await client.get(f"/api/artifacts/{entry['path']}")).status_code == 404

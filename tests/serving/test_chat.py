@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,10 +28,13 @@ PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture
-async def chat_app(db: Database, settings: ServiceSettings) -> AsyncIterator[FastAPI]:
+async def chat_app(
+    artifact_root: Path, db: Database, settings: ServiceSettings
+) -> AsyncIterator[FastAPI]:
     """The service with SmolLM2 published as the stable student; its workers stopped after."""
-    publish_smollm2(db, settings.resolved_artifact_root())
-    app = create_app(settings=settings.model_copy(update={"chat_max_tokens": 64}), database=db)
+    publish_smollm2(db, artifact_root)
+    tuned = settings.model_copy(update={"chat_max_tokens": 64})
+    app = create_app(settings=tuned, database=db, artifact_root=artifact_root)
     yield app
     await app.state.service.chat.aclose()  # ASGITransport runs no lifespan
 
@@ -215,9 +219,13 @@ def test_live_service_answers_while_generating_and_refuses_a_second_generation(
 
 
 async def test_a_file_llama_cpp_cannot_load_is_503_naming_why(
-    client: httpx.AsyncClient, app: FastAPI, db: Database, settings: ServiceSettings
+    artifact_root: Path,
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    db: Database,
+    settings: ServiceSettings,
 ) -> None:
-    root = settings.resolved_artifact_root()
+    root = artifact_root
     add_version(db, "broken", 1, [write_artifact(root, "models/broken/1/m.Q8_0.gguf", b"x" * 64)])
     _, auth = await device(client)
     try:

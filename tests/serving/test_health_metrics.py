@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -26,18 +27,22 @@ async def test_health_reports_schema_and_version(client: httpx.AsyncClient, db: 
     assert body["version"]
 
 
-async def test_health_is_503_when_database_unreachable(settings: ServiceSettings) -> None:
+async def test_health_is_503_when_database_unreachable(
+    settings: ServiceSettings, artifact_root: Path
+) -> None:
     down = Database("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
-    app = create_app(settings=settings, database=down)
+    app = create_app(settings=settings, database=down, artifact_root=artifact_root)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         resp = await c.get("/api/health")
     assert resp.status_code == 503
     assert resp.json()["database"] == "unreachable"
 
 
-async def test_health_degraded_when_schema_behind(tmp_path, settings: ServiceSettings) -> None:
+async def test_health_degraded_when_schema_behind(
+    tmp_path: Path, settings: ServiceSettings, artifact_root: Path
+) -> None:
     fresh = Database(f"sqlite:///{tmp_path / 'unmigrated.db'}")
-    app = create_app(settings=settings, database=fresh)
+    app = create_app(settings=settings, database=fresh, artifact_root=artifact_root)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         body = (await c.get("/api/health")).json()
     assert body["status"] == "degraded" and body["schema_revision"] is None

@@ -35,9 +35,9 @@ async def test_empty_registry_is_200_with_no_models(client: httpx.AsyncClient) -
 
 
 async def test_stable_release_with_preferred_quantization(
-    client: httpx.AsyncClient, db: Database, settings: ServiceSettings
+    artifact_root: Path, client: httpx.AsyncClient, db: Database, settings: ServiceSettings
 ) -> None:
-    root = settings.resolved_artifact_root()
+    root = artifact_root
     files = quantized_files(root, "smollm2-student", 2)
     hub_file = {
         "name": "extra.gguf",
@@ -76,9 +76,9 @@ async def test_stable_release_with_preferred_quantization(
 
 
 async def test_etag_304_and_change_on_promotion(
-    client: httpx.AsyncClient, db: Database, settings: ServiceSettings
+    artifact_root: Path, client: httpx.AsyncClient, db: Database, settings: ServiceSettings
 ) -> None:
-    root = settings.resolved_artifact_root()
+    root = artifact_root
     add_version(db, "s", 1, quantized_files(root, "s", 1))
     first = await client.get(LATEST)
     etag = first.headers["etag"]
@@ -96,9 +96,9 @@ async def test_etag_304_and_change_on_promotion(
 
 
 async def test_update_available_for_current_version(
-    client: httpx.AsyncClient, db: Database, settings: ServiceSettings
+    artifact_root: Path, client: httpx.AsyncClient, db: Database, settings: ServiceSettings
 ) -> None:
-    add_version(db, "s", 4, quantized_files(settings.resolved_artifact_root(), "s", 4))
+    add_version(db, "s", 4, quantized_files(artifact_root, "s", 4))
     behind = (await client.get(LATEST, params={"current_version": "3", "device_id": "d"})).json()
     assert behind["update_available"] is True and behind["models"][0]["update_available"]
     current = (await client.get(LATEST, params={"current_version": 4, "student": "s"})).json()
@@ -113,12 +113,11 @@ async def test_public_base_url_and_cached_manifest(db: Database, tmp_path: Path)
     root = tmp_path / "art"
     settings = ServiceSettings(
         _env_file=None,
-        artifact_root=root,
         public_base_url="https://models.example.com/",
         manifest_cache_seconds=3600,
         quantization_preference="F16,Q8_0",
     )
-    app: FastAPI = create_app(settings=settings, database=db)
+    app: FastAPI = create_app(settings=settings, database=db, artifact_root=root)
     add_version(db, "s", 1, quantized_files(root, "s", 1))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://internal") as c:
@@ -131,9 +130,9 @@ async def test_public_base_url_and_cached_manifest(db: Database, tmp_path: Path)
 
 
 async def test_version_history_with_audit_trail(
-    client: httpx.AsyncClient, db: Database, settings: ServiceSettings
+    artifact_root: Path, client: httpx.AsyncClient, db: Database, settings: ServiceSettings
 ) -> None:
-    root = settings.resolved_artifact_root()
+    root = artifact_root
     add_version(db, "s", 1, quantized_files(root, "s", 1))
     add_version(db, "s", 2, quantized_files(root, "s", 2))
     add_version(db, "s", 3, [], status="rejected", stable=False)

@@ -42,8 +42,8 @@ def _files(tmp: Path, tag: str, *, adapter_bytes: bytes, base: bytes = BASE_BYTE
 
 
 @pytest.fixture
-def registry(db: Database, settings: ServiceSettings) -> LocalRegistry:
-    return LocalRegistry(db, settings.resolved_artifact_root())
+def registry(artifact_root: Path, db: Database, settings: ServiceSettings) -> LocalRegistry:
+    return LocalRegistry(db, artifact_root)
 
 
 def _publish(registry: LocalRegistry, files: list, agent: str | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Revocation across worker processes: two uvicorn workers with hour-long auth caches."""
+"""Revocation across worker processes: two uvicorn workers, fresh connections to each."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def two_workers(db: Database, tmp_path: Path) -> Iterator[str]:
         **os.environ,
         "DISTILLERY_DATABASE_URL": db.url.render_as_string(hide_password=False),
         "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
-        "DISTILLERY_AUTH_CACHE_SECONDS": "3600",
     }
     cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning"]

@@ -12,13 +12,11 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) ->
     monkeypatch.setenv("DISTILLERY_QUANTIZATION_PREFERENCE", "Q8_0, F16")
     monkeypatch.setenv("DISTILLERY_MAX_INTERACTIONS", "10")
     monkeypatch.setenv("DISTILLERY_PUBLIC_BASE_URL", "https://cdn.example")
-    monkeypatch.setenv("DISTILLERY_ARTIFACT_ROOT", str(tmp_path))
     settings = ServiceSettings(_env_file=None)
     assert settings.quantization_preference == ["Q8_0", "F16"]
     assert settings.max_interactions == 10
     assert settings.max_body_bytes == 2 * 1024 * 1024
     assert settings.public_base_url == "https://cdn.example"
-    assert settings.resolved_artifact_root() == tmp_path.resolve()
 
 
 def test_bad_limit_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:

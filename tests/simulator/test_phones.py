@@ -18,7 +18,7 @@ from tasks.prepare import PrepareConfig, build_snapshot, load_snapshot
 
 
 def run(db: Database, tmp_path: Path, config: SimulationConfig):
-    app = create_app(ServiceSettings(artifact_root=tmp_path / "art"), database=db)
+    app = create_app(ServiceSettings(), database=db, artifact_root=tmp_path / "art")
 
     async def main():
         transport = httpx.ASGITransport(app=app)

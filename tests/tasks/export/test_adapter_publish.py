@@ -82,10 +82,9 @@ async def test_two_versions_one_base_phone_fetches_adapter_only(
         promote(STUDENT, done.version, database_url=env)
         versions.append(done.version)
     settings = ServiceSettings(
-        _env_file=None, artifact_root=tmp_path / "artifacts", manifest_cache_seconds=0,
-        allowed_hosts=["testserver"],
+        _env_file=None, manifest_cache_seconds=0, allowed_hosts=["testserver"]
     )  # fmt: skip
-    app = create_app(settings=settings, database=sqlite_db)
+    app = create_app(settings=settings, database=sqlite_db, artifact_root=tmp_path / "artifacts")
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
     ) as client:

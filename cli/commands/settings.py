@@ -1,0 +1,70 @@
+"""`distillery settings`: every DISTILLERY_ variable, its value here and its default."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+from serving.settings import ServiceSettings
+from storage.config import StorageSettings
+from storage.registry.config import RegistrySettings
+from tasks.settings import PipelineSettings
+
+# Each variable is declared in exactly one of these (tests/test_settings.py checks it).
+GROUPS: dict[str, type[BaseSettings]] = {
+    "storage: where data lives": StorageSettings,
+    "registry: where versions are published": RegistrySettings,
+    "pipeline: the tools that prepare, train and export": PipelineSettings,
+    "service: the phone-facing API and the web chat": ServiceSettings,
+}
+PREFIX = "DISTILLERY_"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        return "(set)" if value.get_secret_value() else "(empty)"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "(none)"
+    return "(none)" if value is None else str(value)
+
+
+def _default(field: Any) -> str:
+    if field.default_factory is not None:
+        return _shown(field.default_factory())
+    return _shown(field.default).replace(str(Path.home()), "~")
+
+
+def settings_markdown() -> str:
+    """One table per group: variable, type and default (docs/settings.md)."""
+    out = []
+    for title, cls in GROUPS.items():
+        out += [f"### {title}", "", "| variable | default | meaning |", "|---|---|---|"]
+        for name, field in cls.model_fields.items():
+            meaning = (field.description or "").replace("|", "\\|")
+            out.append(f"| `{PREFIX}{name.upper()}` | `{_default(field)}` | {meaning} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def settings(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per group")] = False,
+) -> int:
+    """Every setting with its value on this machine (environment and .env; secrets masked)."""
+    for title, cls in GROUPS.items():
+        values = cls()
+        if as_json:
+            shown = {f"{PREFIX}{n.upper()}": _shown(getattr(values, n)) for n in cls.model_fields}
+            print(json.dumps({"group": title.split(":")[0], "settings": shown}))
+            continue
+        print(f"{title}:")
+        for name in cls.model_fields:
+            key = f"{PREFIX}{name.upper()}"
+            note = "  (from the environment)" if key in os.environ else ""
+            print(f"  {key}={_shown(getattr(values, name))}{note}")
+    return 0
