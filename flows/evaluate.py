@@ -182,7 +182,7 @@ def reevaluate_live_versions_flow(
     for v in targets.versions:
         name = f"{v.student}-v{v.version}"
         if v.adapter_dir is None:
-            rows.append({"version": name, "status": "skipped: its adapter folder is gone"})
+            rows.append({"version": name, "status": f"skipped: {v.missing or 'no adapter'}"})
             continue
         path = evaluate_model_task(
             v.student,

@@ -93,6 +93,19 @@ class Layout:
         """The JSON naming the teacher's current fine-tuned adapter."""
         return self.artifact_root / "teachers" / teacher / "current.json"
 
+    def stored(self, path: Path | str) -> str:
+        """How the database records a file: relative to the artifact root when inside it, so
+        another host with the same store resolves it under its own root."""
+        resolved = Path(path).resolve()
+        if resolved.is_relative_to(self.artifact_root):
+            return resolved.relative_to(self.artifact_root).as_posix()
+        return str(resolved)
+
+    def resolve(self, stored: str) -> Path:
+        """The local path of a recorded file (the inverse of `stored`)."""
+        path = Path(stored)
+        return path if path.is_absolute() else self.artifact_root / path
+
     def published_models(self) -> Path:
         """The local registry's published files: `models/<student>/...`."""
         return self.artifact_root / "models"

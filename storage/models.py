@@ -205,6 +205,9 @@ class TrainingRun(Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     output_dir: Mapped[str | None] = mapped_column(Text)
+    # The adapter the gate judged (the preference stage's when it ran), recorded when training
+    # ends: relative to the artifact root when inside it, so another host resolves it there.
+    adapter_path: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

@@ -19,7 +19,7 @@ from storage.db import Database, get_database
 from storage.layout import layout
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
 from storage.repo.catalog import agent_channel
-from tasks.cycle import _adapter_of
+from tasks.cycle import run_adapter
 from tasks.prepare.summary import SnapshotSummary
 from tasks.results import StageResult
 
@@ -152,7 +152,7 @@ def agent_plan(database: Database, student: str, agent: str, snapshot_id: int) -
             stable_version=stable.version if stable else None,
             stable_version_id=stable.id if stable else None,
             warm_run_id=run.id if run else None,
-            stable_adapter_dir=_adapter_of(run.output_dir) if run and run.output_dir else None,
+            stable_adapter_dir=run_adapter(run) if run else None,
         )
 
 

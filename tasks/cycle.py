@@ -147,7 +147,7 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> Studen
         stable_adapter = None
         if stable is not None and stable.training_run_id is not None:
             run = session.get(TrainingRun, stable.training_run_id)
-            stable_adapter = _adapter_of(run.output_dir) if run and run.output_dir else None
+            stable_adapter = run_adapter(run) if run else None
     new = int(new_records or 0)
     skip = None
     if existing is not None:
@@ -181,16 +181,37 @@ def record_gate_decision(run_id: int | None, decision: str) -> None:
             run.metrics = {**(run.metrics or {}), "gate_decision": decision}
 
 
-def _adapter_of(output_dir: str) -> str | None:
-    """The adapter the gate passed inside a training run's output, None when it is gone.
+class MissingAdapterError(FileNotFoundError):
+    """A run's recorded adapter is not where the store says: never a silent cold start."""
 
-    With the preference stage on, that is its adapter (KD, then KTO/DPO), not the KD one.
+
+def run_adapter(run: TrainingRun) -> str | None:
+    """The adapter the gate judged in `run`, as a local path: the one reader of it.
+
+    Runs record it when training ends (`adapter_path`, relative to the artifact root). Runs
+    recorded before that have only their folder: it is read with the rule they were written
+    under (the preference stage's adapter when it ran, else the KD one). An adapter that
+    cannot be found raises MissingAdapterError naming where it was looked for, so a cycle
+    never silently cold-starts or gates against the base instead of the stable version.
     """
-    root = Path(output_dir)
+    if run.adapter_path:
+        path = layout().resolve(run.adapter_path)
+        if not (path / "adapter_config.json").is_file():
+            raise MissingAdapterError(
+                f"training run {run.id}'s adapter is missing at {path} (recorded as "
+                f"{run.adapter_path!r}): restore the artifact store, or roll the channel back"
+            )
+        return str(path)
+    if not run.output_dir:
+        return None
+    root = Path(run.output_dir)
     for candidate in (root / "preference" / "adapter", root / "adapter", root):
         if (candidate / "adapter_config.json").is_file():
             return str(candidate)
-    return None
+    raise MissingAdapterError(
+        f"training run {run.id}'s adapter is missing under {root}: restore the artifact "
+        "store, or roll the channel back"
+    )
 
 
 def earlier_test_splits(snapshot_id: int) -> list[str]:

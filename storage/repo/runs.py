@@ -61,13 +61,16 @@ def finish_run(
     run_id: int,
     metrics: dict[str, Any],
     output_dir: str | None = None,
+    adapter_path: str | None = None,
 ) -> TrainingRun:
-    """Mark a running run succeeded with its metrics."""
+    """Mark a running run succeeded with its metrics and the adapter it produced."""
     row = _running(session, run_id)
     row.status = "succeeded"
     row.metrics = metrics
     if output_dir is not None:
         row.output_dir = output_dir
+    if adapter_path is not None:
+        row.adapter_path = adapter_path
     row.finished_at = utcnow()
     session.flush()
     return row

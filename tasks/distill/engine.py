@@ -14,6 +14,7 @@ from datasets import DatasetDict
 from transformers import TrainerCallback
 
 from storage.db import Database
+from storage.layout import layout
 from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
@@ -240,10 +241,11 @@ def record_start(
         ).id
 
 
-def record_finish(db: Database, run_id: int, metrics: dict[str, Any]) -> None:
-    """Mark the run succeeded with its metrics."""
+def record_finish(db: Database, run_id: int, metrics: dict[str, Any], adapter_dir: Path) -> None:
+    """Mark the run succeeded with its metrics and the adapter the gate will judge."""
+    stored = layout().stored(adapter_dir)
     with db.transaction(write=True) as session:
-        runs.finish_run(session=session, run_id=run_id, metrics=metrics)
+        runs.finish_run(session=session, run_id=run_id, metrics=metrics, adapter_path=stored)
 
 
 def record_failure(db: Database, run_id: int, error: str) -> None:
@@ -335,7 +337,7 @@ def distill(
     if state.is_main_process:
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if run_id is not None and db is not None:
-        record_finish(db, run_id, metrics)
+        record_finish(db, run_id, metrics, adapter_dir)
     return DistillResult(
         run_id=run_id,
         output_dir=output_dir,

@@ -27,19 +27,43 @@ from tasks.progress import TrainingBar
 log = logging.getLogger(__name__)
 
 
-def load_student(student: str, config: DistillConfig, device: str) -> tuple[Any, Any]:
-    """The student with a trainable LoRA adapter: warm-started (verified) or fresh."""
+def warm_start(config: DistillConfig) -> tuple[Path | None, str]:
+    """The adapter to continue from, and one line on it for the log and the run record.
+
+    A `lora_r` or `lora_alpha` set in the config that differs from the warm-start adapter's
+    is a request for another adapter shape: training starts fresh and says so. It was
+    silently ignored before, so every cycle after the first kept the first rank.
+    """
+    adapter = config.warm_start_adapter
+    if adapter is None:
+        return None, "fresh adapter (no stable version to continue)"
+    shape = json.loads((Path(adapter) / "adapter_config.json").read_text())
+    asked = {"r": config.lora_r, "lora_alpha": config.lora_alpha}
+    changed = [
+        f"{k} {shape.get(k)} -> {v}"
+        for k, v in asked.items()
+        if v is not None and v != shape.get(k)
+    ]
+    if changed:
+        return None, f"fresh adapter: the config changes the stable adapter's {', '.join(changed)}"
+    return Path(adapter), f"continues {adapter}"
+
+
+def load_student(student: str, config: DistillConfig, device: str) -> tuple[Any, Any, str]:
+    """The student with a trainable LoRA adapter: warm-started (verified) or fresh, and why."""
+    adapter, note = warm_start(config)
+    log.info("%s: %s", student, note)
     model, tok = load_model_and_tokenizer(
         student,
-        adapter_dir=config.warm_start_adapter,
+        adapter_dir=adapter,
         device=device,
         for_training=True,
         quantize_4bit=config.quantize_4bit,
     )
-    if config.warm_start_adapter is None:
+    if adapter is None:
         cfg = lora_config(get_preset(student), r=config.lora_r, lora_alpha=config.lora_alpha)
         model = get_peft_model(model, cfg)
-    return model, tok
+    return model, tok, note
 
 
 def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -> SFTConfig:
@@ -88,7 +112,7 @@ def train_student(
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     data = load_from_disk(str(prepared_dir))
     assert isinstance(data, DatasetDict)
-    model, tok = load_student(student, config, device)
+    model, tok, warm_note = load_student(student, config, device)
     ckpt_dir = output_dir / "checkpoints"
     kd = KDSettings(
         config.alpha,
@@ -122,6 +146,7 @@ def train_student(
         "global_step": result.global_step,
         "train_seconds": time.perf_counter() - started,
         "resumed_from": Path(last).name if last else None,
+        "warm_start": warm_note,
         "train_records": len(data["train"]),
         "target_tokens": sum(sum(1 for x in r[1:] if x != -100) for r in data["train"]["labels"]),
     }

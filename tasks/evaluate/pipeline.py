@@ -14,6 +14,7 @@ from storage.db import get_database
 from storage.layout import layout
 from storage.models import DatasetSnapshot, TrainingRun
 from storage.repo import evaluations as repo
+from tasks.cycle import MissingAdapterError, run_adapter
 from tasks.evaluate.gate import Deltas, GateDecision, GatePolicy, decide
 from tasks.evaluate.history import VersionScores, version_history
 from tasks.evaluate.naming import display_names, identify_sets
@@ -108,14 +109,6 @@ def evaluation_history(student: str, stable_version_id: int | None = None) -> li
         return version_history(session, student, stable_version_id)
 
 
-def _adapter_of(output_dir: str | None) -> str | None:
-    root = Path(output_dir) if output_dir else None
-    for candidate in (root / "adapter", root) if root else ():
-        if (candidate / "adapter_config.json").is_file():
-            return str(candidate)
-    return None
-
-
 class LiveVersion(StageResult):
     """A published version to re-evaluate."""
 
@@ -126,7 +119,9 @@ class LiveVersion(StageResult):
     version: int
     """Its version number."""
     adapter_dir: str | None
-    """Its adapter folder; None when the folder is gone."""
+    """Its adapter folder; None when it has none or it is missing (then `missing` says why)."""
+    missing: str | None = None
+    """Why its adapter could not be found (the re-evaluation skips it, naming this)."""
 
 
 class LiveTargets(StageResult):
@@ -144,12 +139,18 @@ def live_targets() -> LiveTargets:
         versions = []
         for v in repo.live_versions(session=session):
             run = session.get(TrainingRun, v.training_run_id) if v.training_run_id else None
+            adapter, missing = None, None
+            try:
+                adapter = run_adapter(run) if run else None
+            except MissingAdapterError as exc:
+                missing = str(exc)
             versions.append(
                 LiveVersion(
                     model_version_id=v.id,
                     student=v.student,
                     version=v.version,
-                    adapter_dir=_adapter_of(run.output_dir if run else None),
+                    adapter_dir=adapter,
+                    missing=missing,
                 )
             )
         paths = session.scalars(select(DatasetSnapshot.path).order_by(DatasetSnapshot.id))

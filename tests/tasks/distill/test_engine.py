@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from transformers import TrainerCallback
 
 from storage.db import Database
 from storage.repo.runs import get_run, list_runs
+from tasks.cycle import run_adapter
 from tasks.distill.config import DistillConfig
 from tasks.distill.engine import distill
 from tasks.distill.preflight import StrategyError
@@ -44,6 +46,8 @@ def test_logit_kd_end_to_end_records_a_run(make_snapshot, sqlite_db: Database, t
         assert row.status == "succeeded" and row.strategy == "logit"
         assert "identical" in row.strategy_reason
         assert row.metrics["global_step"] == 4
+        # The run records the adapter it produced: the one every later reader uses.
+        assert run_adapter(row) == str(res.adapter_dir.resolve())
 
 
 def test_sequence_kd_for_mismatched_vocabularies(make_snapshot, sqlite_db: Database, tmp_path):
@@ -146,6 +150,21 @@ def test_warm_start_loads_matching_adapter_and_refuses_foreign_one(make_snapshot
         config=warm,
     )
     assert second.metrics["global_step"] == 1
+    assert second.metrics["warm_start"] == f"continues {first.adapter_dir}"
+    # Another rank is another adapter shape: a fresh start, said in the run's metrics.
+    rank = json.loads((first.adapter_dir / "adapter_config.json").read_text())["r"]
+    reshaped = replace(warm, lora_r=rank * 2)
+    third = distill(
+        snap,
+        teacher="tiny-llama-teacher",
+        student="tiny-llama-student",
+        output_dir=tmp_path / "b2",
+        config=reshaped,
+    )
+    assert third.metrics["warm_start"] == (
+        f"fresh adapter: the config changes the stable adapter's r {rank} -> {rank * 2}"
+    )
+    assert json.loads((third.adapter_dir / "adapter_config.json").read_text())["r"] == rank * 2
     phi = distill(
         snap,
         teacher="tiny-llama-teacher",
