@@ -96,6 +96,8 @@ class Layout:
     def stored(self, path: Path | str) -> str:
         """How the database records a file: relative to the artifact root when inside it, so
         another host with the same store resolves it under its own root."""
+        if not Path(path).is_absolute():  # recorded already: relative to the store
+            return Path(path).as_posix()
         resolved = Path(path).resolve()
         if resolved.is_relative_to(self.artifact_root):
             return resolved.relative_to(self.artifact_root).as_posix()

@@ -70,6 +70,28 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class StorePath(TypeDecorator[str]):
+    """A file of the artifact store: stored relative to the artifact root, read back local.
+
+    The database never holds this host's path for a file inside the store, so a worker whose
+    store is mounted elsewhere (another DISTILLERY_ARTIFACT_ROOT) reads the same rows. A path
+    outside the store (a hand-run export, a test folder) is kept absolute.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        from storage.layout import layout  # the layout reads the settings; models stay plain
+
+        return None if value is None else layout().stored(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        from storage.layout import layout
+
+        return None if value is None else str(layout().resolve(value))
+
+
 class Base(DeclarativeBase):
     """Declarative base with JSON for dict columns and aware UTC timestamps."""
 
@@ -186,7 +208,7 @@ class DatasetSnapshot(Base):
     code_version: Mapped[str] = mapped_column(String(64))
     split_sizes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     filter_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(StorePath)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -204,10 +226,10 @@ class TrainingRun(Base):
     status: Mapped[str] = mapped_column(String(16), default="running")
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    output_dir: Mapped[str | None] = mapped_column(Text)
+    output_dir: Mapped[str | None] = mapped_column(StorePath)
     # The adapter the gate judged (the preference stage's when it ran), recorded when training
-    # ends: relative to the artifact root when inside it, so another host resolves it there.
-    adapter_path: Mapped[str | None] = mapped_column(Text)
+    # ends (as every store path: relative to the artifact root, see StorePath).
+    adapter_path: Mapped[str | None] = mapped_column(StorePath)
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]

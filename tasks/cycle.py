@@ -194,12 +194,12 @@ def run_adapter(run: TrainingRun) -> str | None:
     cannot be found raises MissingAdapterError naming where it was looked for, so a cycle
     never silently cold-starts or gates against the base instead of the stable version.
     """
-    if run.adapter_path:
-        path = layout().resolve(run.adapter_path)
+    if run.adapter_path:  # read back as a local path (storage.models.StorePath)
+        path = Path(run.adapter_path)
         if not (path / "adapter_config.json").is_file():
             raise MissingAdapterError(
-                f"training run {run.id}'s adapter is missing at {path} (recorded as "
-                f"{run.adapter_path!r}): restore the artifact store, or roll the channel back"
+                f"training run {run.id}'s adapter is missing: {path}: restore the "
+                "artifact store, or roll the channel back"
             )
         return str(path)
     if not run.output_dir:

@@ -13,11 +13,18 @@ MARKDOWN_NAME = re.compile(r"(?<![\w/.-])((?:\.\.?/)*\w[\w./-]*\.md)\b")
 MARKDOWN_LINK = re.compile(r"\]\(([^)#:\s]+)(?:#[^)]*)?\)")
 
 
+def _is_ours(path: Path) -> bool:
+    """A file of the project, not of a virtual environment, cache or build folder."""
+    parts = path.relative_to(REPO).parts[:-1]
+    return not any(part.startswith(".") or part in ("build", "dist") for part in parts)
+
+
 def _tracked() -> list[Path]:
+    # CI may test an export without .git: then walk the tree, skipping what git would ignore.
     listed = subprocess.run(
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False
     ).stdout.split()
-    files = [REPO / f for f in listed] if listed else list(REPO.rglob("*.md"))
+    files = [REPO / f for f in listed] if listed else [f for f in REPO.rglob("*") if _is_ours(f)]
     return [
         f
         for f in files

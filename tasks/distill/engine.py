@@ -14,7 +14,6 @@ from datasets import DatasetDict
 from transformers import TrainerCallback
 
 from storage.db import Database
-from storage.layout import layout
 from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
@@ -237,15 +236,16 @@ def record_start(
                 "teacher_adapter_dir": str(teacher_adapter_dir) if teacher_adapter_dir else None,
             },
             snapshot_id=snapshot_id,
-            output_dir=str(output_dir),
+            output_dir=str(output_dir.resolve()),
         ).id
 
 
 def record_finish(db: Database, run_id: int, metrics: dict[str, Any], adapter_dir: Path) -> None:
     """Mark the run succeeded with its metrics and the adapter the gate will judge."""
-    stored = layout().stored(adapter_dir)
-    with db.transaction(write=True) as session:
-        runs.finish_run(session=session, run_id=run_id, metrics=metrics, adapter_path=stored)
+    with db.transaction(write=True) as session:  # stored relative to the store (StorePath)
+        runs.finish_run(
+            session=session, run_id=run_id, metrics=metrics, adapter_path=str(adapter_dir.resolve())
+        )
 
 
 def record_failure(db: Database, run_id: int, error: str) -> None:

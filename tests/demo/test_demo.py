@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,22 @@ def _printed_manifest(stdout: str) -> Manifest:
     head, sep, tail = stdout.partition("/api/models/mobile/latest now sees:\n")
     assert sep, stdout[-2000:]
     return Manifest.model_validate(json.loads(tail))
+
+
+def _host_paths(data: Path) -> list[str]:
+    """`table.column` cells of the demo's database that hold the data dir's absolute path."""
+    found = []
+    with sqlite3.connect(data / "distillery.db") as conn:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]:
+                hits = conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE CAST({column} AS TEXT) LIKE ?",
+                    (f"%{data.resolve()}%",),
+                ).fetchone()[0]
+                if hits:
+                    found.append(f"{table}.{column}")
+    return found
 
 
 def _sha256(path: Path) -> str:
@@ -76,5 +93,8 @@ def test_demo_on_a_fresh_data_dir_ends_with_a_decision_and_a_readable_manifest(
         assert status == "rejected", out[-3000:]
         assert reason.startswith("reject: ") and "failed" in reason
         assert STUDENT not in published
+    # No host path in the database: every text and JSON column of every table is searched
+    # for the data dir (files inside the store are recorded relative to it).
+    assert _host_paths(data) == []
     # The answers themselves, on all 64 fixed-benchmark tasks, against what phones had.
     assert re.search(r"answers on fixed benchmark \(n=64, vs (base|stable)\): ROUGE-L ", out)
