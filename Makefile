@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[ml,postgres,redis,notebook,dev]"
+	$(PY) -m pip install -q -e ".[ml,postgres,redis,s3,notebook,dev]"
 # QLoRA (4-bit NF4) needs bitsandbytes, which only a CUDA torch can use: the `gpu` extra is
 # added when this venv's torch sees a GPU, and either way one line says which it was.
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then \

@@ -19,6 +19,7 @@ from serving.routes import artifacts, devices, feedback, health, manifest, model
 from serving.schemas import feedback_model, field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
+from storage.artifact_store import ArtifactStore
 from storage.config import StorageSettings
 from storage.db import Database, get_database
 
@@ -36,10 +37,12 @@ def create_app(
     settings = settings or ServiceSettings()
     database = database or get_database(StorageSettings())
     upload_model = feedback_model(settings)
+    root = (artifact_root or StorageSettings().resolved_artifact_root()).resolve()
     state = ServiceState(
         settings=settings,
         database=database,
-        artifact_root=(artifact_root or StorageSettings().resolved_artifact_root()).resolve(),
+        artifact_root=root,
+        store=ArtifactStore.from_settings(local_root=root),
         schema_head=database.head_revision(),
         feedback_model=upload_model,
     )

@@ -20,6 +20,7 @@ from serving.metrics import ServiceMetrics
 from serving.ratelimit import RateLimits
 from serving.settings import ServiceSettings
 from serving.writer import FeedbackWriter
+from storage.artifact_store import ArtifactStore
 from storage.db import Database
 
 _TOUCH_INTERVAL_S = 60.0
@@ -40,6 +41,8 @@ class ServiceState:
     settings: ServiceSettings
     database: Database
     artifact_root: Path
+    # Where files of other hosts come from: the shared store this root mirrors (if any).
+    store: ArtifactStore
     schema_head: str | None
     feedback_model: type[BaseModel]
     auth: Authenticator = field(init=False)

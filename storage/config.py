@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,17 @@ class StorageSettings(BaseSettings):
     )
     artifact_root: Path | None = Field(
         None, description="snapshots, training runs, published files [<data dir>/artifacts]"
+    )
+    artifact_store: str | None = Field(
+        None,
+        description="an fsspec URL every host shares (s3://bucket/prefix, gs://..., "
+        "file:///mnt/shared); the artifact root is then this host's working copy "
+        "[none: the artifact root is the store, one host]",
+    )
+    artifact_store_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='JSON options for the store\'s fsspec backend, e.g. {"endpoint_url": '
+        '"http://minio:9000"}; credentials come from its standard environment [{}]',
     )
     # Rows newer than this are left for the next cycle: a PostgreSQL sequence value is taken
     # at insert time but becomes visible at commit, so the newest ids may still have gaps.

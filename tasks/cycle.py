@@ -15,6 +15,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 
+from storage.artifact_store import ArtifactMissingError, artifact_store
 from storage.db import get_database
 from storage.layout import layout
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
@@ -194,11 +195,18 @@ def run_adapter(run: TrainingRun) -> str | None:
     cannot be found raises MissingAdapterError naming where it was looked for, so a cycle
     never silently cold-starts or gates against the base instead of the stable version.
     """
-    if run.adapter_path:  # read back as a local path (storage.models.StorePath)
-        path = Path(run.adapter_path)
+    if run.adapter_path:
+        # Loaded rows hold a local path already (storage.models.StorePath); a run built in
+        # memory may still hold the stored key: both resolve under this host's root.
+        path = layout().resolve(run.adapter_path)
+        store = artifact_store()
+        try:
+            store.fetch(path)  # from the shared store when another host trained it
+        except ArtifactMissingError:
+            pass
         if not (path / "adapter_config.json").is_file():
             raise MissingAdapterError(
-                f"training run {run.id}'s adapter is missing: {path}: restore the "
+                f"training run {run.id}'s adapter is missing: {store.uri(path)}: restore the "
                 "artifact store, or roll the channel back"
             )
         return str(path)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from storage.artifact_store import ArtifactMissingError, artifact_store
 from storage.db import get_database
 from storage.layout import Layout, layout
 from storage.models import DatasetSnapshot, Interaction
@@ -29,13 +30,20 @@ def teacher_pointer(teacher: str, artifact_root: Path | None = None) -> Path:
 
 def read_pointer(teacher: str) -> dict[str, Any] | None:
     """The recorded adapter of `teacher`, None when there is none or its folder is gone."""
-    pointer = teacher_pointer(teacher)
+    store = artifact_store()
+    pointer = store.refresh(teacher_pointer(teacher))  # another host may have moved it on
     if not pointer.is_file():
         return None
     recorded = dict(json.loads(pointer.read_text()))
-    if not (Path(recorded["adapter_dir"]) / "adapter_config.json").is_file():
+    # Recorded relative to the artifact root (older pointers: absolute), like database rows.
+    adapter = layout().resolve(recorded["adapter_dir"])
+    try:
+        store.fetch(adapter)
+    except ArtifactMissingError:
         return None
-    return recorded
+    if not (adapter / "adapter_config.json").is_file():
+        return None
+    return {**recorded, "adapter_dir": str(adapter)}
 
 
 class TeacherChoice(StageResult):
@@ -134,7 +142,7 @@ def record_teacher_adapter(teacher: str, trained: DistillResult, snapshot: Snaps
     pointer.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "teacher": teacher,
-        "adapter_dir": str(trained.adapter_dir),
+        "adapter_dir": layout().stored(trained.adapter_dir),
         "run_id": trained.run_id,
         "snapshot_id": snapshot.snapshot_id,
         "watermark": snapshot.watermark,
@@ -146,6 +154,7 @@ def record_teacher_adapter(teacher: str, trained: DistillResult, snapshot: Snaps
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(staging, pointer)
+    artifact_store().push(pointer)
     with (pointer.parent / "history.jsonl").open("a") as history:
         history.write(json.dumps(record) + "\n")
     return str(pointer)

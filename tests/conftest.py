@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -91,3 +92,35 @@ def postgres_db(_migrated_postgres: Database) -> Iterator[Database]:
 def db(request: pytest.FixtureRequest) -> Database:
     """The same test on SQLite and on PostgreSQL."""
     return request.getfixturevalue(f"{request.param}_db")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server on loopback (moto's server mode) for the shared artifact store."""
+    pytest.importorskip("s3fs", reason="the s3 extra is not installed (pip install -e '.[s3]')")
+    server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket as every host would name it: the store URL plus AWS's own variables."""
+    import fsspec
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "distillery-test",
+        "AWS_SECRET_ACCESS_KEY": "distillery-test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"store-{uuid.uuid4().hex[:12]}"
+    fsspec.filesystem("s3", skip_instance_cache=True).mkdir(bucket)
+    url = f"s3://{bucket}/artifacts"
+    monkeypatch.setenv("DISTILLERY_ARTIFACT_STORE", url)
+    return url

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from serving.catalog import pick_primary
@@ -32,6 +33,7 @@ from serving.http import (
 )
 from serving.routes.feedback import bearer
 from serving.state import ServiceState, service
+from storage.artifact_store import fetch_published
 from storage.repo.catalog import Release
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute, tags=["chat"])
@@ -224,6 +226,8 @@ async def _release(state: ServiceState, model: str | None) -> tuple[Release, Pat
             reason="chat_unavailable",
         )
     path = (state.artifact_root / str(rel)).resolve()
+    if not path.is_file() and state.store.shared:  # published on another host
+        await run_in_threadpool(fetch_published, state.store, state.artifact_root, str(rel))
     if not path.is_file() or not path.is_relative_to(state.artifact_root):
         raise ApiError(
             503, f"the file of {release.student} v{release.version} is missing", reason="missing"

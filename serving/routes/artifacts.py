@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 
 from serving.http import ApiError, documented
 from serving.state import service
+from storage.artifact_store import fetch_published
 from storage.artifacts import resolve_artifact
 
 router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
@@ -53,7 +55,13 @@ async def download(request: Request, path: str) -> Response:
     state = service(request)
     await state.catalog.ensure_fresh()
     # Only files a published version lists are served, and never anything outside the root.
-    resolved = resolve_artifact(state.artifact_root, path) if path in state.catalog.paths else None
+    published = path in state.catalog.paths
+    resolved = resolve_artifact(state.artifact_root, path) if published else None
+    if resolved is None and published and state.store.shared:
+        # Published from another host: copied once from the shared store into this root,
+        # then served as a local file (Range, ETag and the manifest's sha256 unchanged).
+        await run_in_threadpool(fetch_published, state.store, state.artifact_root, path)
+        resolved = resolve_artifact(state.artifact_root, path)
     if resolved is None:
         raise ApiError(404, f"no published artifact at {path!r}", reason="not_found")
     # Starlette's FileResponse implements Range/If-Range, 206/416, Accept-Ranges and ETag.

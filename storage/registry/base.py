@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from storage.artifact_store import ArtifactStore
 from storage.db import Database
 from storage.models import ModelVersion
 from storage.registry import channels
-from storage.registry.files import build_manifest, check_files
+from storage.registry.files import build_manifest, check_files, role_of
 from storage.registry.types import (
     ChannelMove,
     FileSpec,
@@ -64,6 +65,7 @@ class Registry(ABC):
         manifest = build_manifest(spec, row.version, planned)
         text = card(row.version, planned) if callable(card) else card
         entries, hub_revision = self._place(spec, row.version, list(files), planned, manifest, text)
+        self._share(spec.student, row.version, entries)
 
         def finish(session: Session) -> ModelVersion:
             current = version_repo.get_version_by_id(row.id, session=session)
@@ -76,6 +78,21 @@ class Registry(ABC):
             )
 
         return self._result(channels.in_write_transaction(self.database, finish), reused=False)
+
+    def _share(self, student: str, version: int, entries: list[dict[str, Any]]) -> None:
+        """Push the version's local files and manifest to the shared artifact store (when one
+        is set), so a service on another host serves them; before the row says 'published'."""
+        store = ArtifactStore.from_settings(local_root=self.artifact_root)
+        if not store.shared:
+            return
+        local = [e for e in entries if e.get("path") and not e.get("url")]
+        manifest = self.manifest_location(student, version)
+        if manifest and "://" not in manifest:
+            local.append({"path": manifest})
+        for entry in local:
+            if (self.artifact_root / entry["path"]).is_file():
+                # A base is content-addressed and shared by versions: sent once per store.
+                store.push(self.artifact_root / entry["path"], once=role_of(entry) == "base")
 
     @abstractmethod
     def _place(

@@ -12,6 +12,7 @@ from typing import Any, cast
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
+from storage.artifact_store import ArtifactMissingError, artifact_store
 from tasks.prepare.store import load_snapshot as read_snapshot
 
 Messages = list[dict[str, str]]
@@ -39,8 +40,10 @@ def _split_records(path: Path, split: str) -> list[TrainRecord]:
 def load_snapshot(path: Path, splits: tuple[str, ...] = ("train",)) -> DatasetDict:
     """A snapshot saved with save_to_disk; checks the splits and the `messages` column."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"snapshot {path} does not exist")
+    try:
+        artifact_store().fetch(path)  # from the shared store when another host prepared it
+    except ArtifactMissingError as exc:
+        raise FileNotFoundError(f"snapshot {exc}") from None
     data = read_snapshot(path)  # the prepare stage's reader; here we only check what we need
     for split in splits:
         if split not in data:

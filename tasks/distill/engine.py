@@ -13,6 +13,7 @@ from accelerate import PartialState
 from datasets import DatasetDict
 from transformers import TrainerCallback
 
+from storage.artifact_store import artifact_store
 from storage.db import Database
 from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
@@ -242,6 +243,8 @@ def record_start(
 
 def record_finish(db: Database, run_id: int, metrics: dict[str, Any], adapter_dir: Path) -> None:
     """Mark the run succeeded with its metrics and the adapter the gate will judge."""
+    # In the shared store before the row names it, so any host can warm-start or gate on it.
+    artifact_store().push(adapter_dir)
     with db.transaction(write=True) as session:  # stored relative to the store (StorePath)
         runs.finish_run(
             session=session, run_id=run_id, metrics=metrics, adapter_path=str(adapter_dir.resolve())

@@ -14,6 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from storage.artifact_store import ArtifactStore
 from storage.layout import layout
 
 
@@ -48,6 +49,9 @@ class TeacherCache:
     root: Path
     key: dict[str, Any]
     stats: CacheStats = field(default_factory=CacheStats)
+    # The artifact store other hosts fill too (DISTILLERY_ARTIFACT_STORE), keyed from the data
+    # dir (`teacher_cache/<namespace>/...`); None: this host's disk only.
+    shared: ArtifactStore | None = None
 
     @classmethod
     def open(
@@ -71,6 +75,9 @@ class TeacherCache:
             **settings,
         }
         cache = cls(Path(root) if root else default_cache_root(), key)
+        if root is None:  # the default cache is the one hosts share through the store
+            store = ArtifactStore.from_settings(local_root=layout().data_dir)
+            cache.shared = store if store.shared else None
         cache.dir.mkdir(parents=True, exist_ok=True)
         meta = cache.dir / "key.json"
         if not meta.exists():  # human-readable record of what this namespace means
@@ -97,6 +104,11 @@ class TeacherCache:
         missing: list[str] = []
         for h in dict.fromkeys(record_hashes):
             (cached if self.path(h).is_file() else missing).append(h)
+        if missing and self.shared is not None:  # filled by another host: one listing, fetched
+            fetched = self.shared.fetch_files(self.dir, [self.path(h) for h in missing])
+            got = {p.name.removesuffix(".safetensors") for p in fetched}
+            cached += [h for h in missing if h in got]
+            missing = [h for h in missing if h not in got]
         self.stats.hits += len(cached)
         self.stats.misses += len(missing)
         return cached, missing
@@ -116,6 +128,9 @@ class TeacherCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if self.shared is not None:
+            # Entries are determined by their key: a copy another host already sent is kept.
+            self.shared.push(target, once=True)
 
     def get(self, record_hash: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """One entry's tensors and metadata."""

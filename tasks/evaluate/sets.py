@@ -8,6 +8,7 @@ from typing import Any
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
+from storage.artifact_store import ArtifactMissingError, artifact_store
 from storage.layout import layout
 from tasks.sampledata import benchmark_tasks
 
@@ -58,8 +59,10 @@ def cache_fixed_benchmark(
 def load_eval_set(path: str | Path, split: str = "test", *, allow_empty: bool = False) -> Dataset:
     """A saved Dataset, or the `split` of a saved DatasetDict (a snapshot), checked for columns."""
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"eval set {p} does not exist")
+    try:
+        artifact_store().fetch(p)  # a snapshot's split another host prepared
+    except ArtifactMissingError as exc:
+        raise FileNotFoundError(f"eval set {exc}") from None
     loaded = load_from_disk(str(p))
     if isinstance(loaded, DatasetDict):
         if split not in loaded:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import uuid
 from datetime import datetime
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from storage.artifact_store import ArtifactMissingError, artifact_store
 from storage.config import StorageSettings
 from storage.db import Database
 from storage.layout import Layout
@@ -23,6 +25,8 @@ from tasks.prepare.process import FirstPass
 from tasks.prepare.reader import examined_rows, reader_available
 from tasks.prepare.select import select_window
 from tasks.prepare.store import MANIFEST, carried_splits, read_manifest, write_snapshot
+
+log = logging.getLogger(__name__)
 
 READER_MIN_ROWS = 50_000  # below this, starting processes costs more than they save
 READERS = 2  # reader processes: with this one, they keep two cores busy
@@ -77,7 +81,7 @@ def build_snapshot(
                 else ""
             )
             return info
-        carried = carried_splits([Path(s.path) for s in list_snapshots(session=session)])
+        carried = carried_splits(_present([Path(s.path) for s in list_snapshots(session=session)]))
         work = root / f".work-{uuid.uuid4().hex}"
         work.mkdir()
         try:
@@ -121,6 +125,8 @@ def build_snapshot(
                 manifest = read_manifest(final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    # In the shared store before the row names it: a worker that reads the row finds it.
+    artifact_store().push(final)
     return _record(db, final, manifest, parent.id if parent else None)
 
 
@@ -129,7 +135,19 @@ def previous_test_splits(db: Database, *, before_snapshot_id: int | None = None)
     with db.transaction() as session:
         rows = list_snapshots(session=session)
     wanted = [r for r in rows if before_snapshot_id is None or r.id < before_snapshot_id]
-    return [Path(r.path) / "test" for r in wanted if (Path(r.path) / "test").is_dir()]
+    present = _present([Path(r.path) for r in wanted])
+    return [path / "test" for path in present if (path / "test").is_dir()]
+
+
+def _present(snapshot_dirs: list[Path]) -> list[Path]:
+    """The snapshots this host has or can fetch from the store; a lost one is left out, logged."""
+    present = []
+    for path in snapshot_dirs:
+        try:
+            present.append(artifact_store().fetch(path))
+        except ArtifactMissingError as exc:
+            log.warning("earlier snapshot missing: %s", exc)
+    return present
 
 
 def _readers_ok(db: Database) -> bool:

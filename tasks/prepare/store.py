@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, DatasetInfo, Features, NamedSplit, load_from_disk
 from datasets.table import InMemoryTable
 
+from storage.artifact_store import artifact_store
 from tasks.prepare.columns import FEATURES, NEGATIVE_FEATURES, StreamWriter
 from tasks.prepare.config import SPLITS
 from tasks.prepare.records import SPLIT_PRIORITY, hash_key
@@ -107,8 +108,9 @@ def _apply_cap(staged: Path, out: Path, thresholds: dict[str, int] | None) -> in
 
 
 def load_snapshot(path: Path | str) -> DatasetDict:
-    """The train/validation/test DatasetDict of a snapshot directory."""
-    loaded = load_from_disk(str(path))
+    """The train/validation/test DatasetDict of a snapshot directory (fetched from the shared
+    artifact store first when this host lacks it)."""
+    loaded = load_from_disk(str(artifact_store().fetch(Path(path))))
     if not isinstance(loaded, DatasetDict):
         raise ValueError(f"{path} holds a single Dataset, not a snapshot DatasetDict")
     return loaded
@@ -116,7 +118,7 @@ def load_snapshot(path: Path | str) -> DatasetDict:
 
 def load_negatives(path: Path | str) -> Dataset:
     """The low-rated uncorrected responses kept beside a snapshot (for preference training)."""
-    return load_from_disk(str(Path(path) / "negatives"))
+    return load_from_disk(str(artifact_store().fetch(Path(path)) / "negatives"))
 
 
 def read_manifest(path: Path | str) -> dict[str, Any]:
