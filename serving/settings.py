@@ -38,6 +38,18 @@ class ServiceSettings(BaseSettings):
     # The primary download of a release is its first file in this order (env: comma list).
     quantization_preference: Annotated[list[str], NoDecode] = ["Q4_K_M", "Q4_0", "Q8_0", "F16"]
     mobile_channel: str = "stable"
+    # With a shared artifact store (DISTILLERY_ARTIFACT_STORE): "stream" copies a published
+    # file once into this host's root and serves it; "redirect" answers 307 to a presigned
+    # store URL (S3, GCS) valid artifact_url_seconds, so bytes never pass through here.
+    # Stores that cannot sign (file://) stream either way.
+    artifact_delivery: Literal["stream", "redirect"] = Field(
+        "stream",
+        description="with a shared artifact store: stream published files from this host, "
+        "or redirect (307) to a presigned store URL [stream | redirect]",
+    )
+    artifact_url_seconds: Annotated[int, Field(gt=0, le=7 * 24 * 3600)] = Field(
+        3600, description="how long a presigned download URL stays valid [3600]"
+    )
     # Seconds a rendered manifest is reused without even checking the catalog state;
     # after that one cheap query decides whether to re-render. 0 checks on every request.
     manifest_cache_seconds: Annotated[float, Field(ge=0)] = 1.0

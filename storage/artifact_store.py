@@ -187,6 +187,17 @@ class ArtifactStore:
             os.replace(partial, local)
         return Path(local)
 
+    def signed_url(self, relative: str, seconds: int) -> str | None:
+        """A presigned URL for a file in the store, valid `seconds`; None where the backend
+        cannot sign (a shared mount) or the store is this host's disk."""
+        if self.url is None:
+            return None
+        fs, base = self._fs()
+        try:
+            return str(fs.sign(f"{base}/{relative}", expiration=seconds))
+        except NotImplementedError:
+            return None
+
     def _download(self, fs: Any, source: str, local: Path, sizes: dict[str, int]) -> None:
         """A pushed folder into `local`, through a temporary sibling renamed into place."""
         local.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
+from starlette.responses import (
+    FileResponse,
+    MalformedRangeHeader,
+    RangeNotSatisfiable,
+    RedirectResponse,
+    Response,
+)
 
 from serving.http import ApiError, documented
 from serving.state import service
@@ -44,6 +50,7 @@ _BINARY = {
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The whole file.", **_BINARY},
     206: {"description": "The requested byte range(s).", **_BINARY},
+    307: {"description": "A presigned URL of the shared artifact store (artifact_delivery)."},
     **documented(404, 416, 422),
 }
 
@@ -56,6 +63,15 @@ async def download(request: Request, path: str) -> Response:
     await state.catalog.ensure_fresh()
     # Only files a published version lists are served, and never anything outside the root.
     published = path in state.catalog.paths
+    if published and state.store.shared and state.settings.artifact_delivery == "redirect":
+        seconds = state.settings.artifact_url_seconds
+        signed = await run_in_threadpool(state.store.signed_url, path, seconds)
+        if signed is not None:  # the store answers Range itself; the manifest's sha256 holds
+            return RedirectResponse(
+                signed,
+                status_code=307,
+                headers={"Cache-Control": f"private, max-age={seconds // 2}"},
+            )
     resolved = resolve_artifact(state.artifact_root, path) if published else None
     if resolved is None and published and state.store.shared:
         # Published from another host: copied once from the shared store into this root,
