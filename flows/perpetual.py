@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
+from flows.distill_stage import distill_elsewhere
 from flows.evaluate import evaluate_candidate_flow
 from flows.prepare import prepare_flow
 from flows.release import publish_and_promote, rejected_row
@@ -43,9 +44,15 @@ def target_cycle(target: CycleTarget, snapshot: SnapshotSummary, config: CycleCo
     if plan.skip:
         return row.done("skipped", detail=plan.skip, version=plan.existing_version)
     teacher = resolve_teacher_task(config.teacher, config.use_teacher_adapter)
-    with training_slot(target.student):  # one training per student at a time, across runs
-        heal_student_task(target.student)  # a healed student's one-time base (reused once built)
-        trained = distill_target_task(target, teacher, snapshot, plan, config)
+    if config.distill_deployment:  # another pool's worker trains (it takes the slot there)
+        assert plan.output_dir is not None  # a plan that trains names its folder
+        trained = distill_elsewhere(
+            config.distill_deployment, target, snapshot, config, plan.output_dir
+        )
+    else:
+        with training_slot(target.student):  # one training per student at a time, across runs
+            heal_student_task(target.student)  # a healed student's one-time base (reused)
+            trained = distill_target_task(target, teacher, snapshot, plan, config)
     verdict = evaluate_candidate_flow(
         student_preset=target.student,
         candidate_adapter_dir=str(trained.adapter_dir),

@@ -82,6 +82,12 @@ class CycleConfig(BaseModel, **STRICT):
     agent_min_records: int = Field(
         16, ge=0, description="an agent with fewer training rows also trains on shared rows"
     )
+    distill_deployment: str | None = Field(
+        None,
+        description="train on another pool's worker: the `distill-stage/<name>` deployment "
+        "runs each target's training (hosts share the database and DISTILLERY_ARTIFACT_STORE); "
+        "none: in this flow run",
+    )
 
     @field_validator("teacher")
     @classmethod
