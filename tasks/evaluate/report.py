@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from storage.artifact_store import ArtifactStore
+from storage.layout import layout
 from tasks.evaluate.gate import GateDecision
 from tasks.evaluate.history import VersionScores
 from tasks.evaluate.naming import name_of
@@ -145,4 +147,6 @@ def write_report(
         lines += [f"## {title}", "", captions[title], "", f"![{title}]({uri})", ""]
     report = out / "report.md"
     report.write_text("\n".join(lines))
+    # Readable from any host: pushed to the shared store (`eval/runs/...`) when one is set.
+    ArtifactStore.from_settings(local_root=layout().data_dir).push(out)
     return str(report.resolve())

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import fsspec
 import httpx
 import pytest
 from sqlalchemy import select
@@ -85,6 +86,10 @@ def test_a_cycle_on_another_host_warm_starts_and_gates_on_the_stable_version(
     assert _rows(second)[STUDENT].status == "published", second.message
     v2, v2_run = _version(db, 2)
     v2_key = artifact_store().key(Path(str(v2_run.adapter_path)))
+    # Both cycles' evaluation reports are readable from any host: in the store.
+    store_fs, store_base = fsspec.core.url_to_fs(s3_store)
+    reports = store_fs.glob(f"{store_base}/eval/runs/{STUDENT}-*/report/report.md")
+    assert len(reports) == 2, reports
     # Warm-started from v1's adapter, fetched from the store into B's own root...
     assert v2_run.config["warm_start_adapter"] == str(b_root / v1_key)
     assert (b_root / v1_key / "adapter_config.json").is_file()
@@ -122,8 +127,6 @@ def test_a_cycle_on_another_host_warm_starts_and_gates_on_the_stable_version(
     assert any(c_root.rglob("*.gguf"))  # fetched once into the service's own root
 
     # The store lost v2's adapter: a host without a copy gets its URI, not a cold start.
-    import fsspec
-
     fs, base = fsspec.core.url_to_fs(s3_store)
     fs.rm(f"{base}/{v2_key}", recursive=True)
     db = _be_host(monkeypatch, tmp_path, "host-d", shared_url)
