@@ -69,9 +69,7 @@ def target_cycle(target: CycleTarget, snapshot: SnapshotSummary, config: CycleCo
     if not verdict.promote:
         return rejected_row(row, verdict)
     exported = export_target_task(target, trained, plan, config)
-    metadata = version_metadata(target.student, teacher, trained, snapshot)
-    if target.agent:
-        metadata["agent"] = target.agent
+    metadata = version_metadata(target.student, teacher, trained, snapshot, agent=target.agent)
     published = publish_and_promote(
         target.student, exported, metadata, verdict, channel=plan.channel
     )

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from storage.registry import ChannelMove
-from tasks.publish import PublishedVersion, gate_says_promote
+from tasks.publish import PublishedVersion, VersionLineage, gate_says_promote
 from tasks.publish_tasks import promote_task, publish_version_task
 from tasks.results import StageResult
 
@@ -25,15 +25,16 @@ class PublishOutcome(StageResult):
 def publish_flow(
     student: str,
     files: list[dict[str, Any]],
-    metadata: dict[str, Any],
+    metadata: VersionLineage,
     metrics: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
     database_url: str | None = None,
 ) -> PublishOutcome:
     """Publish (atomic, idempotent) then move 'stable' when the gate decided to promote.
 
-    `files` are the export task's file dicts (path, quantization, size, sha256); `metadata`
-    carries base model, lineage and minimum app version (see tasks.publish.METADATA_KEYS).
+    `files` are the export task's file entries (path, quantization; size and sha256 are
+    checked or computed); `metadata` is the version's lineage (a form in the Prefect UI);
+    `metrics` are scores per set as stored (a JSON blob) and `gate` the gate's decision.
     """
     published = publish_version_task(
         student, files, metadata, metrics, gate, database_url=database_url

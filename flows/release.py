@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tasks.cycle_summary import StudentRow, TimedRow
 from tasks.evaluate.prefect_tasks import link_candidate_evaluations_task
 from tasks.evaluate.verdict import Verdict
-from tasks.publish import PublishedVersion
+from tasks.publish import PublishedVersion, VersionLineage
 from tasks.publish_tasks import promote_task, publish_version_task
 
 if TYPE_CHECKING:  # the export stage imports llama.cpp helpers: only its type is needed
@@ -30,7 +30,7 @@ def rejected_row(row: TimedRow, verdict: Verdict) -> StudentRow:
 def publish_and_promote(
     student: str,
     exported: ExportReport,
-    metadata: dict[str, Any],
+    metadata: VersionLineage,
     verdict: Verdict,
     channel: str = "stable",
 ) -> PublishedVersion:

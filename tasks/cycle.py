@@ -23,6 +23,7 @@ from tasks.config import CycleConfig
 from tasks.distill.config import DistillResult
 from tasks.models.presets import get_preset
 from tasks.prepare.summary import SnapshotSummary
+from tasks.publish import VersionLineage
 from tasks.results import StageResult
 from tasks.teacher import TeacherChoice
 
@@ -263,16 +264,21 @@ def export_trained(
 
 
 def version_metadata(
-    student: str, teacher: TeacherChoice, trained: DistillResult, snapshot: SnapshotSummary
-) -> dict[str, Any]:
+    student: str,
+    teacher: TeacherChoice,
+    trained: DistillResult,
+    snapshot: SnapshotSummary,
+    agent: str | None = None,
+) -> VersionLineage:
     """Lineage of a new version: base model and revision, teacher, strategy, snapshot, run."""
     preset = get_preset(student)
-    return {
-        "base_model": preset.hub_id,
-        "base_revision": preset.revision,
-        "teacher": teacher.label,
-        "strategy": trained.strategy,
-        "snapshot_id": snapshot.snapshot_id,
-        "snapshot_fingerprint": snapshot.fingerprint,
-        "training_run_id": trained.run_id,
-    }
+    return VersionLineage(
+        base_model=preset.hub_id,
+        base_revision=preset.revision,
+        teacher=teacher.label,
+        strategy=trained.strategy,
+        snapshot_id=snapshot.snapshot_id,
+        snapshot_fingerprint=snapshot.fingerprint,
+        training_run_id=trained.run_id,
+        agent=agent,
+    )

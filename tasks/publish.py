@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from storage.config import StorageSettings
 from storage.db import Database, get_database
@@ -31,19 +32,35 @@ from tasks.export.files import GGUFFile
 from tasks.results import StageResult
 from tasks.runtime_meta import runtime_from_files
 
-METADATA_KEYS = {
-    "base_model",
-    "base_revision",
-    "teacher",
-    "strategy",
-    "snapshot_id",
-    "snapshot_fingerprint",
-    "training_run_id",
-    "min_app_version",
-    "license",
-    "agent",
-    "runtime",
-}
+
+class VersionLineage(StageResult):
+    """Where a new version comes from, and what runs it: its manifest's and card's metadata."""
+
+    base_model: str
+    """Hub id of the student's base model."""
+    base_revision: str | None = None
+    """The base's revision (a commit, or the preset's recipe hash)."""
+    teacher: str | None = None
+    """The teacher it was distilled from (with its adapter, when one was used)."""
+    strategy: str | None = None
+    """Distillation strategy: logit, xtok or sequence."""
+    snapshot_id: int | None = None
+    """The dataset snapshot it was trained on."""
+    snapshot_fingerprint: str | None = None
+    """That snapshot's content hash."""
+    training_run_id: int | None = None
+    """The training run that produced it."""
+    min_app_version: str | None = None
+    """The oldest app that can run it."""
+    license: str | None = None
+    """The card's license (default apache-2.0)."""
+    agent: str | None = None
+    """The agent whose adapter this version is (over the shared base); None for a student."""
+    runtime: dict[str, Any] = {}
+    """Memory per quantization, variants and PEFT config; computed from the files when empty."""
+
+
+METADATA_KEYS = set(VersionLineage.model_fields)
 
 
 def hub_token(settings: RegistrySettings) -> str | None:
@@ -218,26 +235,24 @@ def _runtime_entry(spec: FileSpec) -> dict[str, Any]:
 def publish_version(
     student: str,
     files: Sequence[FileSpec | GGUFFile | Mapping[str, Any]],
-    metadata: dict[str, Any],
+    metadata: VersionLineage | Mapping[str, Any],
     metrics: Mapping[str, Any] | None = None,
     gate: GateDecision | Mapping[str, Any] | None = None,
     version: int | None = None,
     database_url: str | None = None,
 ) -> PublishedVersion:
     """Publish exported files (path, quantization, sha256, size) as a version."""
-    unknown = set(metadata) - METADATA_KEYS
-    if unknown:
-        raise RegistryError(
-            f"unknown metadata keys {sorted(unknown)}; known: {sorted(METADATA_KEYS)}"
-        )
-    if not metadata.get("base_model"):
-        raise RegistryError("metadata needs 'base_model' (the Hub id of the student's base)")
+    lineage = metadata if isinstance(metadata, VersionLineage) else lineage_of(metadata)
     gate_json = gate.to_dict() if isinstance(gate, GateDecision) else dict(gate or {})
     specs = [_file_spec(f) for f in files]
     # Memory per quantization, variants and PEFT config, from the base/adapter entries' meta.
-    runtime = metadata.get("runtime") or runtime_from_files([_runtime_entry(s) for s in specs])
-    metadata = {**metadata, "runtime": runtime}
-    spec = VersionSpec(student=student, metrics=dict(metrics or {}), gate=gate_json, **metadata)
+    runtime = lineage.runtime or runtime_from_files([_runtime_entry(s) for s in specs])
+    spec = VersionSpec(
+        student=student,
+        metrics=dict(metrics or {}),
+        gate=gate_json,
+        **(lineage.model_dump() | {"runtime": runtime}),
+    )
     registry = configured_registry(database_url)
 
     def card(number: int, entries: list[dict[str, Any]]) -> str:
@@ -254,6 +269,24 @@ def publish_version(
 
     published = registry.publish(spec, specs, card=card, version=version)
     return PublishedVersion(backend=registry.backend, **published.__dict__)
+
+
+def lineage_of(metadata: Mapping[str, Any]) -> VersionLineage:
+    """Metadata given as a mapping (a CLI or API caller), checked: unknown keys and a missing
+    base model are refused with the keys that are known."""
+    unknown = set(metadata) - METADATA_KEYS
+    if unknown:
+        raise RegistryError(
+            f"unknown metadata keys {sorted(unknown)}; known: {sorted(METADATA_KEYS)}"
+        )
+    if not metadata.get("base_model"):
+        raise RegistryError("metadata needs 'base_model' (the Hub id of the student's base)")
+    try:
+        return VersionLineage(**metadata)
+    except ValidationError as exc:
+        raise RegistryError(
+            f"metadata: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+        ) from None
 
 
 def promote(
