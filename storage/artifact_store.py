@@ -204,6 +204,8 @@ class ArtifactStore:
         partial = local.with_name(f".fetch-{uuid.uuid4().hex[:8]}-{local.name}")
         try:
             for name, size in sizes.items():
+                if PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+                    raise ArtifactMissingError(f"{source}: its marker names {name!r}")
                 (partial / name).parent.mkdir(parents=True, exist_ok=True)
                 fs.get_file(f"{source}/{name}", str(partial / name))
                 if (partial / name).stat().st_size != size:

@@ -124,3 +124,17 @@ def test_without_a_store_the_artifact_root_is_the_store(tmp_path: Path) -> None:
     # A store URL naming the artifact root itself is the same single host.
     same = StorageSettings(data_dir=tmp_path / "one", artifact_store=f"file://{one.local_root}")
     assert not ArtifactStore.from_settings(same).shared
+
+
+def test_a_marker_naming_a_path_outside_its_folder_is_refused(
+    store_url: str, tmp_path: Path
+) -> None:
+    a, b = _host(tmp_path, "a"), _host(tmp_path, "b")
+    pushed = _folder(a.local_root)
+    a.push(pushed)
+    fs, base = fsspec.core.url_to_fs(store_url)
+    marker = {"files": {"../../../escaped.txt": 3}}
+    fs.pipe_file(f"{base}/{a.key(pushed)}/{COMPLETE}", json.dumps(marker).encode())
+    with pytest.raises(ArtifactMissingError, match="its marker names"):
+        b.fetch(b.local_root / a.key(pushed))
+    assert not list(tmp_path.rglob("escaped.txt"))
