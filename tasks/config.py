@@ -123,6 +123,11 @@ class TeacherConfig(BaseModel, **STRICT):
         default_factory=DistillConfig,
         description="training settings; alpha is always 1 (plain SFT on the feedback)",
     )
+    evaluate: EvaluateConfig = Field(
+        default_factory=EvaluateConfig,
+        description="how the new adapter is judged against the teacher without it and the "
+        "adapter in use; cycles distill from it only if the gate passes",
+    )
 
     @field_validator("teacher")
     @classmethod

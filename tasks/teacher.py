@@ -96,6 +96,13 @@ def teacher_plan(teacher: str, snapshot_id: int, min_new_records: int) -> Teache
         skip = f"{teacher} is a remote teacher: it is fine-tuned where it is served"
     elif recorded and recorded["snapshot_id"] == snapshot_id:
         skip = f"already fine-tuned on snapshot {snapshot_id}"
+    elif (
+        (last := last_decision(teacher))
+        and not last.get("adopted", True)
+        and (last["snapshot_id"] == snapshot_id)
+    ):
+        gate = "; ".join(last.get("gate") or [])[:300]
+        skip = f"the adapter trained on snapshot {snapshot_id} was rejected: {gate}"
     elif new_records < min_new_records:
         skip = f"too little new data: {new_records} new interactions (minimum {min_new_records})"
     return TeacherPlan(
@@ -136,18 +143,55 @@ def finetune_teacher(
     )
 
 
-def record_teacher_adapter(teacher: str, trained: DistillResult, snapshot: SnapshotSummary) -> str:
-    """Point `current.json` at the new adapter atomically (write, fsync, rename)."""
-    pointer = teacher_pointer(teacher)
-    pointer.parent.mkdir(parents=True, exist_ok=True)
-    record = {
+def _record(
+    teacher: str, trained: DistillResult, snapshot: SnapshotSummary, adopted: bool, gate: list[str]
+) -> dict[str, Any]:
+    return {
         "teacher": teacher,
         "adapter_dir": layout().stored(trained.adapter_dir),
         "run_id": trained.run_id,
         "snapshot_id": snapshot.snapshot_id,
         "watermark": snapshot.watermark,
         "created_at": datetime.now(UTC).isoformat(),
+        "adopted": adopted,
+        "gate": gate,  # the gate's reasons, beside the pointer
     }
+
+
+def _append_history(pointer: Path, record: dict[str, Any]) -> None:
+    history = artifact_store().refresh(pointer.parent / "history.jsonl")
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with history.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    artifact_store().push(history)
+
+
+def last_decision(teacher: str) -> dict[str, Any] | None:
+    """The newest adopted-or-rejected record of `teacher`'s adapters (history.jsonl)."""
+    history = artifact_store().refresh(teacher_pointer(teacher).parent / "history.jsonl")
+    if not history.is_file():
+        return None
+    lines = [line for line in history.read_text().splitlines() if line.strip()]
+    return dict(json.loads(lines[-1])) if lines else None
+
+
+def record_teacher_rejection(
+    teacher: str, trained: DistillResult, snapshot: SnapshotSummary, reasons: list[str]
+) -> None:
+    """Note a new adapter the gate rejected: the pointer stays on the adapter in use."""
+    _append_history(teacher_pointer(teacher), _record(teacher, trained, snapshot, False, reasons))
+
+
+def record_teacher_adapter(
+    teacher: str,
+    trained: DistillResult,
+    snapshot: SnapshotSummary,
+    reasons: list[str] | None = None,
+) -> str:
+    """Point `current.json` at the new adapter atomically (write, fsync, rename)."""
+    pointer = teacher_pointer(teacher)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    record = _record(teacher, trained, snapshot, True, list(reasons or []))
     staging = pointer.with_suffix(".tmp")
     with staging.open("w") as handle:
         json.dump(record, handle, indent=2)
@@ -155,6 +199,5 @@ def record_teacher_adapter(teacher: str, trained: DistillResult, snapshot: Snaps
         os.fsync(handle.fileno())
     os.replace(staging, pointer)
     artifact_store().push(pointer)
-    with (pointer.parent / "history.jsonl").open("a") as history:
-        history.write(json.dumps(record) + "\n")
+    _append_history(pointer, record)
     return str(pointer)

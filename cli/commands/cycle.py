@@ -100,7 +100,8 @@ def teacher_finetune(
     state = run_teacher_finetune(config, return_state=True)
     if state.is_completed():
         outcome = state.result()
-        done = f"{outcome.status}: {outcome.detail or outcome.pointer}"
+        # trained: the pointer now in use; rejected or skipped: the gate's reasons, or why.
+        done = f"{outcome.status}: {outcome.pointer if outcome.pointer else outcome.detail}"
         print(f"✓ teacher fine-tuning {state.name}, {done}")
         return 0
     print(f"✗ teacher fine-tuning {state.name}: {state.message}")

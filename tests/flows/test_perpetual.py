@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -188,16 +189,29 @@ def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) 
     from tasks.teacher import read_pointer
 
     insert(store, seed_rows(80, 40))
-    config = TeacherConfig(
+    quick = {"scoring": {"limit": 6, "max_new_tokens": 8, "batch_size": 6}, "n_resamples": 50}
+    idle = TeacherConfig(
         teacher="tiny-llama-teacher",
         min_new_records=10,
         settle_seconds=0,
-        distill={"max_steps": 2, "save_steps": 100},
+        # Learning rate 0: the new adapter is the teacher itself, no better on anything.
+        distill={"max_steps": 2, "save_steps": 100, "learning_rate": 0.0},
+        evaluate=quick,
     )
+    rejected = teacher_finetune(idle)
+    assert rejected.status == "rejected", rejected
+    assert "improvement" in str(rejected.detail) or "beat" in str(rejected.detail), rejected
+    assert read_pointer("tiny-llama-teacher") is None  # never distilled from
+    again = teacher_finetune(idle)  # the same snapshot is not trained twice
+    assert again.status == "skipped" and "was rejected" in str(again.detail), again
+
+    insert(store, seed_rows(120, 20), device="phone-2")
+    config = idle.model_copy(update={"distill": replace(idle.distill, learning_rate=3e-3)})
     trained = teacher_finetune(config)
     assert trained.status == "trained" and trained.trained is not None, trained
     pointer = read_pointer("tiny-llama-teacher")
     assert pointer is not None and pointer["adapter_dir"] == str(trained.trained.adapter_dir)
+    assert pointer["adopted"] and pointer["gate"], pointer  # the gate's reasons beside it
     with store.transaction() as session:
         run = session.get(TrainingRun, trained.trained.run_id)
         assert run is not None and run.student == run.teacher == "tiny-llama-teacher"
@@ -210,7 +224,7 @@ def test_teacher_finetune_feeds_later_cycles(prefect_harness: None, store: Any) 
     assert cycle.is_completed(), cycle.message
     with store.transaction() as session:
         version = session.scalar(select(ModelVersion))
-        assert version is not None and version.teacher == "tiny-llama-teacher+lora@snapshot-1"
+        assert version is not None and version.teacher == "tiny-llama-teacher+lora@snapshot-2"
 
 
 def test_in_process_runs_serialise_training_with_a_file_lock(
