@@ -22,6 +22,7 @@ from cli.commands import (
     models,
     preflight,
     prepare,
+    quality,
     serve,
     settings,
     simulate,
@@ -59,6 +60,7 @@ app.command("teacher-finetune")(cycle.teacher_finetune)
 # Operating the registry and the store.
 app.add_typer(models.app, name="models")
 app.command("rollback")(models.rollback)
+app.command("quality")(quality.quality)
 app.add_typer(devices.app, name="devices")
 app.add_typer(db.app, name="db")
 app.command("settings")(settings.settings)
