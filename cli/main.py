@@ -23,6 +23,7 @@ from cli.commands import (
     preflight,
     prepare,
     quality,
+    rollout,
     serve,
     settings,
     simulate,
@@ -61,6 +62,7 @@ app.command("teacher-finetune")(cycle.teacher_finetune)
 app.add_typer(models.app, name="models")
 app.command("rollback")(models.rollback)
 app.command("quality")(quality.quality)
+app.add_typer(rollout.app, name="rollout")
 app.add_typer(devices.app, name="devices")
 app.add_typer(db.app, name="db")
 app.command("settings")(settings.settings)

@@ -14,8 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from serving.deltas import agent_entries, by_role, delta_fields, fetch_plan
 from serving.settings import ServiceSettings
 from storage.db import Database
+from storage.registry.rollouts import CANARY, in_cohort
 from storage.repo.catalog import (
+    Canary,
     Release,
+    canary_releases,
     catalog_state,
     channel_releases,
     published_file_paths,
@@ -31,6 +34,7 @@ class _Snapshot:
     state: tuple[Any, ...] | None = None
     releases: list[Release] = field(default_factory=list)
     agent_releases: list[Release] = field(default_factory=list)
+    canaries: dict[str, Canary] = field(default_factory=dict)
     paths: frozenset[str] = frozenset()
     rendered: dict[tuple[Any, ...], tuple[bytes, str]] = field(default_factory=dict)
 
@@ -85,9 +89,19 @@ class CatalogCache:
                     agent_releases=channel_releases(
                         session=session, channel=self.settings.mobile_channel, agents=True
                     ),
+                    canaries=canary_releases(session=session),
                     paths=frozenset(published_file_paths(session=session)),
                 )
         self._checked_at = checked_at
+
+    def cohorts(self, device_id: str | None) -> frozenset[str]:
+        """The students whose running rollout serves this device its canary version."""
+        canaries = self._snap.canaries
+        if not device_id or not canaries:
+            return frozenset()
+        return frozenset(
+            s for s, c in canaries.items() if in_cohort(s, device_id, c.rollout_id, c.percent)
+        )
 
     def manifest(
         self,
@@ -95,13 +109,18 @@ class CatalogCache:
         student: str | None,
         current_version: int | None,
         base_sha256: str | None = None,
+        canary: frozenset[str] = frozenset(),
     ) -> tuple[bytes, str]:
-        """(body, strong ETag) of the latest-manifest for these parameters, rendered once."""
+        """(body, strong ETag) of the latest-manifest for these parameters, rendered once.
+
+        `canary`: students this device gets on its rollout's version (`cohorts`); the body,
+        and so the ETag, says so, so a device moved in or out of a cohort sees a change.
+        """
         snap = self._snap
-        key = (base_url, student, current_version, base_sha256)
+        key = (base_url, student, current_version, base_sha256, canary)
         hit = snap.rendered.get(key)
         if hit is None:
-            content = self._render(snap, base_url, student, current_version, base_sha256)
+            content = self._render(snap, base_url, student, current_version, base_sha256, canary)
             body = orjson.dumps(content)
             hit = (body, f'"{hashlib.sha256(body).hexdigest()[:40]}"')
             if len(snap.rendered) >= _RENDER_CACHE_LIMIT:
@@ -116,14 +135,18 @@ class CatalogCache:
         student: str | None,
         current_version: int | None,
         base_sha256: str | None,
+        canary: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         models = []
-        for release in snap.releases:
-            if student is not None and release.student != student:
+        for stable in snap.releases:
+            if student is not None and stable.student != student:
                 continue
+            on_canary = stable.student in canary and stable.student in snap.canaries
+            release = snap.canaries[stable.student].release if on_canary else stable
             entry = release_entry(release, base_url, self.settings.quantization_preference)
             if entry is None:
                 continue  # a release without files cannot be downloaded
+            entry["channel"] = CANARY if on_canary else self.settings.mobile_channel
             base = entry["base"]["sha256"] if entry["base"] else None
             agents = [r for r in snap.agent_releases if r.student == release.student]
             entry["agents"] = agent_entries(agents, base_url, file_url, base)

@@ -191,6 +191,11 @@ class ManifestModel(BaseModel):
 
     student: str
     version: int
+    channel: str = Field(
+        "stable",
+        description="where this device gets the student from: the mobile channel (stable), "
+        "or canary while a staged rollout includes it",
+    )
     download_url: str
     file_name: str | None
     size: int | None

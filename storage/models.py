@@ -300,6 +300,23 @@ class Channel(Base):
     __table_args__ = (UniqueConstraint("student", "name", name="uq_channels_student_name"),)
 
 
+class Rollout(Base):
+    """A staged rollout: a version served to `percent` % of a student's devices (a cohort
+    chosen by a stable hash of student, device and rollout id), the rest staying on stable."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    student: Mapped[str] = mapped_column(String(128), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    percent: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active/promoted/aborted
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    model_version: Mapped[ModelVersion] = relationship()
+
+
 class ChannelEvent(Base):
     """Audit trail: every promotion and rollback of a channel pointer."""
 

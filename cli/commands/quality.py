@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli.errors import UserError
 from storage.config import StorageSettings
 from storage.db import get_database
 from storage.repo.live_quality import LiveQuality, VersionQuality
@@ -40,17 +41,17 @@ def quality(
     chat token entropy, each with a 95 % interval; --candidate/--reference compares two
     versions over the days both answered on."""
     if (candidate is None) != (reference is None) or (candidate and not student):
-        print("✗ --candidate and --reference go together, with MODEL named")
-        return 2
+        raise UserError("--candidate and --reference go together, with MODEL named")
     with get_database(StorageSettings()).transaction() as session:
         live = LiveQuality.read(session, days=days, model_name=student)
     if candidate and reference and student:
         a, b, diffs = live.compare(student, candidate, reference)
         shared = f"{len(a.days)} shared day{'' if len(a.days) == 1 else 's'}"
         if not a.days:
-            print(f"✗ {student} v{candidate} and v{reference} answered on no common day in "
-                  f"the last {days} days: nothing to compare")  # fmt: skip
-            return 1
+            raise UserError(
+                f"{student} v{candidate} and v{reference} answered on no common day in the "
+                f"last {days} days: nothing to compare"
+            )
         print(f"{student} v{candidate} vs v{reference} over {shared}:")
         print(f"  {_row(a)}\n  {_row(b)}")
         for d in diffs:

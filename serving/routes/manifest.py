@@ -110,7 +110,7 @@ async def latest(request: Request) -> Response:
             raise _query_error("current_version", "must be a version number in decimal digits")
         version = int(raw_version)
     student = _text_param(query, "student", 128)
-    _text_param(query, "device_id", 64)
+    device_id = _text_param(query, "device_id", 64)
     base_sha256 = query.get("base_sha256")
     if base_sha256 is not None:
         if not _SHA256.fullmatch(base_sha256):
@@ -118,7 +118,8 @@ async def latest(request: Request) -> Response:
         base_sha256 = base_sha256.lower()
     await state.catalog.ensure_fresh()
     origin = trusted_base_url(request, state)
-    body, etag = state.catalog.manifest(origin, student, version, base_sha256)
+    canary = state.catalog.cohorts(device_id)
+    body, etag = state.catalog.manifest(origin, student, version, base_sha256, canary)
     not_modified = etag_matches(request.headers.get("if-none-match"), etag)
     return _answer(state, body, etag, not_modified)
 
@@ -200,7 +201,12 @@ def route() -> APIRoute:
                     "The version the phone runs (decimal digits); adds `update_available`.",
                 ),
                 _param("student", {"type": "string", "maxLength": 128}, "Only this student."),
-                _param("device_id", {"type": "string", "maxLength": 64}, "For staged rollouts."),
+                _param(
+                    "device_id",
+                    {"type": "string", "maxLength": 64},
+                    "The phone's device id: a device in a staged rollout's cohort gets that "
+                    "version (`channel: canary`), the same one on every poll.",
+                ),
                 _param(
                     "base_sha256",
                     {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from storage.models import Channel, ChannelEvent, ModelVersion
+from storage.models import Channel, ChannelEvent, ModelVersion, Rollout
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,48 @@ def catalog_state(*, session: Session) -> tuple[Any, ...]:
         select(func.max(mv.id)).scalar_subquery(),
         select(func.count(mv.id)).where(mv.status == "published").scalar_subquery(),
         select(func.max(mv.published_at)).scalar_subquery(),
+        # Rollouts change the answer too (started, widened, ended); each step writes a
+        # channel event as well, this keeps the key right if one ever does not.
+        select(func.max(Rollout.updated_at)).scalar_subquery(),
+        select(func.count(Rollout.id)).where(Rollout.status == "active").scalar_subquery(),
     )
     return tuple(session.execute(query).one())
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A running rollout as the manifest needs it: who is in, and what they get."""
+
+    rollout_id: int
+    percent: int
+    release: Release
+
+
+def canary_releases(*, session: Session) -> dict[str, Canary]:
+    """student -> its running rollout and the release it serves to the cohort."""
+    mv = ModelVersion
+    query = (
+        select(Rollout.id, Rollout.percent, mv)
+        .join(mv, mv.id == Rollout.model_version_id)
+        .where(Rollout.status == "active", mv.status == "published")
+    )
+    return {
+        row.student: Canary(
+            rollout_id=rollout_id,
+            percent=percent,
+            release=Release(
+                student=row.student,
+                version=row.version,
+                model_version_id=row.id,
+                base_model=row.base_model,
+                base_revision=row.base_revision,
+                min_app_version=row.min_app_version,
+                published_at=row.published_at,
+                files=list(row.files or []),
+            ),
+        )
+        for rollout_id, percent, row in session.execute(query)
+    }
 
 
 def agent_channel(channel: str, agent: str) -> str:

@@ -96,7 +96,7 @@ def test_the_command_prints_versions_and_a_comparison(
     assert main(["quality", "tiny", "--candidate", "2", "--reference", "1"]) == 0
     out = capsys.readouterr().out
     assert "over 1 shared day:" in out and "thumbs_down: +0.400" in out and "clearly worse" in out
-    assert main(["quality", "tiny", "--candidate", "2", "--reference", "9"]) == 1
-    assert "no common day" in capsys.readouterr().out
+    assert main(["quality", "tiny", "--candidate", "2", "--reference", "9"]) == 2
+    assert "no common day" in capsys.readouterr().err
     assert main(["quality", "--candidate", "2"]) == 2
-    assert "go together" in capsys.readouterr().out
+    assert "go together" in capsys.readouterr().err
