@@ -115,3 +115,17 @@ def status(
         decision = decide(canary, stable, diffs, info.percent)
         print(decision.line(info.student, str(info.version), str(info.stable_version)))
     return 0
+
+
+@app.command()
+def watch(
+    days: Annotated[int, typer.Option(min=1, help="days of live quality to read")] = 14,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="decide, but change nothing")] = False,
+) -> int:
+    """One pass of the rollout policy over every running rollout, now: roll back, promote or
+    widen (the hourly-rollout-watch deployment runs the same pass on a schedule)."""
+    from flows.rollout_watch import rollout_watch
+
+    if not rollout_watch(days=days, dry_run=dry_run):
+        print("no rollout running")
+    return 0

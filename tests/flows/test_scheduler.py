@@ -19,7 +19,12 @@ from tests.flows.prefect_server import PREFECT, prefect_cli, prefect_server
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "distillery-local"
-NAMES = {"weekly-student-retraining", "biweekly-teacher-finetuning", "monthly-full-evaluation"}
+NAMES = {
+    "weekly-student-retraining",
+    "biweekly-teacher-finetuning",
+    "monthly-full-evaluation",
+    "hourly-rollout-watch",
+}
 
 
 def _near_schedule_yaml(path: Path) -> Path:
@@ -60,7 +65,7 @@ def test_scheduler_creates_runs_and_a_worker_completes_one(tmp_path: Path) -> No
         prefect_file = _near_schedule_yaml(tmp_path / "prefect.yaml")
         prefect_cli(["deploy", "--all", "--prefect-file", str(prefect_file)], env, REPO)
 
-        # Upcoming runs for all three deployments, created by the scheduler service.
+        # Upcoming runs for all four deployments, created by the scheduler service.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             upcoming = _scheduled_runs(api_url)
