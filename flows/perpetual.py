@@ -70,14 +70,22 @@ def target_cycle(target: CycleTarget, snapshot: SnapshotSummary, config: CycleCo
         return rejected_row(row, verdict)
     exported = export_target_task(target, trained, plan, config)
     metadata = version_metadata(target.student, teacher, trained, snapshot, agent=target.agent)
+    # A staged rollout needs a stable version to hold the other devices: the first version
+    # (and an agent's adapter, whose channel has no cohorts yet) goes straight to its channel.
+    canary = config.canary_percent if plan.stable_version_id and not target.agent else None
     published = publish_and_promote(
-        target.student, exported, metadata, verdict, channel=plan.channel
+        target.student, exported, metadata, verdict, channel=plan.channel, canary_percent=canary
+    )
+    rollout = (
+        f"canary on {canary} % of devices: stable moves when the rollout watcher promotes it"
+        if canary
+        else None
     )
     return row.done(
         "published",
         version=published.version,
         decision="promote",
-        detail="; ".join(d for d in (plan.detail, verdict.detail) if d),
+        detail="; ".join(d for d in (plan.detail, rollout, verdict.detail) if d),
         teacher=verdict.teacher,
         answers=verdict.answers or None,
         why=verdict.why,

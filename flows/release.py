@@ -8,7 +8,7 @@ from tasks.cycle_summary import StudentRow, TimedRow
 from tasks.evaluate.prefect_tasks import link_candidate_evaluations_task
 from tasks.evaluate.verdict import Verdict
 from tasks.publish import PublishedVersion, VersionLineage
-from tasks.publish_tasks import promote_task, publish_version_task
+from tasks.publish_tasks import promote_task, publish_version_task, start_canary_task
 
 if TYPE_CHECKING:  # the export stage imports llama.cpp helpers: only its type is needed
     from tasks.export.report import ExportReport
@@ -33,12 +33,18 @@ def publish_and_promote(
     metadata: VersionLineage,
     verdict: Verdict,
     channel: str = "stable",
+    canary_percent: int | None = None,
 ) -> PublishedVersion:
-    """Publish the exported files with the candidate's metrics, link its evaluations, promote."""
+    """Publish the exported files with the candidate's metrics, link its evaluations, then
+    promote it, or with `canary_percent` start a staged rollout on that share of devices
+    (the rollout watcher promotes or rolls it back on live feedback)."""
     candidate = verdict.metrics["candidate"]
     published = publish_version_task(
         student, exported.publishable(), metadata, candidate, verdict.gate
     )
     link_candidate_evaluations_task(verdict.evaluation_ids, published.id)
-    promote_task(student, published.version, channel=channel, reason=verdict.detail)
+    if canary_percent:
+        start_canary_task(student, published.version, canary_percent, reason=verdict.detail)
+    else:
+        promote_task(student, published.version, channel=channel, reason=verdict.detail)
     return published

@@ -82,6 +82,14 @@ class CycleConfig(BaseModel, **STRICT):
     agent_min_records: int = Field(
         16, ge=0, description="an agent with fewer training rows also trains on shared rows"
     )
+    canary_percent: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="publish each new version of a student that has a stable one as a "
+        "staged rollout on this share of devices, which the rollout watcher promotes or rolls "
+        "back on live feedback; none: straight to stable",
+    )
     distill_deployment: str | None = Field(
         None,
         description="train on another pool's worker: the `distill-stage/<name>` deployment "

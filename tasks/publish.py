@@ -25,6 +25,7 @@ from storage.registry import (
     RegistrySettings,
     VersionSpec,
     open_registry,
+    rollouts,
 )
 from tasks.evaluate.card import model_index, render_eval_section
 from tasks.evaluate.gate import GateDecision
@@ -269,6 +270,25 @@ def publish_version(
 
     published = registry.publish(spec, specs, card=card, version=version)
     return PublishedVersion(backend=registry.backend, **published.__dict__)
+
+
+def start_canary(
+    student: str, version: int, percent: int, reason: str = "", database_url: str | None = None
+) -> int:
+    """Start a staged rollout of a just-published version on `percent` % of devices; its id.
+
+    A rollout still running is of an older candidate: this version passed the gate against
+    stable since, so that one ends (aborted, "superseded"). A retry finds its own rollout.
+    """
+    database = _database(database_url, StorageSettings())
+    for running in rollouts.rollouts(database, student):
+        if running.status != "active":
+            continue
+        if running.version == version:
+            return running.id
+        rollouts.abort(database, student, reason=f"superseded by v{version}", actor="pipeline")
+    short = reason if len(reason) <= 500 else reason[:497] + "..."
+    return rollouts.start(database, student, version, percent, reason=short, actor="pipeline").id
 
 
 def lineage_of(metadata: Mapping[str, Any]) -> VersionLineage:

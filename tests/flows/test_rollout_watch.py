@@ -73,3 +73,27 @@ def test_the_watcher_rolls_back_widens_and_promotes(
         ("canary", "promote", "rollout-watch"),
     ], trail
     assert rollout_watch() == []  # nothing running any more
+
+
+def test_a_cycle_with_canary_percent_rolls_the_new_version_out(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.perpetual import perpetual_cycle
+    from tests.flows.test_perpetual import _rows, seed_rows, tiny_config
+
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DISTILLERY_REGISTRY", "local")
+    db = get_database()
+    config = tiny_config(students=["tiny-llama-student"], canary_percent=10)
+    insert(db, seed_rows(0, 40))
+    first = _rows(perpetual_cycle(config, return_state=True))["tiny-llama-student"]
+    assert (first.status, first.version) == ("published", 1)  # the first goes to stable
+    assert rollouts.rollouts(db) == []
+    insert(db, seed_rows(40, 30), device="phone-2")
+    second = _rows(perpetual_cycle(config, return_state=True))["tiny-llama-student"]
+    assert (second.status, second.version) == ("published", 2), second
+    assert "canary on 10 % of devices" in str(second.detail)
+    [rollout] = rollouts.rollouts(db)
+    assert (rollout.version, rollout.stable_version, rollout.percent) == (2, 1, 10)
+    assert rollout.status == "active"
+    db.dispose()
