@@ -49,6 +49,35 @@ def _with_teacher(
     return {s: {**m, **extra.get(s, {})} for s, m in metrics.items()}
 
 
+def score_models(
+    models: dict[str, tuple[str | None, str | None]],
+    sets: dict[str, str],
+    out: str,
+    config: EvaluateConfig,
+    cache: str | None,
+) -> dict[str, str]:
+    """Label -> results file of each (preset, adapter) scored on the sets; a label without a
+    preset, and "stable" without an adapter, are left out."""
+    return {
+        label: evaluate_model_task(
+            preset, adapter, sets, f"{out}/{label}.json", config.scoring, config.device, cache
+        )
+        for label, (preset, adapter) in models.items()
+        if preset and (label != "stable" or adapter)
+    }
+
+
+def compare_with_references(paths: dict[str, str], config: EvaluateConfig) -> dict[str, Deltas]:
+    """Paired deltas of the candidate against stable and base, where they were scored."""
+    return {
+        ref: compare_task(
+            paths["candidate"], paths[ref], n_resamples=config.n_resamples, seed=config.seed
+        )
+        for ref in ("stable", "base")
+        if ref in paths
+    }
+
+
 @flow(name="evaluate-candidate", log_prints=True)
 def evaluate_candidate_flow(
     student_preset: str,
@@ -85,20 +114,8 @@ def evaluate_candidate_flow(
         # A remote teacher is not loaded here to be scored: no local yardstick for it.
         TEACHER: (None if is_remote(teacher_preset) else teacher_preset, teacher_adapter_dir),
     }
-    paths = {
-        label: evaluate_model_task(
-            preset, adapter, sets, f"{out}/{label}.json", config.scoring, config.device, cache
-        )
-        for label, (preset, adapter) in models.items()
-        if preset and (label != "stable" or adapter)
-    }
-    deltas: dict[str, Deltas] = {
-        ref: compare_task(
-            paths["candidate"], paths[ref], n_resamples=config.n_resamples, seed=config.seed
-        )
-        for ref in ("stable", "base")
-        if ref in paths
-    }
+    paths = score_models(models, sets, out, config, cache)
+    deltas = compare_with_references(paths, config)
     decision = gate_results_task(
         paths["candidate"],
         paths["base"],

@@ -7,8 +7,7 @@ from prefect.artifacts import create_table_artifact
 
 from storage.db import get_database
 from storage.registry import rollouts
-from storage.repo.live_quality import LiveQuality
-from storage.repo.rollout_policy import RolloutDecision, RolloutPolicy, decide
+from storage.repo.rollout_policy import RolloutDecision, RolloutPolicy, judge
 from tasks.results import StageResult
 
 ACTOR = "rollout-watch"
@@ -54,13 +53,7 @@ def rollout_watch(
     for info in rollouts.rollouts(database):
         if info.status != "active" or info.stable_version is None:
             continue
-        with database.transaction() as session:
-            live = LiveQuality.read(session, days=days, model_name=info.student)
-        canary, stable, diffs = live.compare(
-            info.student, str(info.version), str(info.stable_version)
-        )
-        decision = decide(canary, stable, diffs, info.percent, policy)
-        line = decision.line(info.student, str(info.version), str(info.stable_version))
+        decision, line = judge(database, info, days, policy)
         print(line)
         if not dry_run:
             _apply(info.student, decision, line)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.evaluate import compare_with_references, score_models
 from tasks.evaluate.cache import default_cache_dir
 from tasks.evaluate.config import EvaluateConfig
-from tasks.evaluate.gate import Deltas, GateDecision
+from tasks.evaluate.gate import GateDecision
 from tasks.evaluate.pipeline import default_out_dir
 from tasks.evaluate.prefect_tasks import (
-    compare_task,
-    evaluate_model_task,
     gate_results_task,
     name_eval_sets_task,
     resolve_eval_sets_task,
@@ -40,21 +39,10 @@ def evaluate_teacher_adapter(
     new_set = snapshot_set_name(snapshot_path)
     names = name_eval_sets_task(list(sets), new_set, None)
     cache = str(default_cache_dir()) if config.cache_results else None
-    adapters = {"candidate": new_adapter_dir, "stable": current_adapter_dir, "base": None}
-    paths = {
-        label: evaluate_model_task(
-            teacher, adapter, sets, f"{out}/{label}.json", config.scoring, config.device, cache
-        )
-        for label, adapter in adapters.items()
-        if label != "stable" or adapter
-    }
-    deltas: dict[str, Deltas] = {
-        ref: compare_task(
-            paths["candidate"], paths[ref], n_resamples=config.n_resamples, seed=config.seed
-        )
-        for ref in ("stable", "base")
-        if ref in paths
-    }
+    # Its "base" is the teacher alone, which cycles score as their yardstick: often cached.
+    models = {"candidate": new_adapter_dir, "stable": current_adapter_dir, "base": None}
+    paths = score_models({k: (teacher, a) for k, a in models.items()}, sets, out, config, cache)
+    deltas = compare_with_references(paths, config)
     decision = gate_results_task(
         paths["candidate"], paths["base"], paths.get("stable"), deltas, new_set, config.gate,
         None, names,

@@ -123,10 +123,7 @@ class ArtifactStore:
         fs, base = self._fs()
         source = f"{base}/{self.key(local)}"
         if fs.isfile(source):
-            local.parent.mkdir(parents=True, exist_ok=True)
-            partial = local.with_name(f".fetch-{uuid.uuid4().hex[:8]}-{local.name}")
-            fs.get_file(source, str(partial))
-            os.replace(partial, local)
+            _get_file(fs, source, local)
             return local
         # A folder inside a pushed one (a snapshot's test split) comes with its pushed folder.
         for folder in [local, *local.resolve().parents]:
@@ -180,11 +177,7 @@ class ArtifactStore:
         fs, base = self._fs()
         source = f"{base}/{self.key(local)}"
         if fs.isfile(source):
-            local = Path(local)
-            local.parent.mkdir(parents=True, exist_ok=True)
-            partial = local.with_name(f".fetch-{uuid.uuid4().hex[:8]}-{local.name}")
-            fs.get_file(source, str(partial))
-            os.replace(partial, local)
+            _get_file(fs, source, Path(local))
         return Path(local)
 
     def signed_url(self, relative: str, seconds: int) -> str | None:
@@ -225,6 +218,17 @@ class ArtifactStore:
         fs, base = fsspec.core.url_to_fs(self.url, **self.options)
         fs.invalidate_cache()  # fsspec reuses instances: forget listings other hosts changed
         return fs, str(base).rstrip("/")
+
+
+def _get_file(fs: Any, source: str, local: Path) -> None:
+    """One file from the store, renamed into place whole."""
+    local.parent.mkdir(parents=True, exist_ok=True)
+    partial = local.with_name(f".fetch-{uuid.uuid4().hex[:8]}-{local.name}")
+    try:
+        fs.get_file(source, str(partial))
+        os.replace(partial, local)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _complete_sizes(fs: Any, folder: str) -> dict[str, int] | None:

@@ -11,8 +11,7 @@ from cli.errors import UserError
 from storage.registry import RegistryError
 from storage.registry import rollouts as registry_rollouts
 from storage.registry.rollouts import RolloutInfo
-from storage.repo.live_quality import LiveQuality
-from storage.repo.rollout_policy import decide
+from storage.repo.rollout_policy import judge
 
 app = typer.Typer(help="Staged rollouts: a version on a share of a student's devices.")
 
@@ -107,13 +106,7 @@ def status(
     for info in infos:
         if info.status != "active" or info.stable_version is None:
             continue
-        with database.transaction() as session:
-            live = LiveQuality.read(session, days=days, model_name=info.student)
-        canary, stable, diffs = live.compare(
-            info.student, str(info.version), str(info.stable_version)
-        )
-        decision = decide(canary, stable, diffs, info.percent)
-        print(decision.line(info.student, str(info.version), str(info.stable_version)))
+        print(judge(database, info, days)[1])
     return 0
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.db import Database
-from storage.models import ChannelEvent, ModelVersion, Rollout, utcnow
+from storage.models import ChannelEvent, Rollout, utcnow
 from storage.registry import channels
 from storage.registry.types import RegistryError, check_student
 from storage.repo import channels as channel_repo
@@ -203,16 +203,3 @@ def rollouts(database: Database, student: str | None = None) -> list[RolloutInfo
         if student is not None:
             query = query.where(Rollout.student == student)
         return [_info(session, row) for row in session.scalars(query)]
-
-
-def active_version_ids(session: Session) -> dict[str, tuple[int, int, int]]:
-    """student -> (rollout id, percent, model_version id) of every running rollout."""
-    query = select(Rollout.student, Rollout.id, Rollout.percent, Rollout.model_version_id).where(
-        Rollout.status == "active"
-    )
-    return {s: (rid, pct, vid) for s, rid, pct, vid in session.execute(query)}
-
-
-def version_row(session: Session, version_id: int) -> ModelVersion | None:
-    """The model version a rollout serves."""
-    return version_repo.get_version_by_id(version_id, session=session)

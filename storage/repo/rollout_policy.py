@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from storage.repo.live_quality import Difference, VersionQuality
+from storage.db import Database
+from storage.registry.rollouts import RolloutInfo
+from storage.repo.live_quality import Difference, LiveQuality, VersionQuality
 
 Action = Literal["rollback", "promote", "widen", "wait"]
 
@@ -102,3 +104,14 @@ def decide(
     if wider is None:
         return RolloutDecision("wait", percent, [*why, evidence])
     return RolloutDecision("widen", wider, [f"{percent} % → {wider} %", *why, evidence])
+
+
+def judge(
+    database: Database, info: RolloutInfo, days: int = 14, policy: RolloutPolicy | None = None
+) -> tuple[RolloutDecision, str]:
+    """The policy's decision on a running rollout from its live feedback, and its line."""
+    with database.transaction() as session:
+        live = LiveQuality.read(session, days=days, model_name=info.student)
+    canary, stable = str(info.version), str(info.stable_version)
+    decision = decide(*live.compare(info.student, canary, stable), info.percent, policy)
+    return decision, decision.line(info.student, canary, stable)
