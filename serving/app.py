@@ -15,7 +15,7 @@ from starlette.responses import Response
 from serving.chat import routes as chat
 from serving.http import ApiError, error_response, json_response
 from serving.metrics import TimingMiddleware
-from serving.routes import artifacts, devices, feedback, health, manifest, models, web
+from serving.routes import artifacts, devices, feedback, health, manifest, models, privacy, web
 from serving.schemas import feedback_model, field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
@@ -79,7 +79,7 @@ def create_app(
     )
     app.state.service = state
     app.include_router(feedback.build_router(upload_model))
-    for module in (devices, models, artifacts, health, chat):
+    for module in (devices, privacy, models, artifacts, health, chat):
         app.include_router(module.router)
     web.mount(app)  # the web chat page and its chart data
     app.add_route("/metrics", state.metrics.render, methods=["GET"], include_in_schema=False)

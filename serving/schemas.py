@@ -35,6 +35,7 @@ Text = Annotated[str, Field(pattern=NO_NUL)]
 # Agent names become channel and file names (stable:<agent>): a portable alphabet only.
 AGENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Timestamp = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
+Consent = Literal["train", "evaluate", "none"]
 # strict: "5", 5.0 and true are refused, not coerced (a client bug must surface).
 StrictCount = Annotated[int, Field(strict=True, ge=0, le=86_400_000)]
 
@@ -66,6 +67,15 @@ def feedback_model(settings: ServiceSettings) -> type[BaseModel]:
                 None,
                 description="The on-phone agent that answered (letters, digits, '.', '_', '-'); "
                 "a cycle may train one adapter per agent.",
+            ),
+        ),
+        consent=(
+            Consent | None,
+            Field(
+                None,
+                description="What the user allows: train (any use), evaluate (held-out "
+                "quality checks only, never training) or none (counted, never stored). "
+                f"Absent: the operator's default ({s.default_consent}).",
             ),
         ),
         created_at=(Timestamp, ...),
@@ -117,6 +127,9 @@ class FeedbackResult(BaseModel):
     accepted: int = Field(description="interactions newly stored")
     updated: int = Field(description="stored interactions whose rating/correction changed")
     duplicates: int = Field(description="interactions already stored (or repeated)")
+    not_stored: int = Field(
+        0, description="interactions counted but not stored: consent none, or erased before"
+    )
     received: int
 
 

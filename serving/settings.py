@@ -69,6 +69,11 @@ class ServiceSettings(BaseSettings):
     rate_limit_storage: str = "memory://"
     # Interactions one device may add per UTC day (0: no quota).
     device_daily_quota: Annotated[int, Field(ge=0)] = 20_000
+    default_consent: Literal["train", "evaluate", "none"] = Field(
+        "train",
+        description="what an interaction without `consent` (an older app) allows: train (any "
+        "use), evaluate (held-out checks only) or none (counted, never stored)",
+    )
     # Group commit: uploads waiting at the same moment share one transaction (1: off).
     group_commit_max_uploads: Annotated[int, Field(ge=1)] = 32
 

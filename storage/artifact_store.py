@@ -170,6 +170,26 @@ class ArtifactStore:
                 partial.unlink(missing_ok=True)
         return found
 
+    def remove(self, paths: list[Path]) -> int:
+        """Delete these files (under the artifact root) from the store; how many it had.
+
+        For erasure: the store's copy must go with this host's. One listing per folder.
+        """
+        if self.url is None or not paths:
+            return 0
+        fs, base = self._fs()
+        keys = [f"{base}/{self.key(p)}" for p in paths]
+        present = []
+        for folder in sorted({k.rsplit("/", 1)[0] for k in keys}):
+            try:
+                listed = {str(p).rstrip("/") for p in fs.find(folder)}
+            except FileNotFoundError:
+                continue
+            present += [k for k in keys if k.rsplit("/", 1)[0] == folder and k in listed]
+        if present:
+            fs.rm(present)
+        return len(present)
+
     def refresh(self, local: Path) -> Path:
         """A small file that changes in place (a pointer): the store's copy when it has one."""
         if self.url is None or not Path(local).resolve().is_relative_to(self.local_root):

@@ -43,6 +43,18 @@ class StorageSettings(BaseSettings):
         None, description="newest rows wait this long for the next snapshot [0 SQLite, 5 servers]"
     )
 
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="erase interactions received more than this many days ago, daily "
+        "(the `retention` deployment) [off: kept until erased]",
+    )
+    erasure_retrain: bool = Field(
+        False,
+        description="after an erasure, a student's next training starts from the base instead "
+        "of warm-starting from a version trained on erased rows",
+    )
+
     def settle_seconds(self, database_url: str | None = None) -> float:
         """The settle window in force: the setting, else 5 s on servers and 0 on SQLite."""
         if self.watermark_settle_seconds is not None:

@@ -135,6 +135,8 @@ class FeedbackBatch(Base):
     accepted: Mapped[int] = mapped_column(Integer, default=0)
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     updated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Interactions whose user consented to no use: counted here, their text never stored.
+    not_stored: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     # The daily quota sums a device's batches of today.
     __table_args__ = (Index("ix_feedback_batches_device_received", "device_id", "received_at"),)
@@ -174,6 +176,9 @@ class Interaction(Base):
     # Per-answer token uncertainty (web chat): mean entropy, share of tokens with p < 0.3,
     # alerts; None where the client measured nothing.
     uncertainty: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the user allowed: "train" (any use) or "evaluate" (held-out checks only). Rows
+    # whose user allowed neither are never stored; their batch counts them.
+    consent: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
 
     __table_args__ = (Index("ix_interactions_received_at", "received_at"),)
 
@@ -210,6 +215,8 @@ class DatasetSnapshot(Base):
     filter_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     path: Mapped[str] = mapped_column(StorePath)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Erasures that removed rows from this snapshot's files: [{erasure, records, at}, ...].
+    redactions: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class TrainingRun(Base):
@@ -331,3 +338,46 @@ class ChannelEvent(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     actor: Mapped[str] = mapped_column(String(64), default="pipeline")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Erasure(Base):
+    """A request to erase interactions (one device's, or all received before a date) and
+    how far it got: rows go at once, snapshot files and teacher cache entries after."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # uuid hex, shown to users
+    scope: Mapped[str] = mapped_column(String(16))  # device / before
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    before: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(64))  # device:<id>, an operator, retention
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / done
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Versions trained on, or possibly replaying, erased rows: [{student, agent, version, how}].
+    versions: Mapped[list[Any]] = mapped_column(default=list)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class ErasedRecord(Base):
+    """The tombstone of one erased interaction: its id, so files and caches can drop it and
+    a phone re-sending it is not stored again. Holds no content."""
+
+    __tablename__ = "erased_records"
+
+    record_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    erasure_id: Mapped[str] = mapped_column(ForeignKey("erasures.id"), index=True)
+
+
+class DataAuditEvent(Base):
+    """One thing done to users' data: an erasure, a retention pass, a consent exclusion."""
+
+    __tablename__ = "data_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(32))  # erase / retention / consent
+    actor: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text, default="")  # what it applied to
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

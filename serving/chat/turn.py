@@ -163,6 +163,7 @@ class Turn:
             category="chat",
             source="web",
             uncertainty=self.monitor.summary(),
+            consent=self.state.settings.default_consent,  # chat has no consent field yet
         )
         upload = Upload(device_id, token_hash, [row], now, self.state.due_for_touch(device_id))
         await self.state.writer.store(upload)

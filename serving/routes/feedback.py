@@ -89,6 +89,7 @@ def build_router(upload_model: type[BaseModel]) -> APIRouter:
                     category=i.category,
                     agent=i.agent,
                     client_updated_at=i.updated_at,
+                    consent=i.consent or state.settings.default_consent,
                 )
                 for i in body.interactions
             ]
@@ -107,7 +108,8 @@ def build_router(upload_model: type[BaseModel]) -> APIRouter:
             accepted=result.accepted,
             updated=result.updated,
             duplicates=result.duplicates,
-            received=result.accepted + result.updated + result.duplicates,
+            not_stored=result.not_stored,
+            received=result.accepted + result.updated + result.duplicates + result.not_stored,
         )
 
     return router

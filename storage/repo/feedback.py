@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from storage.models import FeedbackBatch, Interaction, InteractionRevision, utcnow
+from storage.models import ErasedRecord, FeedbackBatch, Interaction, InteractionRevision, utcnow
 
 
 class FeedbackRow(NamedTuple):
@@ -35,11 +35,12 @@ class FeedbackRow(NamedTuple):
     client_updated_at: datetime | None = None
     source: str = "phone"  # rows come from phones unless they say otherwise
     uncertainty: dict[str, Any] | None = None
+    consent: str = "train"  # train / evaluate; "none" rows are counted, never stored
 
 
 FIELDS = FeedbackRow._fields
 _COLUMNS = (*FIELDS, "device_id", "batch_id", "received_at")
-_ROWS_PER_STATEMENT = 500  # 17 params a row: well under SQLite's and PostgreSQL's limits
+_ROWS_PER_STATEMENT = 500  # 18 params a row: well under SQLite's and PostgreSQL's limits
 
 _BATCH: Any = FeedbackBatch.__table__
 # Built once: the per-request statements then only hit SQLAlchemy's compiled cache.
@@ -51,6 +52,7 @@ _BATCH_COUNTS = (
         accepted=bindparam("accepted"),
         duplicates=bindparam("duplicates"),
         updated=bindparam("updated"),
+        not_stored=bindparam("not_stored"),
     )
 )
 
@@ -66,6 +68,7 @@ class BatchResult:
     accepted: int
     duplicates: int
     updated: int = 0
+    not_stored: int = 0  # consent "none", or erased before: counted, never stored
 
 
 def _as_int(value: uuid.UUID) -> int:
@@ -248,13 +251,17 @@ def insert_feedback_batch(
     INSERT .. ON CONFLICT (id) DO NOTHING: concurrent uploads of overlapping ids are safe on
     SQLite and PostgreSQL, and its row count (or RETURNING ids) is exactly what this call
     stored. A stored id re-sent with a later `client_updated_at` by its own device is updated
-    (counted in `updated`, not `duplicates`).
+    (counted in `updated`, not `duplicates`). Rows whose user consented to no use, and ids
+    erased before, are counted in `not_stored` and their text is never written.
     """
     batch_id = batch_id or uuid.uuid4()
     received_at = received_at or utcnow()
     rows: dict[uuid.UUID, FeedbackRow] = {}
-    total = 0
+    total = not_stored = 0
     for row in interactions:
+        if row.consent == "none":
+            not_stored += 1
+            continue
         total += 1
         known = rows.get(row.id)
         # First occurrence wins, unless a repeat inside the batch carries a later update.
@@ -263,6 +270,12 @@ def insert_feedback_batch(
             and (known.client_updated_at is None or row.client_updated_at > known.client_updated_at)
         ):
             rows[row.id] = row
+    erased = _erased(session, list(rows)) if rows else set()
+    for record_id in erased:  # a phone re-sending what its user erased: never stored again
+        del rows[record_id]
+    # Each erased id counts once as not stored; a repeat of it inside the batch, as a duplicate.
+    total -= len(erased)
+    not_stored += len(erased)
     # Core statements on the session's connection: the ORM's execute path cost more than
     # these two one-row statements themselves (bench/ingest.py).
     conn = session.connection()
@@ -276,6 +289,7 @@ def insert_feedback_batch(
             "accepted": 0,
             "duplicates": 0,
             "updated": 0,
+            "not_stored": 0,
         },
     )
     # Only rows that carry updated_at can change a stored row: the common upload skips this.
@@ -311,6 +325,7 @@ def insert_feedback_batch(
         accepted=accepted,
         duplicates=total - accepted - updated,
         updated=updated,
+        not_stored=not_stored,
     )
     conn.execute(
         _BATCH_COUNTS,
@@ -319,9 +334,20 @@ def insert_feedback_batch(
             "accepted": result.accepted,
             "duplicates": result.duplicates,
             "updated": result.updated,
+            "not_stored": result.not_stored,
         },
     )
     return result
+
+
+def _erased(session: Session, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of `ids` an erasure tombstoned (one primary-key lookup per chunk of ids)."""
+    found: set[uuid.UUID] = set()
+    for start in range(0, len(ids), _ROWS_PER_STATEMENT):
+        chunk = ids[start : start + _ROWS_PER_STATEMENT]
+        query = select(ErasedRecord.record_id).where(ErasedRecord.record_id.in_(chunk))
+        found.update(_as_uuid(v) for v in session.scalars(query))
+    return found
 
 
 def interaction_ids(*, session: Session, device_id: str | None = None) -> set[uuid.UUID]:

@@ -23,6 +23,7 @@ RECORD_COLUMNS = (
     Interaction.category,
     Interaction.source,
     Interaction.uncertainty,
+    Interaction.consent,
 )
 
 

@@ -41,6 +41,7 @@ async def test_upload_is_idempotent_and_counts_duplicates(
         "accepted": 2,
         "updated": 0,
         "duplicates": 4,
+        "not_stored": 0,
         "received": 6,
     }
     assert second.json()["batch_id"] != first.json()["batch_id"]

@@ -95,6 +95,30 @@ def test_generated_client_registers_uploads_reads_manifest_and_resumes_download(
     result = upload.sync(client=authed, body=body)
     assert isinstance(result, models.FeedbackResult)
     assert (result.accepted, result.updated, result.duplicates) == (1, 0, 0)
+    # Consent is part of the typed contract: a user who allows evaluation only, or nothing.
+    evaluate_only = models.InteractionIn(
+        id=uuid.uuid4(), model_name="s", model_version="1", prompt="2 + 3?", response="5",
+        created_at=now, consent=models.InteractionInConsentType0("evaluate"),
+    )  # fmt: skip
+    nothing = models.InteractionIn(
+        id=uuid.uuid4(), model_name="s", model_version="1", prompt="My PIN?", response="…",
+        created_at=now, consent=models.InteractionInConsentType0("none"),
+    )  # fmt: skip
+    body = models.FeedbackUpload(
+        device_id=creds.device_id, interactions=[evaluate_only, nothing], timestamp=now
+    )
+    result = upload.sync(client=authed, body=body)
+    assert isinstance(result, models.FeedbackResult)
+    assert (result.accepted, result.not_stored) == (1, 1)
+
+    # The device erases its data and follows the erasure.
+    erase = importlib.import_module(f"{api.__name__}.privacy.erase_my_data")
+    status = importlib.import_module(f"{api.__name__}.privacy.erasure_status")
+    erasure = erase.sync(client=authed)
+    assert isinstance(erasure, models.ErasureOut) and erasure.interactions == 2
+    again = status.sync(erasure.erasure_id, client=authed)
+    assert isinstance(again, models.ErasureOut) and again.status.value == "pending"
+
     wrong = models.FeedbackUpload(device_id="someone-else", interactions=[item], timestamp=now)
     refused = upload.sync_detailed(client=authed, body=wrong)
     assert refused.status_code == 403 and isinstance(refused.parsed, models.ErrorBody)
