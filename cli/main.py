@@ -12,6 +12,7 @@ import typer
 
 from cli.commands import (
     cycle,
+    data,
     db,
     demo,
     devices,
@@ -64,6 +65,7 @@ app.command("rollback")(models.rollback)
 app.command("quality")(quality.quality)
 app.add_typer(rollout.app, name="rollout")
 app.add_typer(devices.app, name="devices")
+app.add_typer(data.app, name="data")
 app.add_typer(db.app, name="db")
 app.command("settings")(settings.settings)
 

@@ -16,9 +16,11 @@ from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 
 from storage.artifact_store import ArtifactMissingError, artifact_store
+from storage.config import StorageSettings
 from storage.db import get_database
 from storage.layout import layout
 from storage.models import Channel, DatasetSnapshot, Interaction, ModelVersion, TrainingRun
+from storage.repo.erasure import tainted_versions
 from tasks.config import CycleConfig
 from tasks.distill.config import DistillResult
 from tasks.models.presets import get_preset
@@ -106,6 +108,8 @@ class StudentPlan(StageResult):
     """The stable version's adapter: the candidate warm-starts from it and is compared with it."""
     new_records: int
     """Interactions since the stable version's snapshot."""
+    cold_start: str | None = None
+    """Why the candidate trains from the base instead of warm-starting from stable."""
 
 
 def student_plan(student: str, snapshot_id: int, min_new_records: int) -> StudentPlan:
@@ -150,6 +154,16 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> Studen
         if stable is not None and stable.training_run_id is not None:
             run = session.get(TrainingRun, stable.training_run_id)
             stable_adapter = run_adapter(run) if run else None
+        cold_start = None
+        if (
+            stable is not None
+            and StorageSettings().erasure_retrain
+            and stable.version in tainted_versions(session=session, student=student)
+        ):
+            cold_start = (
+                f"v{stable.version} was trained on erased rows (DISTILLERY_ERASURE_RETRAIN): "
+                "training from the base"
+            )
     new = int(new_records or 0)
     skip = None
     if existing is not None:
@@ -170,6 +184,7 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> Studen
         stable_version_id=stable.id if stable else None,
         stable_adapter_dir=stable_adapter,
         new_records=new,
+        cold_start=cold_start,
     )
 
 

@@ -63,6 +63,8 @@ class TargetPlan(StageResult):
     """The channel a promoted version moves: stable, or stable:<agent>."""
     detail: str | None = None
     """A line about the data (an agent's own and shared rows), shown before the gate's."""
+    cold_start: str | None = None
+    """Why the candidate trains from the base, not warm from stable (an erasure)."""
 
 
 def plan_target(target: CycleTarget, snapshot: SnapshotSummary, config: CycleConfig) -> TargetPlan:
@@ -81,6 +83,8 @@ def plan_target(target: CycleTarget, snapshot: SnapshotSummary, config: CycleCon
             data_path=snapshot.path,
             earlier_test_paths=earlier_test_splits(snapshot_id),
             output_dir=str(layout().training_run("students", target.student, snapshot_id)),
+            cold_start=plan.cold_start,
+            detail=plan.cold_start,
         )
     agent = plan_agent(target.student, target.agent, snapshot_id)
     if agent.skip:
@@ -119,7 +123,9 @@ def distill_target(
                 "distill() cannot load a teacher adapter; set use_teacher_adapter=false"
             )
         extra["teacher_adapter_dir"] = Path(teacher.adapter_dir)
-    warm = Path(plan.stable_adapter_dir) if plan.stable_adapter_dir else None
+    warm = (
+        Path(plan.stable_adapter_dir) if plan.stable_adapter_dir and not plan.cold_start else None
+    )
     return distill(
         Path(plan.data_path),
         teacher=teacher.preset,

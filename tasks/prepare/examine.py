@@ -25,6 +25,7 @@ class Examined(NamedTuple):
     model_version: str
     rating: int | None
     corrected_response: str | None = None  # the model's answer when a user corrected it
+    consent: str = "train"  # "evaluate": its user allowed held-out checks, never training
 
 
 def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | str:
@@ -64,4 +65,5 @@ def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | 
         row.model_version,
         row.rating,
         corrected,
+        getattr(row, "consent", None) or "train",
     )

@@ -35,6 +35,7 @@ class FirstPass:
         self.pii: Counter[str] = Counter()
         self.selected = 0
         self.forced = 0
+        self.evaluate_only = 0  # rows whose consent kept them out of training
         self.members = hashlib.sha256()  # over member ids in order: part of the fingerprint
         self.overrides = hashlib.sha256()  # carried splits that differ from the natural one
         self.dedupe = Deduper()
@@ -58,6 +59,10 @@ class FirstPass:
     def _stage(self, ex: Examined) -> None:
         cfg = self.config
         split = self._split(ex.prompt_hash)
+        if ex.consent == "evaluate":
+            self.evaluate_only += 1
+            if split == "train":  # its user allowed quality checks only: held out instead
+                split = "test"
         row: dict[str, Any] = {
             "id": ex.record_id,
             "messages": to_messages(ex.prompt, ex.target, cfg.system_prompt),
@@ -102,5 +107,6 @@ class FirstPass:
             "negatives": self.negatives.rows,
             "kept_before_cap": sum(w.rows for w in self.staged.values()),
             "forced_split": self.forced,
+            "consent_evaluate_only": self.evaluate_only,
             "groups": dict(sorted(self.caps.counts.items())),
         }

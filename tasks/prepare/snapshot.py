@@ -18,6 +18,7 @@ from storage.config import StorageSettings
 from storage.db import Database
 from storage.layout import Layout
 from storage.models import DatasetSnapshot
+from storage.repo.erasure import record_event
 from storage.repo.snapshots import add_snapshot, find_snapshot, latest_snapshot, list_snapshots
 from tasks.prepare.config import PrepareConfig, SnapshotInfo
 from tasks.prepare.device_cap import DROP_REASON, over_cap_ids
@@ -171,17 +172,28 @@ def _record(
     fingerprint = manifest["fingerprint"]
     try:
         with db.transaction(write=True) as session:
-            row = find_snapshot(session=session, fingerprint=fingerprint) or add_snapshot(
-                session=session,
-                fingerprint=fingerprint,
-                watermark=manifest["watermark"],
-                path=str(final),
-                code_version=manifest["code_version"],
-                config=manifest["config"],
-                split_sizes=manifest["split_sizes"],
-                filter_stats=manifest["filter_stats"],
-                parent_id=parent,
-            )
+            row = find_snapshot(session=session, fingerprint=fingerprint)
+            if row is None:
+                row = add_snapshot(
+                    session=session,
+                    fingerprint=fingerprint,
+                    watermark=manifest["watermark"],
+                    path=str(final),
+                    code_version=manifest["code_version"],
+                    config=manifest["config"],
+                    split_sizes=manifest["split_sizes"],
+                    filter_stats=manifest["filter_stats"],
+                    parent_id=parent,
+                )
+                held_out = manifest["filter_stats"].get("consent_evaluate_only", 0)
+                if held_out:  # the consent-driven exclusion goes in the data audit trail
+                    record_event(
+                        session=session,
+                        action="consent",
+                        actor="prepare",
+                        subject=f"snapshot {row.id}: evaluate-only rows kept out of training",
+                        counts={"evaluate_only": held_out},
+                    )
     except IntegrityError:
         with db.transaction() as session:
             raced = find_snapshot(session=session, fingerprint=fingerprint)

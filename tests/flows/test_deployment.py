@@ -57,9 +57,13 @@ def test_prefect_yaml_declares_the_seed_cadence() -> None:
         "biweekly-teacher-finetuning",
         "monthly-full-evaluation",
         "hourly-rollout-watch",
+        "data-erasure",
+        "daily-retention",
     }
     assert by_name["weekly-student-retraining"]["schedules"][0]["cron"] == "0 2 * * 1"
     assert by_name["hourly-rollout-watch"]["schedules"][0]["cron"] == "5 * * * *"
+    assert by_name["daily-retention"]["schedules"][0]["cron"] == "30 3 * * *"
+    assert by_name["data-erasure"]["schedules"][0]["cron"] == "*/15 * * * *"
     assert by_name["biweekly-teacher-finetuning"]["schedules"][0]["interval"] == 14 * 24 * 3600
     assert by_name["monthly-full-evaluation"]["schedules"][0]["cron"].endswith("1 * *")
     for deployment in by_name.values():
@@ -80,6 +84,8 @@ def test_deploy_all_then_a_worker_runs_the_weekly_cycle(tmp_path: Path) -> None:
             "biweekly-teacher-finetuning",
             "monthly-full-evaluation",
             "hourly-rollout-watch",
+            "data-erasure",
+            "daily-retention",
         }
         weekly = deployments["weekly-student-retraining"]
         assert weekly["concurrency_limit"] == 1 or weekly["global_concurrency_limit"]["limit"] == 1

@@ -24,6 +24,8 @@ NAMES = {
     "biweekly-teacher-finetuning",
     "monthly-full-evaluation",
     "hourly-rollout-watch",
+    "data-erasure",
+    "daily-retention",
 }
 
 
@@ -65,7 +67,7 @@ def test_scheduler_creates_runs_and_a_worker_completes_one(tmp_path: Path) -> No
         prefect_file = _near_schedule_yaml(tmp_path / "prefect.yaml")
         prefect_cli(["deploy", "--all", "--prefect-file", str(prefect_file)], env, REPO)
 
-        # Upcoming runs for all four deployments, created by the scheduler service.
+        # Upcoming runs for all six deployments, created by the scheduler service.
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             upcoming = _scheduled_runs(api_url)

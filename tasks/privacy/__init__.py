@@ -1,0 +1,1 @@
+"""Users' data under their control: erasure through files and caches, retention."""
