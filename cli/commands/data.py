@@ -1,4 +1,4 @@
-"""`distillery data erase|sweep|erasures|audit`: users' data, erased on request and accounted for."""
+"""`distillery data erase|sweep|erasures|audit`: users' data, erased on request, accounted for."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from cli.commands.models import _database, _login, _when, table
 from cli.errors import UserError
+from storage.models import Device
 from storage.repo.erasure import (
     ErasureScope,
     audit_events,
@@ -54,6 +55,14 @@ def erase(
         raise UserError("say what to erase: --device ID, --before DATE, or both")
     scope = ErasureScope(device_id=device, before=_date(before))
     database = _database()
+    if device is not None:
+        with database.transaction() as session:
+            known = session.get(Device, device) is not None
+            has_rows = count_scope(session=session, scope=scope)["interactions"] > 0
+        if not known and not has_rows:
+            raise UserError(
+                f"no device {device!r}, and no data of it (see `distillery devices list`)"
+            )
     if dry_run:
         with database.transaction() as session:
             counts = count_scope(session=session, scope=scope)

@@ -29,6 +29,8 @@ def test_erase_a_device_from_the_command_line(
     assert main(["data", "erase", "--before", "last tuesday"]) == 2
     assert "is not a date; give YYYY-MM-DD" in capsys.readouterr().err
 
+    assert main(["data", "erase", "--device", "phone-z"]) == 2
+    assert "✗ no device 'phone-z', and no data of it" in capsys.readouterr().err
     assert main(["data", "erase", "--device", "phone-a", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "would erase 5 interactions (0 of them chat turns) and 0 revisions" in out, out
