@@ -103,6 +103,7 @@ def raw_insert(url: str, device_id: str, batches: list[list[dict]], per_batch: b
                 "batch_id": batch_id,
                 "received_at": now,
                 "source": "phone",
+                "consent": "train",
             }
             row = [values.get(name) for name in columns]
             rows.append(tuple(v if p is None else p(v) for v, p in zip(row, procs, strict=True)))
