@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -16,6 +16,7 @@ from storage.repo.erasure import (
     count_scope,
     erase_rows,
     list_erasures,
+    not_stored_per_day,
 )
 
 app = typer.Typer(help="Users' data: erase it (a device's, or everything before a date), audit.")
@@ -141,9 +142,13 @@ def erasures(
 @app.command()
 def audit(
     limit: Annotated[int, typer.Option(min=1, help="how many lines, newest first")] = 50,
+    days: Annotated[int, typer.Option(min=1, help="days of not-stored uploads to sum up")] = 30,
 ) -> int:
-    """Everything done to users' data: erasures, retention passes, consent exclusions."""
+    """Everything done to users' data: erasures, retention passes, consent exclusions, and
+    per day the uploads that consent (or an earlier erasure) kept out of the database."""
+    since = datetime.now(UTC) - timedelta(days=days)
     with _database().transaction() as session:
+        refused = not_stored_per_day(session=session, since=since)
         lines = [
             (
                 _when(e.created_at),
@@ -154,8 +159,14 @@ def audit(
             )
             for e in audit_events(session=session, limit=limit)
         ]
-    if not lines:
+    if not lines and not refused:
         print("nothing recorded yet")
         return 0
-    print(table(("when", "action", "by", "counts", "what"), lines))
+    if lines:
+        print(table(("when", "action", "by", "counts", "what"), lines))
+    if refused:
+        print(f"\nnot stored at upload (consent none, or erased before), last {days} days:")
+        print(
+            table(("day", "interactions", "devices"), [(d, str(n), str(k)) for d, n, k in refused])
+        )
     return 0

@@ -21,6 +21,7 @@ from storage.models import (
     DataAuditEvent,
     ErasedRecord,
     Erasure,
+    FeedbackBatch,
     Interaction,
     InteractionRevision,
     utcnow,
@@ -66,9 +67,7 @@ def count_scope(*, session: Session, scope: ErasureScope) -> dict[str, int]:
     """What an erasure of `scope` would remove now: interactions (phone and web chat) and
     revisions. The dry run's answer."""
     query = select(Interaction.source, func.count()).where(scope.where())
-    by_source: dict[str, int] = {
-        source: count for source, count in session.execute(query.group_by(Interaction.source))
-    }
+    by_source = dict(session.execute(query.group_by(Interaction.source)).tuples().all())
     revisions = session.scalar(
         select(func.count())
         .select_from(InteractionRevision)
@@ -181,6 +180,23 @@ def record_event(
     event = DataAuditEvent(action=action, actor=actor[:64], subject=subject, counts=counts)
     session.add(event)
     return event
+
+
+def not_stored_per_day(*, session: Session, since: datetime) -> list[tuple[str, int, int]]:
+    """(UTC day, interactions not stored, devices) since `since`: uploads refused by consent
+    (or re-sent after an erasure), which leave only these counts behind."""
+    day = func.date(FeedbackBatch.received_at)
+    query = (
+        select(
+            day,
+            func.sum(FeedbackBatch.not_stored),
+            func.count(func.distinct(FeedbackBatch.device_id)),
+        )
+        .where(FeedbackBatch.received_at >= since, FeedbackBatch.not_stored > 0)
+        .group_by(day)
+        .order_by(day)
+    )
+    return [(str(d), int(n or 0), int(k)) for d, n, k in session.execute(query)]
 
 
 def audit_events(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
 
 from cli.main import main
 from storage.db import Database
+from storage.models import utcnow
+from storage.repo.feedback import FeedbackRow, insert_feedback_batch
 from tests.tasks.prepare.conftest import insert, make_row
 
 
@@ -47,6 +50,10 @@ def test_erase_a_device_from_the_command_line(
     assert main(["data", "erasures"]) == 0
     out = capsys.readouterr().out
     assert "done" in out and " dpo " in out, out
+    with sqlite_db.transaction(write=True) as session:  # an upload whose user said "none"
+        rows = [FeedbackRow(uuid.uuid4(), "m", "1", "p", "r", utcnow(), consent="none")] * 2
+        insert_feedback_batch(session=session, device_id="phone-b", interactions=rows)
     assert main(["data", "audit"]) == 0
     out = capsys.readouterr().out
     assert "erase" in out and "interactions=5" in out and "ticket 7" in out, out
+    assert f"{utcnow().date()}  2             1" in out, out
