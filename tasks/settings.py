@@ -10,6 +10,7 @@ docs/settings.md lists them all and a test keeps it complete.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,4 +35,9 @@ class PipelineSettings(BaseSettings):
     )
     hub_kernels: bool = Field(
         False, description="let transformers fetch kernels from the Hub on CUDA (needs network)"
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto",
+        description="compute format on CUDA; auto: bf16 from compute capability 8.0 (Ampere), "
+        "fp16 with loss scaling below it (a T4), fp32 on CPU",
     )

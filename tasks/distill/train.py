@@ -21,6 +21,7 @@ from tasks.distill.signals import load_vocab_map
 from tasks.distill.trainer import TEACHER_COLUMNS, DistillTrainer, KDCollator, KDSettings
 from tasks.models.adapters import lora_config
 from tasks.models.load import load_model_and_tokenizer
+from tasks.models.precision import device_precision
 from tasks.models.presets import get_preset
 from tasks.progress import TrainingBar
 
@@ -91,7 +92,7 @@ def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -
         remove_unused_columns=False,  # the teacher columns must reach the collator
         dataset_kwargs={"skip_prepare_dataset": True},  # we tokenize and mask ourselves
         max_length=None,
-        bf16=on_cuda and torch.cuda.is_bf16_supported(),
+        **device_precision(device).trainer_flags(),  # by capability, not emulated bf16
         use_cpu=not on_cuda,
         activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=2 if on_cuda else 0,  # overlap batch assembly with the GPU

@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from storage.layout import layout
+from tasks.models.precision import device_precision
 from tasks.models.presets import SMOLLM2_GGUF_FILE, ModelPreset, get_preset
 from tasks.models.runtime_downloads import allow_runtime_downloads
 from tasks.models.tiny import build_tiny_model, build_tiny_tokenizer
@@ -172,7 +173,8 @@ def load_model_and_tokenizer(
     for_training: bool = False,
     quantize_4bit: bool | None = None,
 ) -> tuple[Any, PreTrainedTokenizerBase]:
-    """Base model (fp32 on CPU, bf16 or NF4 on CUDA) and tokenizer, with an adapter if given."""
+    """Base model (fp32 on CPU; bf16, fp16 or NF4 on CUDA by the card, see precision.py) and
+    tokenizer, with an adapter if given."""
     allow_runtime_downloads()
     preset = get_preset(preset_name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -184,7 +186,8 @@ def load_model_and_tokenizer(
     if quantize_4bit and not (on_cuda and cuda_4bit_available()):
         raise RuntimeError("4-bit loading needs CUDA and bitsandbytes (pip install bitsandbytes)")
     source: str | Path = materialize_preset(preset_name) if preset.is_local else preset.hub_id
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if on_cuda else torch.float32}
+    precision = device_precision(device)
+    kwargs: dict[str, Any] = {"dtype": precision.dtype}
     if preset.source == "hub":
         kwargs["revision"] = preset.revision
     if quantize_4bit:
@@ -193,7 +196,7 @@ def load_model_and_tokenizer(
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_compute_dtype=precision.dtype,  # fp16 on a T4: it has no bf16 units
             bnb_4bit_use_double_quant=True,
         )
         kwargs["device_map"] = {"": cuda_device_index(device)}
