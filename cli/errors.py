@@ -42,6 +42,10 @@ def explain(exc: BaseException) -> str | None:
         return f"{exc.strerror or exc}: the port is taken; choose another with --port"
     if isinstance(exc, FileNotFoundError):
         return str(exc)
+    from tasks.models.memory_plan import MemoryPlanError
+
+    if isinstance(exc, MemoryPlanError):
+        return str(exc)
     from tasks.models.presets import UnknownPresetError
 
     if isinstance(exc, UnknownPresetError):

@@ -20,6 +20,7 @@ from cli.commands import (
     evaluate,
     export,
     heal,
+    memory,
     models,
     preflight,
     prepare,
@@ -53,6 +54,7 @@ app.command("serve")(serve.serve)
 app.command("simulate")(simulate.simulate)
 app.command("prepare")(prepare.prepare)
 app.command("preflight")(preflight.preflight)
+app.command("memory")(memory.memory)
 app.command("heal")(heal.heal)
 app.command("distill")(distill.distill)
 app.add_typer(evaluate.app, name="evaluate")

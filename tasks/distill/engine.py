@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import PartialState
 from datasets import DatasetDict
 from transformers import TrainerCallback
@@ -18,6 +19,7 @@ from storage.db import Database
 from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
+from tasks.distill.memory import plan_memory
 from tasks.distill.preflight import PreflightResult, preflight, tokenizer_fingerprint
 from tasks.distill.signals import (
     aligned_share,
@@ -31,6 +33,7 @@ from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.train import train_student
 from tasks.distill.xtok import vocab_map
 from tasks.models.load import load_model_and_tokenizer, load_tokenizer
+from tasks.models.memory_plan import device_capacity
 from tasks.models.presets import get_preset
 from tasks.models.remote import remote_teacher
 
@@ -276,6 +279,10 @@ def distill(
     state = PartialState()
     pre = run_preflight(teacher, student, config.strategy)
     (output_dir / "preflight.json").write_text(json.dumps(pre.to_dict(), indent=2))
+    # Before any model loads: refuse at once with the numbers, or train at a batch that fits.
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    config, memory_line, _ = plan_memory(teacher, student, config, device, device_capacity(device))
+    log.info("%s → %s %s", teacher, student, memory_line)
     run_id = None
     if db is not None and state.is_main_process:
         run_id = record_start(
@@ -317,6 +324,7 @@ def distill(
         "dropped_records": signals.get("dropped_records"),
         "aligned_share": signals.get("aligned_share"),
         "strategy_reason": pre.reason,
+        "memory_plan": memory_line,
     }
     adapter_dir = output_dir / "adapter"
     if config.preference != "off" and state.is_main_process:

@@ -71,6 +71,7 @@ def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -
     """TRL/Trainer arguments from the run config and the student preset."""
     preset = get_preset(student)
     on_cuda = device.startswith("cuda")
+    precision = device_precision(device)
     return SFTConfig(
         output_dir=str(ckpt_dir),
         per_device_train_batch_size=config.per_device_batch_size or preset.per_device_batch_size,
@@ -92,7 +93,8 @@ def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -
         remove_unused_columns=False,  # the teacher columns must reach the collator
         dataset_kwargs={"skip_prepare_dataset": True},  # we tokenize and mask ourselves
         max_length=None,
-        **device_precision(device).trainer_flags(),  # by capability, not emulated bf16
+        bf16=precision.name == "bf16",  # by the card's capability, not emulated bf16
+        fp16=precision.name == "fp16",  # a T4: Trainer's loss scaler on
         use_cpu=not on_cuda,
         activation_checkpointing=config.gradient_checkpointing,
         dataloader_num_workers=2 if on_cuda else 0,  # overlap batch assembly with the GPU

@@ -33,10 +33,6 @@ class Precision:
         """The dtype models load in and 4-bit layers compute in."""
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
 
-    def trainer_flags(self) -> dict[str, bool]:
-        """Trainer's mixed-precision switches: fp16 turns on its loss scaler."""
-        return {"bf16": self.name == "bf16", "fp16": self.name == "fp16"}
-
 
 def choose_precision(
     device: str, capability: Capability | None = None, forced: str | None = None

@@ -41,6 +41,7 @@ def test_logit_kd_end_to_end_records_a_run(make_snapshot, sqlite_db: Database, t
     assert res.metrics["train_records"] + res.metrics["dropped_records"] == 8
     assert res.metrics["teacher_cache"]["misses"] == res.metrics["train_records"] > 0
     assert torch.isfinite(torch.tensor(res.metrics["eval_loss"]))
+    assert res.metrics["memory_plan"].startswith("memory plan: ")  # checked before loading
     with sqlite_db.transaction() as session:
         row = get_run(session=session, run_id=res.run_id)
         assert row.status == "succeeded" and row.strategy == "logit"

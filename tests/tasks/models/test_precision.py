@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+from tasks.distill.config import DistillConfig
+from tasks.distill.train import sft_args
 from tasks.models.precision import choose_precision, device_precision
 
 
@@ -23,7 +27,6 @@ def test_cuda_precision_by_capability(capability: tuple[int, int], expected: str
     precision = choose_precision("cuda:1", capability=query)
     assert precision.name == expected and asked == [1]
     assert precision.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[expected]
-    assert precision.trainer_flags() == {"bf16": expected == "bf16", "fp16": expected == "fp16"}
     assert f"{capability[0]}.{capability[1]}" in precision.reason
 
 
@@ -33,7 +36,6 @@ def test_cpu_is_fp32_without_asking_a_gpu() -> None:
 
     precision = choose_precision("cpu", capability=query)
     assert (precision.name, precision.dtype) == ("fp32", torch.float32)
-    assert precision.trainer_flags() == {"bf16": False, "fp16": False}
 
 
 def test_the_setting_overrides_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +48,14 @@ def test_the_setting_overrides_and_says_so(monkeypatch: pytest.MonkeyPatch) -> N
     assert device_precision("cuda").name == "fp16"  # a T4: no bf16 units
     monkeypatch.setenv("DISTILLERY_PRECISION", "fp32")
     assert device_precision("cuda").name == "fp32"
+
+
+def test_trainer_arguments_on_a_t4_scale_the_loss_in_fp16(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # (bf16 arguments cannot be built here: transformers checks for bf16 hardware itself.)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=0: (7, 5))
+    args = sft_args(DistillConfig(), "tiny-llama-student", tmp_path, "cuda")
+    assert (args.fp16, args.bf16) == (True, False)
+    cpu = sft_args(DistillConfig(), "tiny-llama-student", tmp_path, "cpu")
+    assert (cpu.fp16, cpu.bf16) == (False, False)
