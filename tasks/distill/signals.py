@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,8 +106,19 @@ def fill_topk_cache(
             for row, sig in zip(batch_rows, signals, strict=True):
                 cache.put(row["record_hash"], sig)
             shown.update(len(batch_rows))
+    del model  # the teacher's memory goes back before the student loads
+    release_device_memory()
     log.info("teacher top-k: %d records computed, %d from cache", len(rows), cache.stats.hits)
     return len(rows)
+
+
+def release_device_memory() -> None:
+    """Return freed CUDA blocks to the device once the teacher is dropped: on a 16 GB card it
+    and the student do not fit together (tasks/models/memory_plan.py plans them as separate
+    phases), and the caching allocator would otherwise keep the teacher's blocks reserved."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def attach_topk(cache: TeacherCache, data: Dataset) -> Dataset:
@@ -243,6 +255,8 @@ def teacher_answers(
             for h, ans in zip(chunk, answers, strict=True):
                 text = str(tok.decode(ans, skip_special_tokens=True)).strip()
                 cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
+        del model
+        release_device_memory()
     return answered_from_cache(cache, records)
 
 
