@@ -11,7 +11,7 @@ WHEELS ?=
 PIP_FROM := $(if $(WHEELS),--no-index --find-links $(abspath $(WHEELS)),)
 WHEELHOUSE ?= wheelhouse
 
-.PHONY: install wheelhouse llama-cpp demo test test-slow test-gpu test-browser lint format bench serve clean
+.PHONY: install wheelhouse llama-cpp demo test test-slow test-gpu gpu-check test-browser lint format bench serve clean
 
 install: $(STAMP)
 
@@ -57,6 +57,11 @@ test-slow: $(STAMP)
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -m gpu
+
+# On a GPU machine: the GPU tests, bench/distill.py and bench/cycle.py on CUDA, the memory
+# plan, in one table (tools/gpu_check.py; QUICK=1 for minutes). No network needed.
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py $(if $(QUICK),--quick,)
 
 # The web page in headless Chromium (Debian: apt-get install -y chromium); skipped without it.
 test-browser: $(STAMP)

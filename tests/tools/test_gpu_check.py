@@ -1,0 +1,46 @@
+"""tools/gpu_check.py: refuses without CUDA in one line, and asks its scripts only for flags
+they have."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tool():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "tools" / "gpu_check.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: run make gpu-check")
+def test_without_cuda_it_stops_and_says_so() -> None:
+    done = subprocess.run(
+        [sys.executable, "tools/gpu_check.py"], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == "✗ no CUDA device here: make gpu-check runs on a GPU machine"
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_flag_it_passes_exists(quick: bool) -> None:
+    for name, command in _tool().steps(quick):
+        if command[1] == "-m" and command[2] == "pytest":
+            continue
+        help_cmd = [*command[: command.index(next(a for a in command if a.startswith("--")))]]
+        shown = subprocess.run(
+            [*help_cmd, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+        assert shown.returncode == 0, (name, shown.stderr[-500:])
+        for flag in (a for a in command if a.startswith("--")):
+            assert flag in shown.stdout, f"{name}: {flag} is not an option"
