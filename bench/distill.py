@@ -43,6 +43,7 @@ from tasks.distill.train import sft_args  # noqa: E402
 from tasks.distill.trainer import DistillTrainer, KDCollator, KDSettings  # noqa: E402
 from tasks.models.adapters import lora_config  # noqa: E402
 from tasks.models.load import load_model_and_tokenizer  # noqa: E402
+from tasks.models.precision import device_precision  # noqa: E402
 from tasks.models.presets import get_preset  # noqa: E402
 from tasks.models.tiny import build_tiny_tokenizer  # noqa: E402
 
@@ -72,7 +73,7 @@ def emit(**row: Any) -> None:
 def models(preset: str, device: str) -> tuple[Any, Any, Any, int]:
     """(teacher, student base, tokenizer, pad id) for the chosen preset."""
     if preset == "llama-1b":
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        dtype = device_precision(device).dtype  # fp16 on a T4, bf16 from Ampere, fp32 on CPU
         built = []
         for seed in (0, 1):
             torch.manual_seed(seed)
@@ -301,7 +302,7 @@ def main() -> int:
     # (e) 6·params·tokens per step over the measured matmul peak, in the training dtype.
     params = sum(p.numel() for p in student.parameters())
     tokens = batch * seq
-    train_dtype = torch.bfloat16 if cuda else torch.float32
+    train_dtype = device_precision(opt.device).dtype  # what training computes in here
     peak = matmul_peak(opt.device, train_dtype, 8192 if cuda else 2048)
     peak32 = matmul_peak(opt.device, torch.float32, 8192 if cuda else 2048)
     flops = 6 * params * tokens / t_sft

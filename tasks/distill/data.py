@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +11,9 @@ from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerBase
 
 from storage.artifact_store import ArtifactMissingError, artifact_store
+from tasks.distill.hashing import Messages, record_hash
 from tasks.prepare.store import load_snapshot as read_snapshot
 
-Messages = list[dict[str, str]]
 CORRECTION = "correction"  # the prepare stage's target_source of a user's correction
 
 
@@ -60,14 +58,6 @@ def check_messages(messages: Messages) -> Messages:
         roles = [m["role"] for m in msgs]
         raise ValueError(f"a record must end with a user then an assistant turn, got roles {roles}")
     return msgs
-
-
-def record_hash(messages: Messages) -> str:
-    """sha256 of the canonical JSON of the messages (role and content only)."""
-    canon = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return hashlib.sha256(
-        json.dumps(canon, sort_keys=True, ensure_ascii=False).encode()
-    ).hexdigest()
 
 
 def training_records(

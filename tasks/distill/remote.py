@@ -11,7 +11,8 @@ import torch
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
-from tasks.distill.data import TrainRecord, record_hash
+from tasks.distill.data import TrainRecord
+from tasks.distill.hashing import record_hash
 from tasks.distill.preflight import PreflightResult, StrategyError, preflight
 from tasks.distill.remote_client import ChatAnswer, RemoteClient, RemoteTeacherError
 from tasks.distill.signals import answered_from_cache

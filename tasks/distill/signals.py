@@ -14,7 +14,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
-from tasks.distill.data import TrainRecord, prompt_ids, record_hash, tokenize_record
+from tasks.distill.data import TrainRecord, prompt_ids, tokenize_record
+from tasks.distill.hashing import record_hash
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.xtok import VocabMap, align, target_starts, xtok_columns
 from tasks.progress import bar, progress

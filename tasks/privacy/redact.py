@@ -28,7 +28,7 @@ from storage.db import Database
 from storage.layout import layout
 from storage.models import DatasetSnapshot, ModelVersion, utcnow
 from storage.repo.erasure import erased_ids, finish_erasure, pending_erasures
-from tasks.distill.data import record_hash
+from tasks.distill.hashing import record_hash
 from tasks.prepare.columns import StreamWriter
 from tasks.prepare.store import DATA_FILE, MANIFEST
 

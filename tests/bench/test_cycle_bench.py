@@ -3,7 +3,6 @@ and, in the slow tier, one real quick cycle prints its stage table."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -13,16 +12,13 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
+from tests.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_cycle", REPO / "bench" / "cycle.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_cycle"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/cycle.py", "bench_cycle")
 
 
 def _run(name: str, start: float, end: float) -> SimpleNamespace:

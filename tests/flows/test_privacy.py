@@ -3,6 +3,8 @@ each pass is in the audit trail."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from storage.db import get_database
 from storage.models import DataAuditEvent, Interaction, utcnow
 from storage.repo.erasure import ErasureScope, erase_rows, get_erasure
 from tests.tasks.prepare.conftest import insert, make_row
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_retention_erases_what_is_older_than_the_window(
@@ -65,3 +69,16 @@ def test_the_erasure_flow_finishes_pending_erasures(
     [row] = data_erasure()
     assert (row.erasure, row.snapshot_rows, row.versions) == (erasure_id, 0, [])
     assert data_erasure() == []
+
+
+def test_the_erasure_flows_load_no_model_stack() -> None:
+    # They run every 15 minutes on any worker: hashing records must not pull in torch or
+    # transformers (the canonical hash lives in tasks/distill/hashing.py for this).
+    code = (
+        "import sys, flows.privacy\n"
+        "print(','.join(m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
+
+from tests.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tool():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("wheelhouse", REPO / "tools" / "wheelhouse.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wheelhouse"] = module
-    spec.loader.exec_module(module)
-    return module
+def _tool() -> ModuleType:
+    return load_script("tools/wheelhouse.py", "wheelhouse")
 
 
 def test_requirements_are_the_install_extras_without_torch() -> None:

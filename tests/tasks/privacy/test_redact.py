@@ -16,7 +16,7 @@ from storage.db import Database
 from storage.layout import layout
 from storage.models import DatasetSnapshot, ModelVersion
 from storage.repo.erasure import ErasureScope, erase_rows, get_erasure
-from tasks.distill.data import record_hash
+from tasks.distill.hashing import record_hash
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.prepare import PrepareConfig, build_snapshot, load_negatives, load_snapshot
 from tasks.privacy.redact import finish_erasures, finish_one, sweep_here
