@@ -34,7 +34,9 @@ class PipelineSettings(BaseSettings):
         None, description="JSONL of tasks for the simulator and the fixed benchmark [built-in]"
     )
     hub_kernels: bool = Field(
-        False, description="let transformers fetch kernels from the Hub on CUDA (needs network)"
+        False,
+        description="let transformers (on CUDA) and bitsandbytes (on import) fetch kernels from "
+        "the Hub (needs network)",
     )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto",

@@ -11,7 +11,8 @@ transformers reads its switch, the environment variable `USE_HUB_KERNELS`, each 
 `allow_runtime_downloads()` sets it before every model load; call it first wherever a model
 is loaded. The project never passes `trust_remote_code` or a hub `attn_implementation`, the
 other ways a load can fetch code; model weights come from `materialize_preset`, which
-downloads only presets whose source is the Hub.
+downloads only presets whose source is the Hub. Packages that fetch kernels while they are
+imported (bitsandbytes) are held offline by the same setting in `tasks/models/kernel_guard.py`.
 """
 
 from __future__ import annotations

@@ -72,3 +72,48 @@ def test_setting_decides_over_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
     assert allow_runtime_downloads() is True and os.environ["USE_HUB_KERNELS"] == "YES"
+
+
+# A package that, like bitsandbytes on an AVX512-BF16 CPU, asks `kernels` for a Hub kernel
+# while it is being imported, and keeps what happened.
+FETCHING_PACKAGE = """
+try:
+    from kernels import get_kernel
+    get_kernel("kernels-community/quantization-bitsandbytes", version=1)
+    error = ""
+except Exception as exc:
+    error = str(exc)
+"""
+GUARDED_IMPORT = """
+import json
+from tasks.models import kernel_guard
+kernel_guard.install(frozenset({"fetches_on_import"}))
+import fetches_on_import
+print(json.dumps({"error": fetches_on_import.error}))
+"""
+
+
+@pytest.mark.parametrize("hub_kernels", ["0", "1"])
+def test_a_package_that_fetches_kernels_on_import_stays_offline_unless_allowed(
+    tmp_path: Path, hub_kernels: str
+) -> None:
+    (tmp_path / "fetches_on_import").mkdir()
+    (tmp_path / "fetches_on_import" / "__init__.py").write_text(FETCHING_PACKAGE)
+    env = _clean_env(tmp_path / "data", **{HUB_KERNELS_SETTING: hub_kernels})
+    del env["HF_HUB_OFFLINE"]  # the Hub is "reachable" as far as every library knows
+    out = subprocess.run(
+        [sys.executable, "-c", GUARDED_IMPORT],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": f"{tmp_path}:{ROOT}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    error = json.loads(out.stdout.strip().splitlines()[-1])["error"]
+    if hub_kernels == "0":
+        # The guard made `kernels` look in the local cache only: no request left the machine.
+        assert "offline mode" in error, error
+    else:
+        # Allowed: `kernels` went to the Hub (unreachable here, or it would have loaded).
+        assert "offline mode" not in error, error
