@@ -1,4 +1,10 @@
-"""The one-command demo: service, simulated phones, one full cycle, what a phone now sees."""
+"""The one-command demo: service, simulated phones, one full cycle, what a phone now sees.
+
+When a student already has a stable version, the cycle sends its next one to a share of
+devices first (`canary_percent`); the demo then lets a fleet of phones in both cohorts
+upload (the canary's users a little less happy, on purpose) and runs one pass of the
+rollout watcher, which rolls the canary back and says why.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ from tasks.evaluate.config import EvalConfig, EvaluateConfig
 from tasks.evaluate.gate import GatePolicy
 
 if TYPE_CHECKING:
+    from flows.rollout_watch import WatchRow
+    from storage.registry.rollouts import RolloutInfo
     from tasks.cycle_summary import CycleSummary
 
 
@@ -45,6 +53,15 @@ class DemoOptions:
     # PHONE: the first of Q4_K_M, Q4_1, Q8_0 that passes llama.cpp parity
     quantizations: list[str] = field(default_factory=lambda: ["PHONE"])
     port: int | None = None
+    # A new version of a student that has a stable one goes to this share of devices first;
+    # None: straight to stable.
+    canary_percent: int | None = 10
+    # The rollout round after a cycle that started a rollout (simulator/rollout.py): phones
+    # (more join until 4 are in the cohort), interactions each, and how much less often the
+    # canary's users are happy (0: as happy as stable's, and the watcher widens instead).
+    rollout_phones: int = 40
+    rollout_per_phone: int = 25
+    happiness_drop: float = 0.15
 
 
 class Progress:
@@ -77,6 +94,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Every simulated phone registers from 127.0.0.1: the per-address limit (20 a minute) is
+# for a real fleet, whose phones have addresses of their own. Set it to keep another.
+DEMO_SERVICE_ENV = {"DISTILLERY_REGISTRATION_RATE_LIMIT": "1000/minute"}
+
+
 @contextmanager
 def running_service(port: int, log_path: Path, timeout: float = 60) -> Iterator[str]:
     """The phone-facing service under uvicorn in a subprocess; yields its base URL."""
@@ -84,8 +106,9 @@ def running_service(port: int, log_path: Path, timeout: float = 60) -> Iterator[
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    env = {**DEMO_SERVICE_ENV, **os.environ}
     with log_path.open("w") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + timeout
             while not _healthy(url):
@@ -166,6 +189,7 @@ def demo_config(options: DemoOptions) -> CycleConfig:
             n_resamples=1000,
         ),
         export=ExportConfig(quantizations=options.quantizations),
+        canary_percent=options.canary_percent,
     )
 
 
@@ -176,6 +200,7 @@ class DemoOutcome:
     state: str  # the cycle's final state name: Completed, PartiallyFailed, Failed, Crashed
     summary: CycleSummary | None  # None when the cycle flow itself crashed
     manifest: dict[str, Any]  # what a phone polling /api/models/mobile/latest sees (JSON)
+    watched: list[WatchRow] = field(default_factory=list)  # the rollout watcher's decisions
 
 
 def run_demo(options: DemoOptions) -> DemoOutcome:
@@ -229,7 +254,66 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
             progress.line(f"✓ perpetual cycle ({seconds:.1f}s): {state.message}")
         else:
             progress.line(f"✗ perpetual cycle {state.name} after {seconds:.1f}s: {state.message}")
+        watched = demo_rollout(url, options, seed, progress)
+        if not watched and options.canary_percent and _published(summary, options.student):
+            progress.line(
+                f"  the next run sends {options.student}'s next version to "
+                f"{options.canary_percent} % of devices first; the rollout watcher judges it"
+            )
         manifest = latest_manifest(url)
         progress.line("a phone polling GET /api/models/mobile/latest now sees:")
         print(json.dumps(manifest, indent=2), flush=True)
-    return DemoOutcome(state=state.name or state.type.value, summary=summary, manifest=manifest)
+    return DemoOutcome(
+        state=state.name or state.type.value, summary=summary, manifest=manifest, watched=watched
+    )
+
+
+def _published(summary: CycleSummary | None, student: str) -> bool:
+    rows = summary.students if summary else []
+    return any(r.student == student and r.status == "published" for r in rows)
+
+
+def demo_rollout(url: str, options: DemoOptions, seed: int, progress: Progress) -> list[WatchRow]:
+    """With a rollout of the student running: phones in both cohorts upload, then one pass
+    of the rollout watcher; its rows (none when no rollout runs)."""
+    from flows.rollout_watch import rollout_watch
+    from simulator.rollout import RolloutRoundConfig, run_rollout_round
+    from storage.registry import rollouts
+
+    database = get_database()
+    running = [r for r in rollouts.rollouts(database, options.student) if r.status == "active"]
+    if not running:
+        return []
+    info, drop = running[0], options.happiness_drop
+    with progress.stage("rollout round: phones poll the manifest and upload feedback"):
+        unhappy = f"; {drop:.0%} of the canary's answers rated 1-2, not 4-5" if drop else ""
+        progress.line(
+            f"  {options.student} v{info.version} on {info.percent} % of devices, "
+            f"v{info.stable_version} stable{unhappy}"
+        )
+        config = RolloutRoundConfig(
+            student=options.student,
+            phones=options.rollout_phones,
+            per_phone=options.rollout_per_phone,
+            happiness_drop=drop,
+            seed=seed,
+        )
+        report = run_rollout_round(url, config)
+        for cohort in sorted(report.cohorts.values(), key=lambda c: c.channel != "stable"):
+            progress.line(f"  {cohort.line(options.student)}")
+    with progress.stage("rollout watcher: one pass of the written policy"):
+        rows = rollout_watch()
+    for row in rows:
+        progress.line(f"  {row.line}")
+    for done in rollouts.rollouts(database, options.student)[:1]:
+        progress.line(f"  rollout {done.id}: {_where(done)} (distillery rollout status)")
+    return rows
+
+
+def _where(info: RolloutInfo) -> str:
+    """Where a rollout stands, in words."""
+    if info.status == "aborted":
+        return f"aborted, every device back on stable v{info.stable_version}"
+    if info.status == "promoted":
+        return f"promoted, v{info.version} stable on every device"
+    return f"v{info.version} on {info.percent} % of devices, stable v{info.stable_version}"

@@ -15,7 +15,17 @@ from starlette.responses import Response
 from serving.chat import routes as chat
 from serving.http import ApiError, error_response, json_response
 from serving.metrics import TimingMiddleware
-from serving.routes import artifacts, devices, feedback, health, manifest, models, privacy, web
+from serving.routes import (
+    artifacts,
+    devices,
+    feedback,
+    health,
+    manifest,
+    models,
+    privacy,
+    review,
+    web,
+)
 from serving.schemas import feedback_model, field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
@@ -79,9 +89,10 @@ def create_app(
     )
     app.state.service = state
     app.include_router(feedback.build_router(upload_model))
-    for module in (devices, privacy, models, artifacts, health, chat):
+    for module in (devices, privacy, review, models, artifacts, health, chat):
         app.include_router(module.router)
     web.mount(app)  # the web chat page and its chart data
+    state.metrics.watch_live_quality(database)  # per-version live quality, read at scrape
     app.add_route("/metrics", state.metrics.render, methods=["GET"], include_in_schema=False)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)

@@ -95,15 +95,35 @@ class Authenticator:
             raise unauthorized("malformed bearer token")
         return device_id, token
 
-    def verify(self, device_id: str, token_hash: str) -> None:
+    def verify(self, device_id: str, token_hash: str) -> Credentials:
         """Check the token and the device's status in the database (blocking: a worker thread)."""
         with self.database.transaction() as session:
             stored = get_credentials(session=session, device_id=device_id)
         check_credentials(stored, token_hash)
+        assert stored is not None  # check_credentials refused an unknown device
+        return stored
 
-    async def device_of(self, authorization: str | None) -> tuple[str, str]:
-        """(device_id, token_hash) of an active device, else 401 (bad, revoked) or 403 (pending)."""
+    async def credentials_of(self, authorization: str | None) -> tuple[str, str, Credentials]:
+        """(device_id, token_hash, stored credentials) of an active device, else 401 or 403."""
         device_id, token = self.claimed_device(authorization)
         token_hash = hash_token(token)
-        await run_in_threadpool(self.verify, device_id, token_hash)
+        stored = await run_in_threadpool(self.verify, device_id, token_hash)
+        return device_id, token_hash, stored
+
+    async def device_of(
+        self, authorization: str | None, *, role: str | None = None
+    ) -> tuple[str, str]:
+        """(device_id, token_hash) of an active device, else 401 (bad, revoked) or 403 (pending).
+
+        With `role`, also 403 unless the device has that role. The role is read with the
+        token, from the same row, so a grant or a revocation applies to the next request.
+        """
+        device_id, token_hash, stored = await self.credentials_of(authorization)
+        if role is not None and stored.role != role:
+            raise ApiError(
+                403,
+                f"this device is not a {role}; an operator grants the role with "
+                f"`distillery devices grant {role} {device_id}`",
+                reason="role",
+            )
         return device_id, token_hash

@@ -53,8 +53,10 @@ _DESCRIPTIONS = {
     304: "Not modified: the If-None-Match ETag is current (empty body).",
     400: "Bad request (e.g. an untrusted Host header or a bad Content-Length).",
     401: "Missing, malformed, invalid or revoked bearer token.",
-    403: "Authenticated but not allowed (another device's id, pending approval, bad signature).",
+    403: "Authenticated but not allowed (another device's id, pending approval, bad signature, "
+    "a role the device lacks).",
     404: "Not found.",
+    409: "Conflicts with the stored state (e.g. the answer was corrected in the meantime).",
     413: "Request body larger than the configured limit.",
     415: "Content-Type is not application/json.",
     416: "Range not satisfiable.",

@@ -6,7 +6,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+)
 
 from serving.settings import ServiceSettings
 
@@ -18,6 +26,14 @@ def no_nul(value: str) -> str:
     """Refuse NUL: PostgreSQL text cannot hold it, and no phone sends it on purpose."""
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def date_time_text(value: object) -> object:
+    """Refuse a number where the document asks for RFC 3339 text: pydantic would read it as
+    Unix time, and a client that sends one has a bug to see (a schema fuzzer found it)."""
+    if isinstance(value, int | float):  # bool too: it is an int
+        raise ValueError("must be an RFC 3339 date-time string, not a number")
     return value
 
 
@@ -34,7 +50,7 @@ NO_NUL = r"^[^\x00]*$"
 Text = Annotated[str, Field(pattern=NO_NUL)]
 # Agent names become channel and file names (stable:<agent>): a portable alphabet only.
 AGENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-Timestamp = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(date_time_text), AfterValidator(in_utc_range)]
 Consent = Literal["train", "evaluate", "none"]
 # strict: "5", 5.0 and true are refused, not coerced (a client bug must surface).
 StrictCount = Annotated[int, Field(strict=True, ge=0, le=86_400_000)]
@@ -117,6 +133,16 @@ class DeviceCredentials(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     status: Literal["active", "pending"] = Field(
         description="pending: uploads are refused (403) until an admin approves the device."
+    )
+
+
+class DeviceOut(BaseModel):
+    """The calling device as the service knows it."""
+
+    device_id: str
+    role: Literal["user", "reviewer"] = Field(
+        description="user: uploads and chats; reviewer: also corrects others' answers "
+        "(GET /api/review/queue), granted by an operator"
     )
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -82,28 +83,44 @@ def degrade(answer: str, rng: random.Random) -> str:
     return " ".join("something" if rng.random() < 0.3 else w for w in words)
 
 
+# What users do with answers, and how often (make_interaction draws from this mix):
+# good (4-5, the reference answer), corrected (1-2 with the reference as the correction),
+# bad (1-2), mediocre (3), unrated; every answer but a good one is degraded.
+OUTCOME_MIX = (
+    ("good", 0.35),
+    ("corrected", 0.25),
+    ("bad", 0.15),
+    ("mediocre", 0.10),
+    ("unrated", 0.15),
+)
+# An outcome with its rating (None: unrated), as a deck of them deals it.
+Outcome = tuple[str, int | None]
+
+
 def make_interaction(
-    task: dict[str, Any], rng: random.Random, model: tuple[str, str], created: datetime, pii: float
+    task: dict[str, Any],
+    rng: random.Random,
+    model: tuple[str, str],
+    created: datetime,
+    pii: float,
+    outcome: Outcome | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """One interaction dict of the upload contract, and the outcome it simulates."""
+    """One interaction dict of the upload contract, and the outcome it simulates: drawn from
+    OUTCOME_MIX, or the given one (a rollout round deals them per cohort)."""
     prompt, reference = task["prompt"], task["reference"]
     if rng.random() < pii:
         prompt += rng.choice(PII_SNIPPETS).format(
             name=f"user{rng.randint(1, 999)}", n=rng.randint(0, 999)
         )
-    roll = rng.random()
-    rating: int | None = rng.choice((4, 5))
-    response, correction, outcome = reference, None, "good"
-    if roll >= 0.35:
-        response = degrade(reference, rng)
-        if roll < 0.60:
-            rating, correction, outcome = rng.choice((1, 2)), reference, "corrected"
-        elif roll < 0.75:
-            rating, outcome = rng.choice((1, 2)), "bad"
-        elif roll < 0.85:
-            rating, outcome = 3, "mediocre"
-        else:
-            rating, outcome = None, "unrated"
+    rating: int | None
+    correction: str | None = None
+    if outcome is not None:
+        kind, rating = outcome
+        response = reference if kind == "good" else degrade(reference, rng)
+        correction = reference if kind == "corrected" else None
+        outcome_name = kind
+    else:
+        response, correction, rating, outcome_name = _drawn(reference, rng)
     item: dict[str, Any] = {
         "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "model_name": model[0],
@@ -118,7 +135,23 @@ def make_interaction(
         item["rating"] = rating
     if correction is not None:
         item["correction"] = correction
-    return item, outcome
+    return item, outcome_name
+
+
+def _drawn(reference: str, rng: random.Random) -> tuple[str, str | None, int | None, str]:
+    """(response, correction, rating, outcome) drawn from OUTCOME_MIX."""
+    roll = rng.random()
+    rating: int | None = rng.choice((4, 5))  # drawn whatever the outcome: seeds keep their data
+    kind = next((k for k, edge in _EDGES if roll < edge), OUTCOME_MIX[-1][0])
+    if kind == "good":
+        return reference, None, rating, kind
+    response = degrade(reference, rng)
+    rating = rng.choice((1, 2)) if kind in ("corrected", "bad") else _RATING.get(kind)
+    return response, reference if kind == "corrected" else None, rating, kind
+
+
+_EDGES = list(zip((k for k, _ in OUTCOME_MIX), accumulate(p for _, p in OUTCOME_MIX), strict=True))
+_RATING = {"mediocre": 3}  # corrected and bad answers are rated 1 or 2, good ones 4 or 5
 
 
 async def simulate(
@@ -153,7 +186,7 @@ async def _phone(
     rng = random.Random(f"{config.seed}:{index}")
     platform = "android" if index % 2 == 0 else "ios"
     reg = await client.post("/api/devices", json={"platform": platform, "app_version": "1.2.0"})
-    _check(reg, 201, "device registration")
+    expect_status(reg, 201, "device registration")
     device_id, token = reg.json()["device_id"], reg.json()["token"]
     report.devices.append(device_id)
     headers = {"Authorization": f"Bearer {token}"}
@@ -176,7 +209,7 @@ async def _phone(
             "interactions": batch + resend,
         }
         answer = await client.post("/api/training/feedback", json=body, headers=headers)
-        _check(answer, 200, "feedback upload")
+        expect_status(answer, 200, "feedback upload")
         report.batches += 1
         report.sent += len(batch)
         report.resent += len(resend)
@@ -186,7 +219,8 @@ async def _phone(
             on_batch(len(batch))
 
 
-def _check(response: httpx.Response, expected: int, what: str) -> None:
+def expect_status(response: httpx.Response, expected: int, what: str) -> None:
+    """RuntimeError naming the step, the status and the body unless it is `expected`."""
     if response.status_code != expected:
         raise RuntimeError(
             f"{what} failed: HTTP {response.status_code} from {response.request.url}: "

@@ -24,6 +24,8 @@ from sqlalchemy.types import TypeDecorator
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Interaction.correction_source of a correction an enrolled reviewer wrote.
+REVIEW_SOURCE = "review"
 
 
 def utcnow() -> datetime:
@@ -112,6 +114,10 @@ class Device(Base):
     # active: may upload; pending: awaits admin approval; revoked: its token is refused.
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
     status_changed_at: Mapped[datetime | None]
+    # user: uploads and chats; reviewer: also reads the review queue (other users' uncertain
+    # and low-rated answers) and corrects them. Only an operator grants it (`distillery
+    # devices grant reviewer ID`); authentication reads it with the status, every request.
+    role: Mapped[str] = mapped_column(String(16), default="user", server_default="user")
 
 
 class EnrollmentNonce(Base):
@@ -179,12 +185,20 @@ class Interaction(Base):
     # What the user allowed: "train" (any use) or "evaluate" (held-out checks only). Rows
     # whose user allowed neither are never stored; their batch counts them.
     consent: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
+    # Who wrote `correction`: None, the user of the device that uploaded the row; "review",
+    # an enrolled reviewer, whose device is `reviewed_by` (storage/repo/review.py).
+    correction_source: Mapped[str | None] = mapped_column(String(16))
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_interactions_received_at", "received_at"),)
 
 
 class InteractionRevision(Base):
-    """Audit trail of feedback updates: the values an interaction had before each update."""
+    """Audit trail of feedback updates: the values an interaction had before each update.
+
+    `device_id` made the update: the row's own device, or a reviewer's (a review correction,
+    whose batch `replaced_by_batch` is then the reviewer's).
+    """
 
     __tablename__ = "interaction_revisions"
 
@@ -194,6 +208,8 @@ class InteractionRevision(Base):
     previous_seq: Mapped[int] = mapped_column(BigInteger)
     rating: Mapped[int | None]
     correction: Mapped[str | None] = mapped_column(Text)
+    correction_source: Mapped[str | None] = mapped_column(String(16))
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
     client_updated_at: Mapped[datetime | None]
     received_at: Mapped[datetime]
     replaced_at: Mapped[datetime] = mapped_column(default=utcnow)

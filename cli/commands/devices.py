@@ -1,4 +1,5 @@
-"""`distillery devices list|approve|revoke`: who may teach the model (enrollment admin)."""
+"""`distillery devices list|approve|revoke|grant|revoke-role`: who may teach the model, and
+who may review others' answers (enrollment admin)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ from typing import Annotated
 
 import click
 import typer
+from sqlalchemy import select
 
+from cli.commands.models import _login
 from storage.config import StorageSettings
 from storage.db import get_database
-from storage.repo.devices import STATUSES, list_devices, set_status
+from storage.models import Device
+from storage.repo.devices import ROLES, STATUSES, list_devices, set_role, set_status
+from storage.repo.erasure import record_event
 
-app = typer.Typer(help="Phones that may upload feedback: list, approve or revoke them.")
+app = typer.Typer(
+    help="Devices that may upload feedback: list, approve or revoke them; grant review."
+)
 
 DeviceIds = Annotated[list[str], typer.Argument(metavar="DEVICE_ID...", help="device ids")]
 
@@ -26,16 +33,28 @@ def list_(
             help=f"only this status; choices: {', '.join(STATUSES)} [all]",
         ),
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role",  # named: with metavar ROLE, Typer would call the option --ROLE
+            click_type=click.Choice(ROLES),
+            metavar="ROLE",
+            help=f"only this role; choices: {', '.join(ROLES)} [all]",
+        ),
+    ] = None,
 ) -> int:
-    """Devices with status, platform, app version and interaction count, one a line."""
+    """Devices with status, role, platform, app version and interaction count, one a line."""
     db = get_database(StorageSettings())
     with db.transaction() as session:
-        rows = list_devices(session=session, status=status)
-    print(f"{'device':32}  {'status':8}  {'platform':10}  {'app':8}  {'rows':>7}  last seen")
+        rows = list_devices(session=session, status=status, role=role)
+    print(
+        f"{'device':32}  {'status':8}  {'role':8}  {'platform':10}  {'app':8}  {'rows':>7}"
+        "  last seen"
+    )
     for d in rows:
         seen = d.last_seen_at.strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "-"
         print(
-            f"{d.id:32}  {d.status:8}  {d.platform[:10]:10}  {d.app_version[:8]:8}"
+            f"{d.id:32}  {d.status:8}  {d.role:8}  {d.platform[:10]:10}  {d.app_version[:8]:8}"
             f"  {d.interactions:>7}  {seen}"
         )
     return 0
@@ -66,3 +85,59 @@ def approve(device_ids: DeviceIds) -> int:
 def revoke(device_ids: DeviceIds) -> int:
     """Refuse these devices' tokens from now on (401 at once, on every worker)."""
     return _set(device_ids, "revoked")
+
+
+Role = Annotated[
+    str,
+    typer.Argument(
+        click_type=click.Choice([r for r in ROLES if r != "user"]),
+        metavar="ROLE",
+        help="reviewer: reads others' uncertain and low-rated answers and corrects them",
+    ),
+]
+Actor = Annotated[str | None, typer.Option(help="who, for the data audit trail [the login name]")]
+
+
+def _set_role(device_ids: list[str], role: str, actor: str | None) -> int:
+    """Give the named devices a role, in the data audit trail; exit 1 naming any unknown id.
+
+    A reviewer reads other users' prompts and answers, so who was granted that, by whom and
+    when is recorded beside erasures (`distillery data audit`).
+    """
+    db = get_database(StorageSettings())
+    with db.transaction(write=True) as session:
+        found = set_role(session=session, device_ids=device_ids, role=role)
+        query = select(Device.id, Device.status).where(Device.id.in_(found))
+        statuses: dict[str, str] = dict(session.execute(query).tuples().all())
+        if found:
+            record_event(
+                session=session,
+                action="role",
+                actor=actor or _login(),
+                subject=f"role {role}: {', '.join(found)}",
+                counts={"devices": len(found)},
+            )
+    for device_id in device_ids:
+        if device_id in found:
+            note = "" if statuses.get(device_id) == "active" else f" ({statuses[device_id]})"
+            print(f"✓ {device_id}: {role}{note}")
+    missing = [d for d in device_ids if d not in found]
+    if missing:
+        print(f"✗ unknown device id(s): {', '.join(missing)} (see `distillery devices list`)")
+        return 1
+    return 0
+
+
+@app.command()
+def grant(role: Role, device_ids: DeviceIds, actor: Actor = None) -> int:
+    """Give devices a role: `grant reviewer ID` lets that device's web page review answers.
+
+    Applies to the device's next request, on every worker.
+    """
+    return _set_role(device_ids, role, actor)
+
+
+@app.command("revoke-role")
+def revoke_role(device_ids: DeviceIds, actor: Actor = None) -> int:
+    """Take any role back: the devices are plain users again (next request, every worker)."""
+    return _set_role(device_ids, "user", actor)

@@ -7,7 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
 from serving.auth import (
@@ -27,7 +28,8 @@ from serving.http import (
     require_json,
     utf8_body,
 )
-from serving.schemas import DeviceCredentials, DeviceRegistration
+from serving.routes.feedback import bearer
+from serving.schemas import DeviceCredentials, DeviceOut, DeviceRegistration
 from serving.state import service
 from storage.repo.devices import create_device, remember_nonce
 
@@ -154,3 +156,15 @@ async def register_device(
 
     await run_in_threadpool(store)
     return DeviceCredentials(device_id=device_id, token=token, status=status)
+
+
+@router.get("/devices/me", response_model=DeviceOut, responses=documented(401, 403))
+async def my_device(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> DeviceOut:
+    """The token's device and its role (the web page shows its review view to reviewers)."""
+    state = service(request)
+    device_id, _, stored = await state.auth.credentials_of(request.headers.get("authorization"))
+    role: Literal["user", "reviewer"] = "reviewer" if stored.role == "reviewer" else "user"
+    return DeviceOut(device_id=device_id, role=role)

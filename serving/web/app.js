@@ -1,11 +1,13 @@
 // The web chat: streams /v1/chat/completions, colours tokens by probability, charts the
-// uncertainty, and rates/corrects answers through the phones' feedback route.
+// uncertainty, and rates/corrects answers through the phones' feedback route. Devices an
+// operator made reviewers also get a review view: the queue of answers to correct.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const DEVICE_KEY = "distillery.device";
 // What the browser test (and a curious person in the console) can read.
 const chat = (window.__chat = { reads: 0, tokens: 0, done: false, error: null, turns: [] });
+const review = (window.__review = { role: null, loaded: 0, saved: 0, error: null });
 let history = [];
 let current = null; // the last answer: {interactionId, student, version, prompt, response, createdAt, updatedAt}
 
@@ -23,7 +25,17 @@ async function device(force = false) {
     localStorage.setItem(DEVICE_KEY, JSON.stringify(stored));
   }
   $("device").textContent = `web device ${stored.device_id.slice(0, 8)}…`;
+  $("device").title = `device id ${stored.device_id} (an operator grants review: distillery devices grant reviewer ${stored.device_id})`;
   return stored;
+}
+
+// The device's role: reviewers see the review view (the service checks it on every request).
+async function whoami() {
+  const resp = await authed("/api/devices/me", {});
+  const body = await resp.json();
+  review.role = resp.ok ? body.role : null;
+  $("tab-review").hidden = review.role !== "reviewer";
+  return review.role;
 }
 
 async function authed(url, init, retry = true) {
@@ -268,12 +280,147 @@ async function loadQuality() {
     ` ${sum("rated")} rated, ${sum("corrected")} corrected`;
 }
 
+// The range each live metric can take: intervals are clipped to it on the chart.
+const LIVE_BOUNDS = {
+  mean_rating: [1, 5],
+  thumbs_down: [0, 1],
+  corrections: [0, 1],
+  answer_chars: [0, null],
+  mean_entropy: [0, null],
+};
+
+async function loadLive() {
+  const days = $("live-days").value || "30";
+  const resp = await fetch(`/api/web/live-quality?days=${days}`);
+  const body = await resp.json();
+  if (!resp.ok) throw new Error(body.detail || resp.statusText);
+  const select = $("live-metric");
+  const chosen = select.value || "mean_rating";
+  select.innerHTML = "";
+  for (const m of body.metrics) select.add(new Option(m.label, m.name, false, m.name === chosen));
+  const metric = body.metrics.find((m) => m.name === select.value) || body.metrics[0];
+  const students = {};
+  for (const v of body.versions) (students[v.student] ||= []).push(v);
+  const box = $("live-charts");
+  box.innerHTML = "";
+  for (const [student, versions] of Object.entries(students)) {
+    const card = document.createElement("div");
+    card.className = "live-card";
+    card.innerHTML = `<strong></strong> <span class="muted"></span><div class="legend"></div><canvas width="900" height="220"></canvas>`;
+    card.querySelector("strong").textContent = student;
+    const answers = versions.reduce((n, v) => n + v.interactions, 0);
+    const worse = metric.worse_when ? ` · ${metric.worse_when} is worse` : "";
+    card.querySelector(".muted").textContent = `${answers} answers in ${body.days} days${worse}`;
+    box.appendChild(card);
+    const series = versions.map((v) => ({
+      label: `v${v.version}`,
+      stable: v.stable,
+      points: v.days
+        .filter((d) => d[metric.name])
+        .map((d) => ({ day: d.day, value: d[metric.name].value, low: d[metric.name].low, high: d[metric.name].high, n: d[metric.name].n })),
+    }));
+    const legend = Charts.daily(card.querySelector("canvas"), series, metric.label, LIVE_BOUNDS[metric.name]);
+    const keys = card.querySelector(".legend");
+    keys.append(`${metric.label}: `);
+    for (const key of legend) {
+      const item = document.createElement("span");
+      item.className = "version-key";
+      item.innerHTML = `<span class="swatch"></span> `;
+      item.querySelector(".swatch").style.background = key.color;
+      item.append(key.stable ? `${key.label} (stable)` : key.label);
+      keys.appendChild(item);
+    }
+  }
+  if (!body.versions.length) box.textContent = `No answers in the last ${body.days} days.`;
+}
+
+function reviewItem(item) {
+  const li = document.createElement("li");
+  li.className = "review-item";
+  li.dataset.id = item.interaction_id;
+  li.innerHTML =
+    `<div class="meta"><strong class="model"></strong><span class="source"></span><span class="rating"></span></div>` +
+    `<div class="label">asked</div><div class="prompt"></div>` +
+    `<div class="label">answered</div><div class="answer"></div>` +
+    `<form><textarea rows="2" placeholder="The answer it should have given" required></textarea>` +
+    `<button type="submit">Save correction</button></form><div class="result muted"></div>`;
+  li.querySelector(".model").textContent = `${item.model_name} v${item.model_version}`;
+  li.querySelector(".source").textContent = item.source === "web" ? "web chat" : "phone";
+  // A low rating is already one of the reasons; otherwise say whether the user rated it.
+  const ratedLow = item.reasons.some((why) => why.startsWith("rated "));
+  li.querySelector(".rating").textContent = ratedLow ? "" : item.rating ? `rated ${item.rating} of 5` : "not rated";
+  const meta = li.querySelector(".meta");
+  for (const why of item.reasons) {
+    const chip = document.createElement("span");
+    chip.className = "reason";
+    chip.textContent = why;
+    meta.appendChild(chip);
+  }
+  li.querySelector(".prompt").textContent = item.prompt;
+  li.querySelector(".answer").textContent = item.response;
+  li.querySelector("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = li.querySelector("textarea").value.trim();
+    if (text) saveReview(li, text);
+  });
+  return li;
+}
+
+async function loadReview() {
+  $("review-status").textContent = "loading…";
+  const resp = await authed("/api/review/queue?limit=50", {});
+  const body = await resp.json();
+  if (!resp.ok) {
+    review.error = body.detail || resp.statusText;
+    $("review-status").textContent = `✗ ${review.error}`;
+    if (resp.status === 403) $("tab-review").hidden = true;
+    return;
+  }
+  const list = $("review-list");
+  list.innerHTML = "";
+  for (const item of body.items) list.appendChild(reviewItem(item));
+  review.loaded = body.items.length;
+  reviewCount();
+}
+
+function reviewCount() {
+  const left = $("review-list").children.length;
+  $("review-status").textContent = left ? `${left} answer(s) to review` : "Nothing to review right now.";
+}
+
+async function saveReview(li, text) {
+  const button = li.querySelector("button");
+  button.disabled = true;
+  const resp = await authed(`/api/review/${li.dataset.id}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ correction: text }),
+  });
+  const body = await resp.json();
+  if (resp.ok) {
+    review.saved += 1;
+    li.remove(); // stored as a review: it left the queue
+    reviewCount();
+    return;
+  }
+  const result = li.querySelector(".result");
+  result.textContent = `✗ ${body.detail || resp.statusText}`;
+  result.dataset.state = "error";
+  // Corrected by someone else meanwhile (409) or gone (404): it is no longer in the queue.
+  if (resp.status === 409 || resp.status === 404) button.textContent = "No longer open";
+  else button.disabled = false;
+}
+
 function show(view) {
   for (const tab of document.querySelectorAll(".tab")) {
     tab.classList.toggle("active", tab.dataset.view === view);
     $(tab.dataset.view).hidden = tab.dataset.view !== view;
   }
-  if (view === "quality-view") loadQuality();
+  if (view === "quality-view") {
+    loadLive().catch((err) => ($("live-charts").textContent = `✗ ${err.message}`));
+    loadQuality();
+  }
+  if (view === "review-view") loadReview().catch((err) => ($("review-status").textContent = `✗ ${err.message}`));
 }
 
 window.addEventListener("DOMContentLoaded", () => {
@@ -292,7 +439,11 @@ window.addEventListener("DOMContentLoaded", () => {
     if (text) sendFeedback({ correction: text });
   });
   $("metric").addEventListener("change", loadQuality);
-  device().catch((err) => ($("device").textContent = `✗ ${err.message}`));
+  for (const id of ["live-metric", "live-days"]) $(id).addEventListener("change", () => loadLive());
+  $("review-refresh").addEventListener("click", () => loadReview());
+  device()
+    .then(whoami)
+    .catch((err) => ($("device").textContent = `✗ ${err.message}`));
   loadModels().catch((err) => ($("status").textContent = `✗ ${err.message}`));
   Charts.tokens($("chart"), [], [], null);
 });

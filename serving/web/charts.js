@@ -144,5 +144,86 @@ const Charts = (() => {
     });
   }
 
-  return { tokens, versions, volume };
+  // A 4-interval axis over [lo, hi] on round steps (1, 2, 2.5, 5 × 10^k), within `bounds`.
+  function niceRange(lo, hi, bounds) {
+    const raw = Math.max((hi - lo) / 4, 1e-9);
+    const scale = 10 ** Math.floor(Math.log10(raw));
+    for (const m of [1, 2, 2.5, 5, 10, 20]) {
+      const step = m * scale;
+      let low = Math.floor(lo / step) * step;
+      if (bounds[0] !== null) low = Math.max(bounds[0], low);
+      let high = low + 4 * step;
+      if (bounds[1] !== null && high > bounds[1]) {
+        high = bounds[1];
+        low = Math.max(bounds[0] ?? -Infinity, high - 4 * step);
+      }
+      if (high >= hi && low <= lo) return { lo: low, hi: high, step };
+    }
+    return { lo, hi, step: (hi - lo) / 4 };
+  }
+
+  // One metric per UTC day, a line per version with its 95 % interval as whiskers. Days run
+  // from the first to the last with data, gaps left open. `bounds` ([min, max], either may
+  // be null) keeps the axis within the metric's own range. Returns the legend (label and
+  // colour per series) for the page to show above the chart.
+  function daily(canvas, series, metric, bounds = [null, null]) {
+    const { ctx, w, h } = frame(canvas);
+    const legend = series.map((s, i) => ({ label: s.label, stable: s.stable, color: COLORS[i % COLORS.length] }));
+    const points = series.flatMap((s) => s.points);
+    if (!points.length) {
+      ctx.fillStyle = "#66707c";
+      ctx.fillText(`no ${metric} in this period`, PAD.l + 10, PAD.t + 30);
+      return legend;
+    }
+    const dayMs = 86400000;
+    const t = (d) => Date.parse(`${d}T00:00:00Z`);
+    const first = Math.min(...points.map((p) => t(p.day)));
+    const last = Math.max(...points.map((p) => t(p.day)));
+    const span = Math.round((last - first) / dayMs) + 1;
+    const values = points.map((p) => p.value);
+    let lo = Math.min(...points.map((p) => p.low), ...values);
+    let hi = Math.max(...points.map((p) => p.high), ...values);
+    if (hi - lo < 1e-9) { hi += 1; lo -= 1; } // one value (or one answer): an axis around it
+    if (bounds[0] !== null) lo = Math.max(bounds[0], lo);
+    if (bounds[1] !== null) hi = Math.min(bounds[1], hi);
+    const axis = niceRange(lo, hi, bounds);
+    const integer = axis.step >= 1 && Number.isInteger(axis.lo);
+    axes(ctx, w, h, axis.hi, "", axis.lo, integer);
+    const x = (d) => PAD.l + (w * ((t(d) - first) / dayMs + 0.5)) / span;
+    const y = (v) => PAD.t + h - (h * (Math.min(axis.hi, Math.max(axis.lo, v)) - axis.lo)) / (axis.hi - axis.lo);
+    ctx.fillStyle = "#66707c";
+    const step = Math.max(1, Math.ceil(span / 12));
+    for (let i = 0; i < span; i += step) {
+      const day = new Date(first + i * dayMs).toISOString().slice(0, 10);
+      ctx.fillText(day.slice(5), x(day) - 14, PAD.t + h + 16);
+    }
+    series.forEach((s, i) => {
+      const color = legend[i].color;
+      const shift = (i - (series.length - 1) / 2) * 5; // whiskers of one day side by side
+      ctx.strokeStyle = color;
+      ctx.globalAlpha = 0.45;
+      ctx.lineWidth = 3;
+      for (const p of s.points) {
+        ctx.beginPath();
+        ctx.moveTo(x(p.day) + shift, y(p.low));
+        ctx.lineTo(x(p.day) + shift, y(p.high));
+        ctx.stroke();
+      }
+      ctx.globalAlpha = 1;
+      ctx.lineWidth = 1;
+      // Consecutive days are joined; a day without answers breaks the line.
+      let run = [];
+      const flush = () => { line(ctx, run, color); run = []; };
+      s.points.forEach((p, j) => {
+        if (j && t(p.day) - t(s.points[j - 1].day) > dayMs) flush();
+        run.push([x(p.day) + shift, y(p.value)]);
+      });
+      flush();
+      ctx.fillStyle = color; // each day's value, visible even where no line joins it
+      for (const p of s.points) ctx.fillRect(x(p.day) + shift - 2.5, y(p.value) - 2.5, 5, 5);
+    });
+    return legend;
+  }
+
+  return { tokens, versions, volume, daily };
 })();

@@ -1,4 +1,4 @@
-"""Devices: registration, credentials lookup, enrollment status and last-seen bookkeeping."""
+"""Devices: registration, credentials lookup, enrollment status, role, last-seen bookkeeping."""
 
 from __future__ import annotations
 
@@ -14,14 +14,18 @@ from sqlalchemy.orm import Session
 from storage.models import Device, EnrollmentNonce, FeedbackBatch, Interaction, utcnow
 
 STATUSES = ("active", "pending", "revoked")
+# user: uploads and chats; reviewer: also reads the review queue and corrects answers.
+ROLES = ("user", "reviewer")
+REVIEWER = "reviewer"
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """What authentication needs of a device: its token hash and enrollment status."""
+    """What authentication needs of a device: its token hash, enrollment status and role."""
 
     token_hash: str
     status: str
+    role: str = "user"
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class DeviceInfo:
 
     id: str
     status: str
+    role: str
     platform: str
     app_version: str
     created_at: datetime
@@ -65,18 +70,18 @@ def get_token_hash(*, session: Session, device_id: str) -> str | None:
 
 
 def get_credentials(*, session: Session, device_id: str, lock: bool = False) -> Credentials | None:
-    """Token hash and status of a device (None if unknown); `lock` holds the row (PostgreSQL).
+    """Token hash, status and role of a device (None if unknown); `lock` holds the row.
 
     Locking the row inside an upload's transaction serializes that device's uploads, so a
     revocation or the daily quota can never be overtaken by a concurrent upload.
     """
-    query = select(Device.token_hash, Device.status).where(Device.id == device_id)
+    query = select(Device.token_hash, Device.status, Device.role).where(Device.id == device_id)
     if lock:
         query = query.with_for_update()
     # A Core read on the session's connection: it runs once per upload, and the ORM execute
     # path cost as much as the query. The device row is never a pending ORM object here.
     row = session.connection().execute(query).first()
-    return Credentials(row.token_hash, row.status) if row else None
+    return Credentials(row.token_hash, row.status, row.role) if row else None
 
 
 def set_status(*, session: Session, device_ids: Sequence[str], status: str) -> list[str]:
@@ -93,14 +98,30 @@ def set_status(*, session: Session, device_ids: Sequence[str], status: str) -> l
     return sorted(found)
 
 
+def set_role(*, session: Session, device_ids: Sequence[str], role: str) -> list[str]:
+    """Give these devices a role; returns the ids that exist.
+
+    Authentication reads the role with the token on every request, so the change applies
+    to each device's next request, on every worker.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    found = list(session.scalars(select(Device.id).where(Device.id.in_(device_ids))))
+    if found:
+        session.execute(update(Device).where(Device.id.in_(found)).values(role=role))
+    return sorted(found)
+
+
 def delete_device(*, session: Session, device_id: str) -> bool:
     """Remove a device that never stored feedback (its feedback keeps it otherwise)."""
     result: Any = session.execute(delete(Device).where(Device.id == device_id))
     return bool(result.rowcount)
 
 
-def list_devices(*, session: Session, status: str | None = None) -> list[DeviceInfo]:
-    """Every device (or those with one status), oldest first, with its interaction count."""
+def list_devices(
+    *, session: Session, status: str | None = None, role: str | None = None
+) -> list[DeviceInfo]:
+    """Every device (or those with a status, a role), oldest first, with its interaction count."""
     counts = (
         select(Interaction.device_id, func.count().label("n"))
         .group_by(Interaction.device_id)
@@ -113,8 +134,12 @@ def list_devices(*, session: Session, status: str | None = None) -> list[DeviceI
     )
     if status is not None:
         query = query.where(Device.status == status)
+    if role is not None:
+        query = query.where(Device.role == role)
     return [
-        DeviceInfo(d.id, d.status, d.platform, d.app_version, d.created_at, d.last_seen_at, int(n))
+        DeviceInfo(
+            d.id, d.status, d.role, d.platform, d.app_version, d.created_at, d.last_seen_at, int(n)
+        )
         for d, n in session.execute(query)
     ]
 

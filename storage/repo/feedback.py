@@ -12,7 +12,14 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from storage.models import ErasedRecord, FeedbackBatch, Interaction, InteractionRevision, utcnow
+from storage.models import (
+    REVIEW_SOURCE,
+    ErasedRecord,
+    FeedbackBatch,
+    Interaction,
+    InteractionRevision,
+    utcnow,
+)
 
 
 class FeedbackRow(NamedTuple):
@@ -165,7 +172,7 @@ def _insert_new_pipelined(
     return len(accepted), accepted
 
 
-def _next_seq(session: Session) -> Any:
+def next_seq(session: Session) -> Any:
     """An SQL expression for a fresh arrival seq (the row's sequence; max+1 on SQLite)."""
     if session.get_bind().dialect.name == "postgresql":
         return text("nextval(pg_get_serial_sequence('interactions', 'seq'))")
@@ -185,7 +192,8 @@ def _apply_updates(
 
     Last write wins by the client's clock: only the device that stored a row may change its
     rating and correction, the old values go to the audit table, and the row takes a new
-    seq and arrival time so the next snapshot reads it as new.
+    seq and arrival time so the next snapshot reads it as new. A reviewer's correction is
+    kept by an update that carries none (the device never saw it), replaced by one that does.
     """
     stored = session.execute(
         select(
@@ -194,6 +202,8 @@ def _apply_updates(
             Interaction.device_id,
             Interaction.rating,
             Interaction.correction,
+            Interaction.correction_source,
+            Interaction.reviewed_by,
             Interaction.client_created_at,
             Interaction.client_updated_at,
             Interaction.received_at,
@@ -205,7 +215,9 @@ def _apply_updates(
     for old in stored:
         new = candidates[old.id]
         newer = new.client_updated_at > (old.client_updated_at or old.client_created_at)
-        same = (new.rating, new.correction) == (old.rating, old.correction)
+        keep_review = new.correction is None and old.correction_source == REVIEW_SOURCE
+        correction = old.correction if keep_review else new.correction
+        same = (new.rating, correction) == (old.rating, old.correction)
         if old.device_id != device_id or not newer or same:
             continue
         session.execute(
@@ -215,6 +227,8 @@ def _apply_updates(
                 previous_seq=old.seq,
                 rating=old.rating,
                 correction=old.correction,
+                correction_source=old.correction_source,
+                reviewed_by=old.reviewed_by,
                 client_updated_at=old.client_updated_at,
                 received_at=old.received_at,
                 replaced_at=received_at,
@@ -225,9 +239,11 @@ def _apply_updates(
             update(Interaction)
             .where(Interaction.seq == old.seq)
             .values(
-                seq=_next_seq(session),
+                seq=next_seq(session),
                 rating=new.rating,
-                correction=new.correction,
+                correction=correction,
+                correction_source=REVIEW_SOURCE if keep_review else None,
+                reviewed_by=old.reviewed_by if keep_review else None,
                 client_updated_at=new.client_updated_at,
                 batch_id=batch_id,
                 received_at=received_at,

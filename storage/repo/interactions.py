@@ -19,6 +19,7 @@ RECORD_COLUMNS = (
     Interaction.prompt,
     Interaction.response,
     Interaction.correction,
+    Interaction.correction_source,
     Interaction.rating,
     Interaction.category,
     Interaction.source,

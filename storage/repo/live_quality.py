@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from storage.models import Interaction
+from storage.models import REVIEW_SOURCE, Interaction
 
 Z95 = 1.959964
 
@@ -79,6 +79,14 @@ class VersionQuality:
             "answer_chars": self.answer_chars,
             "mean_entropy": self.mean_entropy,
         }
+
+
+@dataclass(frozen=True)
+class DailyQuality:
+    """One version's quality over the days read, and on each of those days alone."""
+
+    total: VersionQuality
+    days: tuple[VersionQuality, ...]  # one per day it answered on, oldest first
 
 
 @dataclass(frozen=True)
@@ -159,21 +167,29 @@ class LiveQuality:
         *,
         days: int = 14,
         model_name: str | None = None,
+        model_versions: Collection[str] | None = None,
         now: datetime | None = None,
     ) -> LiveQuality:
-        """The interactions received in the last `days` days (of `model_name`, if given)."""
+        """The interactions received in the last `days` days (of `model_name`, and of those
+        `model_versions`, if given)."""
         since = (now or datetime.now(UTC)) - timedelta(days=days)
         query = select(
             Interaction.model_name,
             Interaction.model_version,
             Interaction.received_at,
             Interaction.rating,
-            Interaction.correction.is_not(None),
+            # A user's correction says the answer was wrong; a reviewer's, that someone looked.
+            and_(
+                Interaction.correction.is_not(None),
+                func.coalesce(Interaction.correction_source, "user") != REVIEW_SOURCE,
+            ),
             func.length(Interaction.response),
             Interaction.uncertainty,
         ).where(Interaction.received_at >= since)
         if model_name is not None:
             query = query.where(Interaction.model_name == model_name)
+        if model_versions is not None:
+            query = query.where(Interaction.model_version.in_(list(model_versions)))
         samples: dict[tuple[str, str], dict[date, _Sample]] = defaultdict(
             lambda: defaultdict(_Sample)
         )
@@ -193,6 +209,16 @@ class LiveQuality:
     def versions(self) -> list[VersionQuality]:
         """Every version read, by model name then version."""
         return [_quality(n, v, by_day) for (n, v), by_day in sorted(self._samples.items())]
+
+    def daily(self) -> list[DailyQuality]:
+        """Every version read, by model name then version: over all days and per day."""
+        return [
+            DailyQuality(
+                total=_quality(n, v, by_day),
+                days=tuple(_quality(n, v, {d: by_day[d]}) for d in sorted(by_day)),
+            )
+            for (n, v), by_day in sorted(self._samples.items())
+        ]
 
     def compare(
         self, model_name: str, candidate: str, reference: str

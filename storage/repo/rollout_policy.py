@@ -80,8 +80,10 @@ def decide(
 ) -> RolloutDecision:
     """The policy's decision for a canary now on `percent` % of devices."""
     policy = policy or RolloutPolicy()
+    days = len(canary.days)
     evidence = (
-        f"n={canary.interactions} vs {stable.interactions} over {len(canary.days)} shared days"
+        f"n={canary.interactions} vs {stable.interactions} over {days} shared "
+        f"day{'' if days == 1 else 's'}"
     )
     worse = [d for d in differences if d.clearly_worse]
     if worse:

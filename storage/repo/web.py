@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -97,56 +96,3 @@ def version_scores(*, session: Session, student: str | None = None) -> list[Vers
             created_at=ev.created_at,
         )
     return list(newest.values())
-
-
-@dataclass(frozen=True)
-class MeasuredAnswer:
-    """A stored answer that carries a token-uncertainty summary."""
-
-    seq: int
-    id: str
-    source: str
-    model_name: str
-    model_version: str
-    prompt: str
-    response: str
-    rating: int | None
-    corrected: bool
-    uncertainty: dict[str, Any]
-
-
-def measured_answers(
-    *, session: Session, uncorrected_only: bool = True, limit: int = 5000
-) -> list[MeasuredAnswer]:
-    """The newest `limit` answers with an uncertainty summary (optionally not yet corrected)."""
-    query = select(
-        Interaction.seq,
-        Interaction.id,
-        Interaction.source,
-        Interaction.model_name,
-        Interaction.model_version,
-        Interaction.prompt,
-        Interaction.response,
-        Interaction.rating,
-        Interaction.correction,
-        Interaction.uncertainty,
-    ).where(Interaction.uncertainty.is_not(None))
-    if uncorrected_only:
-        query = query.where(Interaction.correction.is_(None))
-    query = query.order_by(Interaction.seq.desc()).limit(limit)
-    return [
-        MeasuredAnswer(
-            seq=r.seq,
-            id=str(r.id),
-            source=r.source,
-            model_name=r.model_name,
-            model_version=r.model_version,
-            prompt=r.prompt,
-            response=r.response,
-            rating=r.rating,
-            corrected=r.correction is not None,
-            uncertainty=dict(r.uncertainty),
-        )
-        for r in session.execute(query)
-        if isinstance(r.uncertainty, dict)  # JSON null reads back as None
-    ]

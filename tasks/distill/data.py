@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +21,25 @@ CORRECTION = "correction"  # the prepare stage's target_source of a user's corre
 
 @dataclass(frozen=True)
 class TrainRecord:
-    """One training conversation and whether its answer is a user's correction."""
+    """One training conversation, whether its answer is a correction, and its weight."""
 
     messages: Messages
     corrected: bool = False
+    weight: float = 1.0  # the prepare stage's: 1 + low-confidence share, capped (else 1)
 
 
 def _split_records(path: Path, split: str) -> list[TrainRecord]:
     data = load_snapshot(path, (split,))[split]
-    # Snapshots written without a target_source column (older ones, tests) hold no corrections.
+    # Snapshots written without a target_source column (older ones, tests) hold no corrections,
+    # and those without a weight column (before weights existed) weigh 1 throughout.
     sources = data["target_source"] if "target_source" in data.column_names else None
+    weights = data["weight"] if "weight" in data.column_names else None
     return [
-        TrainRecord(check_messages(m), bool(sources and sources[i] == CORRECTION))
+        TrainRecord(
+            check_messages(m),
+            bool(sources and sources[i] == CORRECTION),
+            float(weights[i]) if weights is not None and weights[i] is not None else 1.0,
+        )
         for i, m in enumerate(data["messages"])
     ]
 
@@ -81,7 +90,29 @@ def training_records(
                 seen.add(h)
                 older.append(rec)
     n_replay = min(len(older), round(replay_fraction * len(records)))
-    return records + random.Random(seed).sample(older, n_replay)
+    return oversample(records + random.Random(seed).sample(older, n_replay), seed)
+
+
+def oversample(records: list[TrainRecord], seed: int) -> list[TrainRecord]:
+    """Each record `weight` times in expectation: the whole part of its weight in copies, and
+    one more when a seeded hash of the record falls below the fractional part.
+
+    Weights become copies here, not factors in the loss: the loss has three paths (TRL's
+    SFT loss, logit KD, cross-tokenizer KD), each normalized by the batch's target tokens,
+    and the preference stage reads the snapshot apart. A copy reaches all of them alike,
+    and the teacher cache still sends each distinct record through the teacher once. The
+    draw depends on the record and the seed only, so a run is reproducible.
+    """
+    out: list[TrainRecord] = []
+    for rec in records:
+        whole = max(1, math.floor(rec.weight))
+        fraction = rec.weight - math.floor(rec.weight) if rec.weight > 1 else 0.0
+        if fraction > 0:
+            key = f"oversample:{seed}:{record_hash(rec.messages)}".encode()
+            draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+            whole += draw < fraction
+        out += [rec] * whole
+    return out
 
 
 def prompt_ids(tok: PreTrainedTokenizerBase, messages: Messages) -> list[int]:

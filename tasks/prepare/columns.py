@@ -23,6 +23,11 @@ FEATURES = Features(
         "model_version": Value("string"),
         "prompt_hash": Value("string"),
         "rating": Value("int32"),
+        # Who wrote a correction target: "user" or "review" (an enrolled reviewer); else None.
+        "corrected_by": Value("string"),
+        # How much the record counts in training: 1 + the answer's low-confidence share
+        # for uncertain answers and reviewers' corrections (capped), else 1 (uncertain.py).
+        "weight": Value("float32"),
     }
 )
 NEGATIVE_FEATURES = Features(

@@ -46,6 +46,9 @@ class PrepareConfig:
     device_cap_floor: int = 100
     device_cap_min_devices: int = 3
     system_prompt: str | None = None
+    # A record whose answer the model was unsure of, or that a reviewer corrected, weighs
+    # 1 + its share of low-confidence tokens, at most this (1.0: every record weighs 1).
+    max_weight: float = 2.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,6 +70,8 @@ class PrepareConfig:
             problems.append("device_share_cap must lie in (0, 1] or be None")
         if self.device_cap_floor < 0 or self.device_cap_min_devices < 1:
             problems.append("device_cap_floor must be >= 0 and device_cap_min_devices >= 1")
+        if not 1.0 <= self.max_weight <= 10.0:
+            problems.append("max_weight must lie in [1, 10]")
         if not set(self.group_by) <= {"category", "model_name"}:
             problems.append("group_by may name only 'category' and 'model_name'")
         if problems:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from storage.models import REVIEW_SOURCE
 from tasks.prepare.config import PrepareConfig
 from tasks.prepare.pii import scrub_pii
 from tasks.prepare.quality import check_rating, check_text
 from tasks.prepare.records import choose_target, clean, hash_normalized, normalize, pair_key
+from tasks.prepare.uncertain import UncertaintyRule, record_weight
 
 
 class Examined(NamedTuple):
@@ -26,6 +28,8 @@ class Examined(NamedTuple):
     rating: int | None
     corrected_response: str | None = None  # the model's answer when a user corrected it
     consent: str = "train"  # "evaluate": its user allowed held-out checks, never training
+    corrected_by: str | None = None  # who wrote a correction target: "user" or "review"
+    weight: float = 1.0  # 1 + low-confidence share for uncertain answers and review corrections
 
 
 def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | str:
@@ -46,9 +50,16 @@ def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | 
         return reason
     prompt = scrub_pii(clean(row.prompt), pii)
     target = scrub_pii(clean(target), pii)
-    corrected = None
-    if source == "correction" and isinstance(row.response, str) and row.response.strip():
-        corrected = scrub_pii(clean(row.response), pii)
+    corrected = corrected_by = None
+    if source == "correction":
+        review = getattr(row, "correction_source", None) == REVIEW_SOURCE
+        corrected_by = REVIEW_SOURCE if review else "user"
+        if isinstance(row.response, str) and row.response.strip():
+            corrected = scrub_pii(clean(row.response), pii)
+    weight, uncertainty = 1.0, getattr(row, "uncertainty", None)
+    if uncertainty is not None or corrected_by == REVIEW_SOURCE:  # phones' rows skip this
+        rule = UncertaintyRule(max_weight=config.max_weight)
+        weight = record_weight(uncertainty, corrected_by, rule)
     normalized_prompt = normalize(prompt)
     # Negatives flip the low bit so they dedupe apart from trainable pairs.
     key = pair_key(normalized_prompt, normalize(target)) ^ (kind == "negative")
@@ -66,4 +77,6 @@ def examine(row: Any, config: PrepareConfig, pii: dict[str, int]) -> Examined | 
         row.rating,
         corrected,
         getattr(row, "consent", None) or "train",
+        corrected_by,
+        weight,
     )

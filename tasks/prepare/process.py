@@ -81,7 +81,11 @@ class FirstPass:
         record_rank = rank(ex.record_id, cfg.seed, "cap")
         self.caps.add(group, record_rank)
         row.update(target=ex.target, target_source=ex.source, _group=group, _rank=record_rank)
-        row["corrected_response"] = ex.corrected_response
+        row.update(
+            corrected_response=ex.corrected_response,
+            corrected_by=ex.corrected_by,
+            weight=ex.weight,
+        )
         self.staged[split].add(row)
 
     def _split(self, phash: str) -> str:

@@ -273,6 +273,7 @@ async def test_no_route_coerces_a_number_or_a_flag(client: httpx.AsyncClient) ->
         ("post", FEEDBACK): upload(device_id, [interaction()]),
         ("post", CHAT): HELLO,
         ("post", "/api/devices"): {"platform": "android", "app_version": "1"},
+        ("post", "/api/review/{interaction_id}"): {"correction": "A better answer."},
     }
     accepted, tried = [], 0
     for path, ops in doc["paths"].items():
@@ -303,3 +304,17 @@ async def test_no_route_coerces_a_number_or_a_flag(client: httpx.AsyncClient) ->
                         accepted.append(f"{method} {path}?{param['name']}={value!r}")
     assert tried >= 40  # the sweep reached the bodies and the queries
     assert not accepted, accepted
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", [0, 1767225600, 1.5, True])
+async def test_timestamps_are_text_not_numbers(client: httpx.AsyncClient, value: object) -> None:
+    """A number is not read as Unix time: the document says RFC 3339 text."""
+    device_id, auth = await register(client)
+    for body in (
+        {**upload(device_id, [interaction()]), "timestamp": value},
+        upload(device_id, [interaction(created_at=value)]),
+        upload(device_id, [interaction(updated_at=value)]),
+    ):
+        resp = await client.post(FEEDBACK, json=body, headers=auth)
+        assert resp.status_code == 422 and "RFC 3339" in resp.text, resp.text
