@@ -97,6 +97,17 @@ def test_prefect_yaml_parameters_validate_against_their_flow(deployment: dict[st
         assert not isinstance(value, dict)
 
 
+def test_the_weekly_deployment_stages_new_versions_for_the_rollout_watcher() -> None:
+    # The fleet's schedule: a new version reaches 10 % of devices first, and the hourly
+    # watcher it relies on is deployed beside it.
+    deployments = {d["name"]: d for d in _deployments()}
+    weekly = perpetual_cycle.validate_parameters(
+        deployments["weekly-student-retraining"]["parameters"]
+    )
+    assert weekly["config"].canary_percent == 10
+    assert "hourly-rollout-watch" in deployments
+
+
 def test_a_typo_in_a_deployment_parameter_is_refused_by_the_flow() -> None:
     (weekly,) = [d for d in _deployments() if d["name"] == "weekly-student-retraining"]
     config = {**weekly["parameters"]["config"], "distill": {"max_step": 3}}
