@@ -244,8 +244,8 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
             if row.teacher_cache:
                 cache = row.teacher_cache
                 progress.line(
-                    f"  teacher cache: {cache.get('misses')} records through the teacher, "
-                    f"{cache.get('hits')} reused from earlier cycles"
+                    f"  teacher cache: {cache.get('misses', 0):.0f} records through the teacher, "
+                    f"{cache.get('hits', 0):.0f} reused from earlier cycles"
                 )
             if row.report:
                 progress.line(f"  evaluation report: {row.report}")
