@@ -11,7 +11,7 @@ WHEELS ?=
 PIP_FROM := $(if $(WHEELS),--no-index --find-links $(abspath $(WHEELS)),)
 WHEELHOUSE ?= wheelhouse
 
-.PHONY: install wheelhouse llama-cpp demo test test-slow test-gpu gpu-check test-browser lint format bench serve clean
+.PHONY: install wheelhouse llama-cpp demo test test-slow test-shapes test-gpu gpu-check test-browser lint format bench serve clean
 
 install: $(STAMP)
 
@@ -54,6 +54,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+# The seed models' real widths at one or two layers, through every stage (minutes, ~4 GB).
+test-shapes: $(STAMP)
+	$(PY) -m pytest -m shapes
 
 test-gpu: $(STAMP)
 	$(PY) -m pytest -m gpu

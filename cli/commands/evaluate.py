@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from cli.commands.options import TEACHERS, Student
+from cli.commands.options import TEACHERS, PresetChoice, Student
 
 if TYPE_CHECKING:
     from tasks.evaluate.config import EvaluateConfig
@@ -90,7 +90,7 @@ def candidate(
     teacher: Annotated[
         str | None,
         typer.Option(
-            click_type=click.Choice(TEACHERS),
+            click_type=PresetChoice(TEACHERS),
             metavar="PRESET",
             help="teacher scored beside the student as the yardstick [none]",
         ),

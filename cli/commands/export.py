@@ -33,9 +33,9 @@ def _resolve(path_or_preset: str) -> Path | None:
     path = Path(path_or_preset)
     if (path / "config.json").is_file():
         return path
-    from tasks.models.presets import PRESETS
+    from tasks.models.presets import find_preset
 
-    if path_or_preset in PRESETS:
+    if find_preset(path_or_preset) is not None:
         from tasks.models.load import materialize_preset
 
         return materialize_preset(path_or_preset)

@@ -8,6 +8,7 @@ from typing import Annotated
 import click
 import typer
 
+from cli.commands.options import PresetChoice
 from cli.errors import UserError
 from tasks.models.presets import preset_names
 
@@ -37,11 +38,11 @@ ANY_PRESET = preset_names()
 def memory(
     teacher: Annotated[
         str | None,
-        typer.Option(click_type=click.Choice(ANY_PRESET), metavar="PRESET", help="teacher preset"),
+        typer.Option(click_type=PresetChoice(ANY_PRESET), metavar="PRESET", help="teacher preset"),
     ] = None,
     student: Annotated[
         str | None,
-        typer.Option(click_type=click.Choice(ANY_PRESET), metavar="PRESET", help="student preset"),
+        typer.Option(click_type=PresetChoice(ANY_PRESET), metavar="PRESET", help="student preset"),
     ] = None,
     card: Annotated[
         str | None,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
 
 from tasks.config import QUANTIZATIONS
-from tasks.models.presets import preset_names
+from tasks.models.presets import DEPTH_MARK, UnknownPresetError, get_preset, preset_names
 from tasks.models.remote import remote_teacher_names
 
 # Remote teachers (tasks/models/remote.py) are read from their file when the CLI starts.
@@ -20,11 +20,25 @@ def _choices(names: list[str] | tuple[str, ...]) -> str:
     return "choices: " + ", ".join(names)
 
 
+class PresetChoice(click.Choice):
+    """One of the listed presets, or a listed shape preset at fewer layers (`shape-…-L2`)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        if isinstance(value, str) and value.rpartition(DEPTH_MARK)[0] in self.choices:
+            try:
+                return get_preset(value).name
+            except UnknownPresetError as exc:
+                self.fail(str(exc).strip('"'), param, ctx)
+        return super().convert(value, param, ctx)
+
+
 # Choice lists are spelled out in the help text: the metavar stays one short word.
 Teacher = Annotated[
     str,
     typer.Option(
-        click_type=click.Choice(TEACHERS),
+        click_type=PresetChoice(TEACHERS),
         metavar="PRESET",
         help=f"teacher model preset; {_choices(TEACHERS)}",
     ),
@@ -32,7 +46,7 @@ Teacher = Annotated[
 Student = Annotated[
     str,
     typer.Option(
-        click_type=click.Choice(STUDENTS),
+        click_type=PresetChoice(STUDENTS),
         metavar="PRESET",
         help=f"student model preset; {_choices(STUDENTS)}",
     ),
@@ -41,7 +55,7 @@ Students = Annotated[
     list[str] | None,
     typer.Option(
         "--student",
-        click_type=click.Choice(STUDENTS),
+        click_type=PresetChoice(STUDENTS),
         metavar="PRESET",
         help=f"student model preset, repeat for several; {_choices(STUDENTS)} "
         "[default: smollm2-pruned-student]",

@@ -8,6 +8,7 @@ from typing import Annotated
 import click
 import typer
 
+from cli.commands.options import PresetChoice
 from cli.errors import UserError
 from tasks.models.presets import preset_names
 
@@ -19,14 +20,14 @@ def preflight(
     teacher: Annotated[
         str | None,
         typer.Option(
-            click_type=click.Choice(ANY_PRESET),
+            click_type=PresetChoice(ANY_PRESET),
             metavar="PRESET",
             help=f"teacher preset; choices: {', '.join(ANY_PRESET)}",
         ),
     ] = None,
     student: Annotated[
         str | None,
-        typer.Option(click_type=click.Choice(ANY_PRESET), metavar="PRESET", help="student preset"),
+        typer.Option(click_type=PresetChoice(ANY_PRESET), metavar="PRESET", help="student preset"),
     ] = None,
     seed_pairs: Annotated[
         bool, typer.Option(help="all 9 seed teacher/student pairs instead of one")

@@ -148,9 +148,9 @@ def base_metadata(
 def preset_metadata(preset_name: str, version: str | None = None) -> GGUFMetadata | None:
     """base_metadata for a student preset (None for names that are not presets)."""
     from tasks.models.load import materialize_preset, smollm2_gguf_path
-    from tasks.models.presets import PRESETS
+    from tasks.models.presets import find_preset
 
-    preset = PRESETS.get(preset_name)
+    preset = find_preset(preset_name)  # a shape preset's `-L<layers>` name too
     if preset is None:
         return None
     # The SmolLM2 presets are built from the packaged GGUF: its keys are the base's own.

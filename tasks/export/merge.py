@@ -61,9 +61,10 @@ def merge_adapter(
             shutil.copy2(base_dir / "README.md", tmp / "README.md")
         # transformers 5 saves SentencePiece tokenizers as tokenizer.json only; llama.cpp's
         # converter reads scores and piece types from tokenizer.model (Phi-3, TinyLlama).
-        source = _tokenizer_source(base_dir, adapter_dir)
-        if (source / "tokenizer.model").is_file() and not (tmp / "tokenizer.model").exists():
-            shutil.copy2(source / "tokenizer.model", tmp / "tokenizer.model")
+        # A trained adapter saves its tokenizer without one: the base's pieces are the same.
+        for source in (_tokenizer_source(base_dir, adapter_dir), base_dir):
+            if (source / "tokenizer.model").is_file() and not (tmp / "tokenizer.model").exists():
+                shutil.copy2(source / "tokenizer.model", tmp / "tokenizer.model")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.rename(tmp, out_dir)

@@ -21,7 +21,7 @@ VOCABS = {
     "llama-bpe": "Llama-3.x (Llama-3.1-8B teacher, Llama-3.2-1B student), 128256 tokens",
     "llama-spm": "Llama-2 SentencePiece (TinyLlama-1.1B student), 32000 tokens",
     "phi-3": "Phi-3-mini SentencePiece, 32064 tokens",
-    "qwen2": "Qwen2.5 byte-level BPE (Qwen2.5-7B teacher), 151k tokens",
+    "qwen2": "Qwen2 byte-level BPE (Qwen2.5-7B teacher, which adds 19 tokens), 151k tokens",
 }
 
 
@@ -61,6 +61,10 @@ class LlamaCppSource:
         if name not in VOCABS:
             raise KeyError(f"unknown vocabulary {name!r}; choose one of {sorted(VOCABS)}")
         return self.llama_cpp / "models" / f"ggml-vocab-{name}.gguf"
+
+    def chat_template(self, name: str) -> str:
+        """`models/templates/<name>.jinja`: a real model's chat template as its Hub repo has it."""
+        return (self.llama_cpp / "models" / "templates" / f"{name}.jinja").read_text("utf-8")
 
     def reference_tokenization(self, name: str) -> list[tuple[str, list[int]]]:
         """(text, llama.cpp's reference token ids) pairs from the `.inp`/`.out` files."""

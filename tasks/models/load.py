@@ -75,9 +75,14 @@ def materialize_preset(name: str) -> Path:
     # Build in a sibling temp dir and rename: concurrent processes never see half a model.
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
-        model, tokenizer = _build_local(preset)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        if preset.source == "shape":  # the tokenizer files as the real repo ships them
+            from tasks.models.shape import write_shape_model
+
+            write_shape_model(preset, tmp)
+        else:
+            model, tokenizer = _build_local(preset)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         try:
             os.rename(tmp, target)
         except OSError:  # another process won the race; its copy is identical
@@ -158,6 +163,10 @@ def load_tokenizer(preset_name: str) -> PreTrainedTokenizerBase:
     preset = get_preset(preset_name)
     if preset.source == "hub":
         tok = AutoTokenizer.from_pretrained(preset.hub_id, revision=preset.revision)
+    elif preset.source == "shape":  # without building (perhaps 8 B) weights
+        from tasks.models.shape import tokenizer_dir
+
+        tok = AutoTokenizer.from_pretrained(tokenizer_dir(preset))
     else:
         tok = AutoTokenizer.from_pretrained(materialize_preset(preset_name))
     if tok.pad_token is None:

@@ -128,10 +128,15 @@ def shape_from_config(config: dict[str, object]) -> ModelShape:
 
 
 def preset_shape(preset_name: str) -> ModelShape:
-    """A preset's shape: the published one for Hub models, the built config for local ones."""
+    """A preset's shape: the published one for Hub models and shape presets (at their
+    depth), the built config for other local ones."""
     from tasks.models.presets import get_preset
 
     preset = get_preset(preset_name)
+    if preset.source == "shape":  # the real model's, at the preset's depth; nothing is built
+        from tasks.models.shape import shape_of
+
+        return shape_of(preset)
     if not preset.is_local and preset.hub_id in HUB_SHAPES:
         return HUB_SHAPES[preset.hub_id]
     if not preset.is_local:

@@ -48,6 +48,26 @@ def _wheel(version: str = MISTRAL_COMMON_VERSION) -> Path:
     return found[0]
 
 
+# As Mistral-7B-Instruct-v0.3's tokenizer_config.json sets them.
+TOKENIZER_CONFIG = {
+    "tokenizer_class": "LlamaTokenizer",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "add_bos_token": True,
+    "add_eos_token": False,
+    "legacy": False,
+}
+
+
+def write_v3_files(out_dir: Path) -> None:
+    """`tokenizer.model` (the v3 SentencePiece model) and `tokenizer_config.json` in `out_dir`,
+    as the Hub repo ships them; AutoTokenizer converts them into a fast tokenizer."""
+    with zipfile.ZipFile(_wheel()) as wheel:
+        (out_dir / "tokenizer.model").write_bytes(wheel.read(_MODEL))
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(TOKENIZER_CONFIG))
+
+
 def mistral_v3_tokenizer_dir() -> Path:
     """A transformers tokenizer folder built from the v3 model, converted once and cached."""
     from transformers import AutoTokenizer
@@ -55,20 +75,9 @@ def mistral_v3_tokenizer_dir() -> Path:
     saved = cache_dir() / "tokenizers" / f"mistral-v3-mistral-common-{MISTRAL_COMMON_VERSION}"
     if (saved / "tokenizer.json").is_file():
         return saved
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(_wheel()) as wheel:
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "tokenizer.model").write_bytes(wheel.read(_MODEL))
-        # As Mistral-7B-Instruct-v0.3's tokenizer_config.json sets them.
-        config = {
-            "tokenizer_class": "LlamaTokenizer",
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "unk_token": "<unk>",
-            "add_bos_token": True,
-            "add_eos_token": False,
-            "legacy": False,
-        }
-        (work / "tokenizer_config.json").write_text(json.dumps(config))
+        write_v3_files(work)
         tokenizer = AutoTokenizer.from_pretrained(work)  # converts tokenizer.model
         saved.mkdir(parents=True, exist_ok=True)
         tokenizer.save_pretrained(saved)

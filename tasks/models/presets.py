@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 Role = Literal["teacher", "student"]
-Source = Literal["hub", "smollm2_gguf", "pruned_smollm2", "healed", "tiny"]
+Source = Literal["hub", "smollm2_gguf", "pruned_smollm2", "healed", "tiny", "shape"]
 
 LLAMA_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Phi-3 fuses q/k/v and gate/up into single projections.
@@ -89,7 +90,9 @@ class ModelPreset:
     # Only for source="tiny": architecture and tokenizer variant ("b" = different vocabulary).
     tiny_arch: Literal["llama", "phi3"] = "llama"
     tiny_variant: str = "a"
-    tiny_seed: int = 0
+    tiny_seed: int = 0  # the random weights' seed (source="tiny" and "shape")
+    # Only for source="shape": decoder layers built (the real model's, or fewer: `name-L<N>`).
+    shape_layers: int = 0
     # Only for source="pruned_smollm2": decoder layers removed from the full model.
     pruned_layers: tuple[int, ...] = field(default=())
     # Only for source="healed": how the base is healed (built by `distillery heal`).
@@ -124,6 +127,25 @@ def _tiny(name: str, role: Role, arch: str, variant: str, seed: int) -> ModelPre
         tiny_arch=arch,  # type: ignore[arg-type]
         tiny_variant=variant,
         tiny_seed=seed,
+    )
+
+
+def _shape(name: str, real: str, seed: int, layers: int | None = None) -> ModelPreset:
+    """Hub preset `real` with random weights at its real shape, built locally
+    (tasks/models/shape.py): same Hub id, LoRA and batch settings, `layers` deep (all)."""
+    from tasks.models.memory_plan import HUB_SHAPES
+    from tasks.models.tiny_seed import FIXTURE_VERSION
+
+    hub = next(p for p in _ALL if p.name == real)
+    layers = layers or HUB_SHAPES[hub.hub_id].layers
+    return replace(
+        hub,
+        name=name,
+        revision=f"shape-{FIXTURE_VERSION}-L{layers}-seed{seed}",
+        source="shape",
+        tiny_seed=seed,
+        shape_layers=layers,
+        chat_template_note="the real model's chat template, rebuilt offline",
     )
 
 
@@ -235,6 +257,20 @@ _ALL: list[ModelPreset] = [
     _tiny("tiny-llama-student-b", "student", "llama", "b", seed=4),
 ]
 
+# The seed models at their real shapes (architecture, widths, vocabulary, tokenizer and chat
+# template) with random weights: a whole cycle at the real sizes without downloading 40 GB.
+# `shape-…-L<N>` is the same model N layers deep (get_preset), for CPUs and CI. (Not `@N`:
+# a preset name is also a student name in the registry, in file names and URLs.)
+_ALL += [
+    _shape("shape-mistral-7b", "mistral-7b-instruct-v0.3", seed=11),
+    _shape("shape-qwen2.5-7b", "qwen2.5-7b-instruct", seed=12),
+    _shape("shape-llama-3.1-8b", "llama-3.1-8b-instruct", seed=13),
+    _shape("shape-phi-3-mini", "phi-3-mini-4k-instruct", seed=14),
+    _shape("shape-llama-3.2-1b", "llama-3.2-1b-instruct", seed=15),
+    _shape("shape-tinyllama-1.1b", "tinyllama-1.1b-chat", seed=16),
+]
+DEPTH_MARK = "-L"  # shape-llama-3.2-1b-L2: the shape preset with 2 decoder layers
+
 PRESETS: dict[str, ModelPreset] = {p.name: p for p in _ALL}
 
 
@@ -248,9 +284,35 @@ def preset_names(role: Role | None = None) -> list[str]:
 
 
 def get_preset(name: str) -> ModelPreset:
-    """The preset called `name`; a clear error listing the known names otherwise."""
-    try:
+    """The preset called `name` (a shape preset may end in `-L<layers>`); a clear error
+    listing the known names otherwise."""
+    if name in PRESETS:
         return PRESETS[name]
-    except KeyError:
-        known = ", ".join(sorted(PRESETS))
-        raise UnknownPresetError(f"unknown model preset {name!r}; known presets: {known}") from None
+    base, mark, layers = name.rpartition(DEPTH_MARK)
+    if mark and base in PRESETS and PRESETS[base].source == "shape":
+        full = PRESETS[base].shape_layers
+        if not (layers.isdigit() and 1 <= int(layers) <= full):
+            raise UnknownPresetError(
+                f"unknown model preset {name!r}: {base}{DEPTH_MARK}<layers> takes 1 to "
+                f"{full} layers"
+            )
+        return _at_depth(base, int(layers))
+    known = ", ".join(sorted(PRESETS))
+    raise UnknownPresetError(f"unknown model preset {name!r}; known presets: {known}")
+
+
+def find_preset(name: str) -> ModelPreset | None:
+    """The preset called `name`, or None when it is not one."""
+    try:
+        return get_preset(name)
+    except UnknownPresetError:
+        return None
+
+
+@lru_cache(maxsize=64)
+def _at_depth(base: str, layers: int) -> ModelPreset:
+    preset = PRESETS[base]
+    if layers == preset.shape_layers:  # the full depth is the preset itself
+        return preset
+    real = next(p.name for p in _ALL if p.source == "hub" and p.hub_id == preset.hub_id)
+    return _shape(f"{base}{DEPTH_MARK}{layers}", real, preset.tiny_seed, layers)
