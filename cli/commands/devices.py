@@ -65,14 +65,7 @@ def _set(device_ids: list[str], status: str) -> int:
     db = get_database(StorageSettings())
     with db.transaction(write=True) as session:
         found = set_status(session=session, device_ids=device_ids, status=status)
-    for device_id in device_ids:
-        if device_id in found:
-            print(f"✓ {device_id}: {status}")
-    missing = [d for d in device_ids if d not in found]
-    if missing:
-        print(f"✗ unknown device id(s): {', '.join(missing)} (see `distillery devices list`)")
-        return 1
-    return 0
+    return _report(device_ids, dict.fromkeys(found, status))
 
 
 @app.command()
@@ -117,11 +110,16 @@ def _set_role(device_ids: list[str], role: str, actor: str | None) -> int:
                 subject=f"role {role}: {', '.join(found)}",
                 counts={"devices": len(found)},
             )
+    notes = {d: "" if statuses.get(d) == "active" else f" ({statuses[d]})" for d in found}
+    return _report(device_ids, {d: f"{role}{notes[d]}" for d in found})
+
+
+def _report(device_ids: list[str], done: dict[str, str]) -> int:
+    """A ✓ line per changed device with what it is now; exit 1 naming any unknown id."""
     for device_id in device_ids:
-        if device_id in found:
-            note = "" if statuses.get(device_id) == "active" else f" ({statuses[device_id]})"
-            print(f"✓ {device_id}: {role}{note}")
-    missing = [d for d in device_ids if d not in found]
+        if device_id in done:
+            print(f"✓ {device_id}: {done[device_id]}")
+    missing = [d for d in device_ids if d not in done]
     if missing:
         print(f"✗ unknown device id(s): {', '.join(missing)} (see `distillery devices list`)")
         return 1

@@ -172,6 +172,34 @@ def _insert_new_pipelined(
     return len(accepted), accepted
 
 
+def record_revision(
+    session: Session,
+    *,
+    interaction_id: uuid.UUID,
+    row: Any,
+    device_id: str,
+    replaced_at: datetime,
+    batch_id: uuid.UUID,
+) -> None:
+    """Keep a row's rating and correction, as they were, before an update or a review
+    replaces them (`row`: those columns and `seq`, as selected from interactions)."""
+    session.execute(
+        insert(InteractionRevision).values(
+            interaction_id=interaction_id,
+            device_id=device_id,
+            previous_seq=row.seq,
+            rating=row.rating,
+            correction=row.correction,
+            correction_source=row.correction_source,
+            reviewed_by=row.reviewed_by,
+            client_updated_at=row.client_updated_at,
+            received_at=row.received_at,
+            replaced_at=replaced_at,
+            replaced_by_batch=batch_id,
+        )
+    )
+
+
 def next_seq(session: Session) -> Any:
     """An SQL expression for a fresh arrival seq (the row's sequence; max+1 on SQLite)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -220,20 +248,13 @@ def _apply_updates(
         same = (new.rating, correction) == (old.rating, old.correction)
         if old.device_id != device_id or not newer or same:
             continue
-        session.execute(
-            insert(InteractionRevision).values(
-                interaction_id=old.id,
-                device_id=device_id,
-                previous_seq=old.seq,
-                rating=old.rating,
-                correction=old.correction,
-                correction_source=old.correction_source,
-                reviewed_by=old.reviewed_by,
-                client_updated_at=old.client_updated_at,
-                received_at=old.received_at,
-                replaced_at=received_at,
-                replaced_by_batch=batch_id,
-            )
+        record_revision(
+            session,
+            interaction_id=old.id,
+            row=old,
+            device_id=device_id,
+            replaced_at=received_at,
+            batch_id=batch_id,
         )
         session.execute(
             update(Interaction)

@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import REVIEW_SOURCE, FeedbackBatch, Interaction, InteractionRevision, utcnow
-from storage.repo.feedback import next_seq
+from storage.models import REVIEW_SOURCE, FeedbackBatch, Interaction, utcnow
+from storage.repo.feedback import next_seq, record_revision
 
 
 @dataclass(frozen=True)
@@ -245,20 +245,13 @@ def store_review(
             not_stored=0,
         )
     )
-    session.execute(
-        insert(InteractionRevision).values(
-            interaction_id=interaction_id,
-            device_id=reviewer,
-            previous_seq=row.seq,
-            rating=row.rating,
-            correction=row.correction,
-            correction_source=row.correction_source,
-            reviewed_by=row.reviewed_by,
-            client_updated_at=row.client_updated_at,
-            received_at=row.received_at,
-            replaced_at=now,
-            replaced_by_batch=batch,
-        )
+    record_revision(
+        session,
+        interaction_id=interaction_id,
+        row=row,
+        device_id=reviewer,
+        replaced_at=now,
+        batch_id=batch,
     )
     session.execute(
         update(Interaction)

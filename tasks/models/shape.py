@@ -12,9 +12,7 @@ preset's depth, so `distillery memory` plans a full-depth shape preset as its re
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from tasks.models.presets import ModelPreset
 from tasks.models.tiny_seed import (
     FIXTURE_VERSION,
     SeedModel,
+    build_once,
     build_seed_tokenizer,
     seed_config,
     seed_model_for,
@@ -50,20 +49,7 @@ def tokenizer_dir(preset: ModelPreset) -> Path:
     """The real tokenizer of the preset's model, built once per machine (any depth shares it)."""
     model = _check(preset)
     final = cache_dir() / "tokenizers" / f"shape-{model.name}-{FIXTURE_VERSION}"
-    if (final / "tokenizer_config.json").is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-"))
-    try:
-        build_seed_tokenizer(model, tmp)
-        try:
-            os.rename(tmp, final)  # another process may have won the race: keep its copy
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+    return build_once(final, "tokenizer_config.json", lambda tmp: build_seed_tokenizer(model, tmp))
 
 
 def write_shape_model(preset: ModelPreset, out_dir: Path) -> Path:

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -427,12 +428,18 @@ def seed_student_dir(name: str) -> Path:
     if name not in SEED_STUDENTS:
         raise KeyError(f"unknown seed student {name!r}; choose one of {sorted(SEED_STUDENTS)}")
     final = cache_dir() / "fixtures" / FIXTURE_VERSION / name
-    if (final / "distillery_fixture.json").is_file():
+    return build_once(final, "distillery_fixture.json", lambda tmp: build_seed_student(name, tmp))
+
+
+def build_once(final: Path, marker: str, build: Callable[[Path], object]) -> Path:
+    """`final`, built by `build` into a temporary sibling and renamed into place, unless a
+    complete copy (one holding `marker`) is already there."""
+    if (final / marker).is_file():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}-"))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}-"))
     try:
-        build_seed_student(name, tmp)
+        build(tmp)
         try:
             os.rename(tmp, final)  # another process may have won the race: keep its copy
         except OSError:

@@ -6,7 +6,6 @@ and the web chat leave them. Screenshots go to $DISTILLERY_SCREENSHOT_DIR (else 
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from storage.models import Interaction
 from storage.repo.devices import set_role
 from tests.browser.test_web_page import browser, db, shots_dir
 from tests.serving.catalog_rows import add_version
-from tests.serving.conftest import free_port, start_uvicorn, wait_healthy
+from tests.serving.conftest import serving_live
 from tests.tasks.prepare.conftest import insert, make_row
 
 pytestmark = pytest.mark.browser
@@ -32,7 +31,6 @@ STUDENT = "smollm2-chat"
 @pytest.fixture
 def web_server(db: Database, tmp_path: Path) -> Iterator[str]:
     """A live service on the test database, chat off (nothing here needs a model)."""
-    port = free_port()
     env = {
         "DISTILLERY_DATABASE_URL": db.url.render_as_string(hide_password=False),
         "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
@@ -40,18 +38,8 @@ def web_server(db: Database, tmp_path: Path) -> Iterator[str]:
         "DISTILLERY_MANIFEST_CACHE_SECONDS": "0",
         "DISTILLERY_CHAT_ENABLED": "false",
     }
-    proc = start_uvicorn(env, port)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base_url, proc)
+    with serving_live(env) as base_url:
         yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def uncertainty(share: float, entropy: float) -> dict:

@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,15 +128,10 @@ def wait_healthy(base_url: str, proc: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"{base_url} did not become healthy in {timeout}s")
 
 
-@pytest.fixture
-def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
-    """A live uvicorn process on the test database; yields its base URL and stops it after."""
+@contextmanager
+def serving_live(env: dict[str, str], stop_timeout: float = 20) -> Iterator[str]:
+    """A live uvicorn process with `env` on a free port; yields its base URL, stops it after."""
     port = free_port()
-    env = {
-        "DISTILLERY_DATABASE_URL": db.url.render_as_string(hide_password=False),
-        "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
-        "DISTILLERY_MANIFEST_CACHE_SECONDS": "0",
-    }
     proc = start_uvicorn(env, port)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -144,10 +140,22 @@ def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def live_server(db: Database, tmp_path: Path) -> Iterator[str]:
+    """A live uvicorn process on the test database; yields its base URL and stops it after."""
+    env = {
+        "DISTILLERY_DATABASE_URL": db.url.render_as_string(hide_password=False),
+        "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
+        "DISTILLERY_MANIFEST_CACHE_SECONDS": "0",
+    }
+    with serving_live(env) as base_url:
+        yield base_url
 
 
 async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
