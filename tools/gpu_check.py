@@ -2,12 +2,14 @@
 
 1. the GPU tests (`pytest -m gpu`: bf16 and QLoRA training, loading offline);
 2. `bench/distill.py --device cuda --preset llama-1b` (KD step cost, FLOP use, generation);
-3. `bench/cycle.py --device cuda` (one weekly cycle timed by stage);
+3. `bench/cycle.py --device cuda` on the shape presets of Mistral-7B → Llama-3.2-1B (one
+   weekly cycle timed by stage, at the real sizes);
 4. the memory plan of that cycle beside the card's real capacity.
 
 Needs no network once the wheelhouse is installed (`make install WHEELS=DIR`): the models
-are random-weight or cached, and hub kernels stay off. On a machine without CUDA it stops
-at once and says so. Each step's output is kept in `gpu-check/` (or --out).
+are random-weight (the shape presets are built here) or cached, and hub kernels stay off.
+On a machine without CUDA it stops at once and says so. Each step's output is kept in
+`gpu-check/` (or --out).
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ def steps(quick: bool) -> list[tuple[str, list[str]]]:
     """(name, command) of each check; `quick` shrinks the benches to minutes."""
     py = sys.executable
     distill = [py, "bench/distill.py", "--device", "cuda", "--preset", "llama-1b"]
-    cycle = [py, "bench/cycle.py", "--device", "cuda"]
+    # The seed pair's real shapes with random weights (tasks/models/shape.py): the same
+    # compute as Mistral-7B → Llama-3.2-1B, and nothing to download.
+    cycle = [py, "bench/cycle.py", "--device", "cuda", "--teacher", "shape-mistral-7b",
+             "--student", "shape-llama-3.2-1b"]  # fmt: skip
     if quick:
         distill, cycle = [*distill, "--quick"], [*cycle, "--records", "500", "--steps", "20"]
     memory = [py, "-m", "cli", "memory", "--teacher", "mistral-7b-instruct-v0.3",

@@ -41,3 +41,14 @@ def test_every_flag_it_passes_exists(quick: bool) -> None:
         assert shown.returncode == 0, (name, shown.stderr[-500:])
         for flag in (a for a in command if a.startswith("--")):
             assert flag in shown.stdout, f"{name}: {flag} is not an option"
+
+
+def test_the_presets_it_names_exist_and_the_cycle_downloads_nothing() -> None:
+    from tasks.models.presets import get_preset
+
+    for name, command in _tool().steps(quick=False):
+        named = [command[i + 1] for i, a in enumerate(command) if a in ("--teacher", "--student")]
+        presets = [get_preset(value) for value in named]  # raises on an unknown name
+        if name == "bench/cycle.py":
+            # Built here from published shapes: no weights to fetch on an offline GPU server.
+            assert [p.source for p in presets] == ["shape", "shape"], named
