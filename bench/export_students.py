@@ -23,7 +23,8 @@ from tasks.export import base_metadata, check_parity, write_gguf_files  # noqa: 
 from tasks.export.llama_cpp import LlamaCppModel  # noqa: E402
 from tasks.export.parity import reference_perplexity  # noqa: E402
 from tasks.models.llama_cpp_source import llama_cpp_source  # noqa: E402
-from tasks.models.tiny_seed import SEED_STUDENTS, seed_student_dir  # noqa: E402
+from tasks.models.seed_models import SEED_STUDENTS  # noqa: E402
+from tasks.models.tiny_seed import seed_student_dir  # noqa: E402
 
 TEXTS = [
     "Rewrite the sentence and make your writing clearer by keeping it concise.",

@@ -134,7 +134,7 @@ def _shape(name: str, real: str, seed: int, layers: int | None = None) -> ModelP
     """Hub preset `real` with random weights at its real shape, built locally
     (tasks/models/shape.py): same Hub id, LoRA and batch settings, `layers` deep (all)."""
     from tasks.models.memory_plan import HUB_SHAPES
-    from tasks.models.tiny_seed import FIXTURE_VERSION
+    from tasks.models.seed_models import FIXTURE_VERSION
 
     hub = next(p for p in _ALL if p.name == real)
     layers = layers or HUB_SHAPES[hub.hub_id].layers

@@ -19,16 +19,9 @@ from pathlib import Path
 from tasks.models.llama_cpp_source import cache_dir
 from tasks.models.memory_plan import HUB_SHAPES, ModelShape
 from tasks.models.presets import ModelPreset
-from tasks.models.tiny_seed import (
-    FIXTURE_VERSION,
-    SeedModel,
-    build_once,
-    build_seed_tokenizer,
-    seed_config,
-    seed_model_for,
-    seed_weights,
-    write_model_card,
-)
+from tasks.models.seed_models import FIXTURE_VERSION, SeedModel, seed_model_for
+from tasks.models.seed_tokenizer import build_seed_tokenizer
+from tasks.models.tiny_seed import build_once, seed_config, seed_weights, write_model_card
 
 log = logging.getLogger(__name__)
 

@@ -99,7 +99,7 @@ def exported(
 ) -> dict[tuple[str, str], Path]:
     """(student, quantization) -> GGUF file, written once per session through the exporter."""
     from tasks.export import base_metadata, write_gguf_files
-    from tasks.models.tiny_seed import SEED_STUDENTS
+    from tasks.models.seed_models import SEED_STUDENTS
 
     out: dict[tuple[str, str], Path] = {}
     for name, hf_dir in student_dirs.items():
