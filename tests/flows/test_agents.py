@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from flows.perpetual import perpetual_cycle
-from storage.db import get_database
 from storage.models import Channel, ModelVersion
 from storage.registry import channels
 from tests.flows.test_perpetual import _rows, seed_rows, tiny_config
 from tests.tasks.prepare.conftest import insert
 
 pytestmark = pytest.mark.slow  # three trainings, evaluations and exports on 2 cores
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DISTILLERY_REGISTRY", "local")
-    db = get_database()
-    yield db
-    db.dispose()
 
 
 def test_each_agent_gets_its_adapter_on_its_own_channel(prefect_harness: None, store: Any) -> None:

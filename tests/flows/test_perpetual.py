@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from flows.perpetual import perpetual_cycle
-from storage.db import get_database
 from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
 from tasks.config import CycleConfig
 from tasks.cycle import ensure_training_limit, training_slot
@@ -56,15 +55,6 @@ async def _artifacts(key: str) -> list[dict[str, Any]]:
         response = await client._client.post("/artifacts/filter", json={**body, "offset": 0})
         response.raise_for_status()
         return list(response.json())
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DISTILLERY_REGISTRY", "local")
-    db = get_database()
-    yield db
-    db.dispose()
 
 
 def _rows(state: Any) -> dict[str, StudentRow]:

@@ -12,14 +12,12 @@ two CPU cores, about 4 GB of memory. Its own CI step:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from flows.perpetual import perpetual_cycle
-from storage.db import get_database
 from storage.layout import layout
 from storage.models import ModelVersion, TrainingRun
 from tasks.config import CycleConfig
@@ -54,15 +52,6 @@ def shape_config(**overrides: Any) -> CycleConfig:
         "export": {"quantizations": ["Q8_0"]},
     }
     return CycleConfig(**{**values, **overrides})
-
-
-@pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("DISTILLERY_REGISTRY", "local")
-    db = get_database()
-    yield db
-    db.dispose()
 
 
 def test_a_cross_tokenizer_cycle_at_real_widths_publishes(
