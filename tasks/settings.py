@@ -38,6 +38,11 @@ class PipelineSettings(BaseSettings):
         description="let transformers (on CUDA) and bitsandbytes (on import) fetch kernels from "
         "the Hub (needs network)",
     )
+    decoding: Literal["continuous", "padded"] = Field(
+        "continuous",
+        description="greedy answers (teacher, yardstick, evaluation): continuous refills a "
+        "finished answer's slot at once; padded runs each batch to its longest answer",
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto",
         description="compute format on CUDA; auto: bf16 from compute capability 8.0 (Ampere), "

@@ -18,7 +18,8 @@ from tasks.distill.data import TrainRecord, prompt_ids, tokenize_record
 from tasks.distill.hashing import record_hash
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.xtok import VocabMap, align, target_starts, xtok_columns
-from tasks.progress import bar, progress
+from tasks.models.decoding import greedy_answers
+from tasks.progress import bar
 
 log = logging.getLogger(__name__)
 
@@ -206,25 +207,23 @@ def load_vocab_map(prepared: Path) -> tuple[torch.Tensor, float] | None:
 
 @torch.no_grad()
 def generate_batch(
-    model: Any, tok: PreTrainedTokenizerBase, prompts: list[list[int]], max_new_tokens: int
+    model: Any,
+    tok: PreTrainedTokenizerBase,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    batch_size: int | None = None,
 ) -> list[list[int]]:
-    """Greedy answers for a batch of prompt ids (left padding), cut at EOS."""
-    device = next(model.parameters()).device
-    batch = pad_batch([{"input_ids": p} for p in prompts], tok.pad_token_id, side="left")
-    out = model.generate(
-        input_ids=batch["input_ids"].to(device),
-        attention_mask=batch["attention_mask"].to(device),
+    """Greedy answers to prompt ids, cut at EOS (tasks/models/decoding.py), in their order."""
+    answers = greedy_answers(
+        model,
+        prompts,
         max_new_tokens=max_new_tokens,
-        do_sample=False,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
+        end_ids={tok.eos_token_id} - {None},
+        pad_id=tok.pad_token_id,
+        batch_size=batch_size or len(prompts),
+        desc="teacher answers",
     )
-    answers = []
-    for row in out[:, batch["input_ids"].shape[1] :].tolist():
-        if tok.eos_token_id in row:
-            row = row[: row.index(tok.eos_token_id)]
-        answers.append(row)
-    return answers
+    return [a.ids for a in answers]
 
 
 def teacher_answers(
@@ -248,14 +247,11 @@ def teacher_answers(
     cache.stats.computed += len(missing)
     if missing:
         model = load_teacher()
-        ids = {h: prompt_ids(tok, by_prompt[h]) for h in missing}
-        order = sorted(missing, key=lambda h: len(ids[h]))
-        for i in progress(range(0, len(order), batch_size), desc="teacher answers", unit="batch"):
-            chunk = order[i : i + batch_size]
-            answers = generate_batch(model, tok, [ids[h] for h in chunk], max_new_tokens)
-            for h, ans in zip(chunk, answers, strict=True):
-                text = str(tok.decode(ans, skip_special_tokens=True)).strip()
-                cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
+        prompts = [prompt_ids(tok, by_prompt[h]) for h in missing]
+        answers = generate_batch(model, tok, prompts, max_new_tokens, batch_size)
+        for h, ans in zip(missing, answers, strict=True):
+            text = str(tok.decode(ans, skip_special_tokens=True)).strip()
+            cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
         del model
         release_device_memory()
     return answered_from_cache(cache, records)

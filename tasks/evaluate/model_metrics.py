@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import GenerationConfig
 
+from tasks.models.decoding import greedy_answers
 from tasks.progress import progress
 
 Messages = list[dict[str, str]]
@@ -117,50 +117,22 @@ def generate_answers(
     max_length: int = 1024,
     desc: str = "generating",
 ) -> tuple[list[str], list[list[float]], list[list[float]]]:
-    """Greedy answers (batched, left padding) with per-token entropy and top probability."""
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    """Greedy answers (tasks/models/decoding.py) with per-token entropy and top probability."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    eos = {tokenizer.eos_token_id} - {None}
+    ends = {tokenizer.eos_token_id} - {None}
     model_eos = getattr(model.generation_config, "eos_token_id", None)
-    eos |= set(model_eos if isinstance(model_eos, list) else [model_eos]) - {None}
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        num_beams=1,
-        pad_token_id=pad,
-        eos_token_id=sorted(eos),
-        output_logits=True,
-        return_dict_in_generate=True,
-    )
-    device = next(model.parameters()).device
+    ends |= set(model_eos if isinstance(model_eos, list) else [model_eos]) - {None}
     budget = max(1, max_length - max_new_tokens)
-    encoded_all = [_ids(tokenizer, p, generation_prompt=True)[-budget:] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded_all[i]))  # less left padding
-    texts: list[str] = [""] * len(prompts)
-    entropies: list[list[float]] = [[] for _ in prompts]
-    confidences: list[list[float]] = [[] for _ in prompts]
-    for b in progress(range(0, len(order), batch_size), desc=desc, unit="batch"):
-        idx = order[b : b + batch_size]
-        width = max(len(encoded_all[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        for row, i in enumerate(idx):
-            seq = encoded_all[i]
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            attn[row, width - len(seq) :] = 1
-        out = model.generate(
-            input_ids=ids.to(device), attention_mask=attn.to(device), generation_config=config
-        )
-        new = out.sequences[:, width:].cpu()
-        logp = torch.log_softmax(torch.stack(out.logits, dim=1).float(), dim=-1).cpu()
-        step_entropy = -(logp.exp() * logp).sum(-1)
-        step_conf = logp.max(-1).values.exp()
-        for row, i in enumerate(idx):
-            tokens = new[row].tolist()
-            # A row is done at its first end-of-turn token (included); later steps are padding.
-            stop = next((k + 1 for k, t in enumerate(tokens) if t in eos), len(tokens))
-            texts[i] = tokenizer.decode(tokens[:stop], skip_special_tokens=True).strip()
-            entropies[i] = step_entropy[row, :stop].tolist()
-            confidences[i] = step_conf[row, :stop].tolist()
-    return texts, entropies, confidences
+    encoded = [_ids(tokenizer, p, generation_prompt=True)[-budget:] for p in prompts]
+    answers = greedy_answers(
+        model,
+        encoded,
+        max_new_tokens=max_new_tokens,
+        end_ids=ends,
+        pad_id=pad,
+        batch_size=batch_size,
+        scores=True,
+        desc=desc,
+    )
+    texts = [tokenizer.decode(a.ids, skip_special_tokens=True).strip() for a in answers]
+    return texts, [a.entropy for a in answers], [a.confidence for a in answers]
