@@ -6,12 +6,14 @@ cross-tokenizer loss (KL on shared tokens + ULD, every position aligned), (c) on
 (teacher forward every step), (d) teacher cost of a second cycle with 10% new records over a
 full recompute (goal <= 0.12), (e) training FLOP utilisation, 6·params·tokens/step time over
 a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s, in
-padded batches and continuously batched (goal >= 10x).
+padded batches and continuously batched (goal >= 10x), (g) KD training tokens/s on records
+of the demo's lengths, each batching (auto, packed, by_length) over padded batches.
 
     python bench/distill.py --quick                      # tiny models, seconds
     python bench/distill.py                              # SmolLM2 pair on CPU (minutes)
     python bench/distill.py --device cuda --preset llama-1b
     python bench/distill.py --only f                     # (f) alone, SmolLM2 on CPU
+    python bench/distill.py --only g                     # (g) alone
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 from _generation import generation, sync  # noqa: E402
+from _packing import packing, task_length_records  # noqa: E402
 from _xtok import as_xtok, loss_costs  # noqa: E402
 from datasets import Dataset, concatenate_datasets  # noqa: E402
 from peft import get_peft_model  # noqa: E402
@@ -181,7 +184,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--records", type=int, default=None, help="first-cycle records for (d)")
     parser.add_argument("--gen-batch", type=int, default=None)
-    parser.add_argument("--only", choices=["f"], default=None, help="run one section only")
+    parser.add_argument("--only", choices=["f", "g"], default=None, help="run one section only")
     # On a shared (oversubscribed) CPU, OpenMP's spinning threads make small GEMMs slower with
     # 2 threads than with 1: measured here, batch-16 576x1536 linear 3.2 ms vs 0.62 ms.
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: all]")
@@ -226,8 +229,11 @@ def main() -> int:
         generation(teacher, tok, pad, vocab, preset, prompts, gen_batch, opt.device, *gen)
         return 0
     student = get_peft_model(base, lora_config(get_preset(name)))
-    data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-distill-"))
+    if opt.only == "g":
+        packing_figure(teacher, student, tok, pad, vocab, batch, steps, tmp, opt.device, name)
+        return 0
+    data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
     kd_data = with_topk(teacher, data, pad, 16, batch, tmp / "cache-steps")
     from tasks.distill.train import _fast_teacher_columns
 
@@ -320,9 +326,32 @@ def main() -> int:
         utilisation_4n=(4 * params * tokens / t_sft) / peak,
     )
 
+    packing_figure(teacher, student, tok, pad, vocab, batch, steps, tmp, opt.device, name)
     prompts = generation_prompts(tok, vocab, prompt_len, 4 * gen_batch, gen[1])
     generation(teacher, tok, pad, vocab, preset, prompts, gen_batch, opt.device, *gen)
     return 0
+
+
+def packing_figure(
+    teacher: Any,
+    student: Any,
+    tok: Any,
+    pad: int,
+    vocab: int,
+    batch: int,
+    steps: int,
+    tmp: Path,
+    device: str,
+    name: str,
+) -> None:
+    """(g) on 4·steps batches of records with the demo's lengths, their top-k cached."""
+    from tasks.distill.train import _fast_teacher_columns
+
+    data = task_length_records(tok, vocab, 4 * steps * batch, seed=5)
+    data = data.select(range(len(data) - len(data) % batch))  # whole batches only
+    kd_data = _fast_teacher_columns(with_topk(teacher, data, pad, 16, batch, tmp / "cache-g"))
+    args = sft_args_for(batch, len(data) // batch, tmp, device, name)
+    packing(student, tok, kd_data, args, device)
 
 
 def generation_prompts(tok: Any, vocab: int, prompt_len: int, n: int, kind: str) -> list[list[int]]:

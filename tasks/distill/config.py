@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic.dataclasses import dataclass as config_dataclass
 
 from tasks.config_base import STRICT
+from tasks.distill.packing import Batching
 from tasks.results import StageResult
 
 Strategy = Literal["auto", "logit", "xtok", "sequence"]
@@ -60,6 +61,11 @@ class DistillConfig:
     device: str | None = None
     quantize_4bit: bool | None = None  # None = 4-bit when CUDA + bitsandbytes and preset allows
     gradient_checkpointing: bool = False
+    # Training batches: "auto" packs a batch into one padding-free row when that costs less
+    # than padding it (always with flash attention); "packed" / "padded" force one layout,
+    # with the same loss and gradients. "by_length" pads batches of records of similar length:
+    # less padding, but other records train together (tasks/distill/packing.py).
+    batching: Batching = "auto"
     train_split: str = "train"
     eval_split: str = "validation"
 

@@ -18,6 +18,7 @@ from tasks.distill.data import TrainRecord, prompt_ids, tokenize_record
 from tasks.distill.hashing import record_hash
 from tasks.distill.teacher_cache import TeacherCache
 from tasks.distill.xtok import VocabMap, align, target_starts, xtok_columns
+from tasks.models.batching import pad_batch
 from tasks.models.decoding import greedy_answers
 from tasks.progress import bar
 
@@ -31,24 +32,6 @@ def target_mask(labels: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def pad_batch(
-    rows: list[dict[str, Any]], pad_id: int, side: str = "right"
-) -> dict[str, torch.Tensor]:
-    """input_ids / attention_mask (and labels if present) padded to the longest row."""
-    width = max(len(r["input_ids"]) for r in rows)
-    out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-    for r in rows:
-        ids = list(r["input_ids"])
-        n, fill = len(ids), width - len(ids)
-        for key, row, value in (
-            ("input_ids", ids, pad_id),
-            ("attention_mask", [1] * n, 0),
-            ("labels", list(r.get("labels", [-100] * n)), -100),
-        ):
-            out[key].append(row + [value] * fill if side == "right" else [value] * fill + row)
-    return {k: torch.tensor(v) for k, v in out.items()}
-
-
 @torch.no_grad()
 def topk_of_batch(
     model: Any, batch: dict[str, torch.Tensor], k: int, temperature: float
@@ -56,12 +39,10 @@ def topk_of_batch(
     """Per row: top-k ids/log-probs (at `temperature`) and tail mass at its target positions."""
     device = next(model.parameters()).device
     mask = target_mask(batch["labels"])
-    logits = model(
-        input_ids=batch["input_ids"].to(device),
-        attention_mask=batch["attention_mask"].to(device),
-        logits_to_keep=mask.to(device),
-        use_cache=False,
-    ).logits  # [N, V]: only the target positions, row-major over the batch
+    # ids and attention mask, or a packed row's position ids and sequence bounds
+    fwd = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items() if k != "labels"}
+    logits = model(**fwd, logits_to_keep=mask.to(device), use_cache=False).logits
+    # [N, V]: only the target positions, in batch order
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     top_lp, top_ids = logp.topk(k, dim=-1)
     tail = (1 - top_lp.exp().sum(-1)).clamp(min=0)

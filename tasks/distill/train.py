@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig
 
 from tasks.distill.config import DistillConfig
+from tasks.distill.packing import PackingPolicy
 from tasks.distill.signals import load_vocab_map
 from tasks.distill.trainer import TEACHER_COLUMNS, DistillTrainer, KDCollator, KDSettings
 from tasks.models.adapters import lora_config
@@ -93,6 +94,7 @@ def sft_args(config: DistillConfig, student: str, ckpt_dir: Path, device: str) -
         remove_unused_columns=False,  # the teacher columns must reach the collator
         dataset_kwargs={"skip_prepare_dataset": True},  # we tokenize and mask ourselves
         max_length=None,
+        train_sampling_strategy="group_by_length" if config.batching == "by_length" else "random",
         bf16=precision.name == "bf16",  # by the card's capability, not emulated bf16
         fp16=precision.name == "fp16",  # a T4: Trainer's loss scaler on
         use_cpu=not on_cuda,
@@ -133,7 +135,7 @@ def train_student(
         train_dataset=_fast_teacher_columns(data["train"]),
         eval_dataset=eval_data,
         processing_class=tok,
-        data_collator=KDCollator(tok.pad_token_id),
+        data_collator=KDCollator(tok.pad_token_id, PackingPolicy.for_model(config.batching, model)),
         kd=kd,
         callbacks=[*(callbacks or []), TrainingBar(f"training {student}")],
     )

@@ -7,22 +7,36 @@ from typing import Any
 
 import torch
 from trl import SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from tasks.distill.loss import kd_loss, mix_weights
-from tasks.distill.signals import pad_batch, target_mask
+from tasks.distill.packing import PackingPolicy
+from tasks.distill.signals import target_mask
 from tasks.distill.xtok import xtok_divergence
+from tasks.models.batching import pad_batch
 
 TEACHER_COLUMNS = ("t_ids", "t_logprobs", "t_tail", "t_pos")
 
 
 @dataclass
 class KDCollator:
-    """Right-pads input_ids/labels; concatenates per-target teacher rows in batch order."""
+    """Token rows padded, or packed into one row; per-target teacher rows in batch order.
+
+    Packed is TRL's padding-free collation: the records are concatenated into one row with
+    position ids restarting at each record, so no token is padding, and attention keeps the
+    records apart. `packing` decides per batch (tasks/distill/packing.py). Target tokens keep
+    their order either way, so the teacher rows line up the same.
+    """
 
     pad_token_id: int
+    packing: PackingPolicy = PackingPolicy("padded")
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = pad_batch(examples, self.pad_token_id)
+        if self.packing.packs([len(e["input_ids"]) for e in examples]):
+            tokens = [{"input_ids": e["input_ids"], "labels": e["labels"]} for e in examples]
+            batch = DataCollatorForLanguageModeling(self.pad_token_id, padding_free=True)(tokens)
+        else:
+            batch = pad_batch(examples, self.pad_token_id)
         if "corrected" in examples[0]:
             batch["corrected"] = torch.tensor([bool(e["corrected"]) for e in examples])
         if "t_pos" in examples[0]:
@@ -70,7 +84,7 @@ class KDSettings:
     def token_alpha(
         self, corrected: torch.Tensor | None, rows: torch.Tensor
     ) -> torch.Tensor | float:
-        """CE weight per target token (`rows`: its batch row); a float when none is corrected."""
+        """CE weight per target token (`rows`: its record); a float when none is corrected."""
         if corrected is None or not bool(corrected.any()):
             return self.alpha
         per_row = torch.where(corrected, self.correction_alpha, self.alpha).float()
@@ -102,13 +116,12 @@ class DistillTrainer(SFTTrainer):
         labels = inputs["labels"]
         mask = target_mask(labels)
         targets = labels[:, 1:][labels[:, 1:] != -100]
-        fwd = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+        # ids with their attention mask, or (packed) with position ids and sequence bounds
+        fwd = {k: v for k, v in inputs.items() if k != "labels"}
         if not teacher:
             from tasks.distill.signals import topk_of_batch
 
-            rows = topk_of_batch(
-                self.online_teacher, {**fwd, "labels": labels}, self.kd.top_k, self.kd.temperature
-            )
+            rows = topk_of_batch(self.online_teacher, inputs, self.kd.top_k, self.kd.temperature)
             teacher = {
                 "t_ids": torch.cat([r["ids"] for r in rows]).long(),
                 "t_logprobs": torch.cat([r["logprobs"] for r in rows]),
@@ -116,7 +129,9 @@ class DistillTrainer(SFTTrainer):
             }
         # Logits only where a target is predicted: [N, V], row-major like the teacher rows.
         outputs = model(**fwd, logits_to_keep=mask, use_cache=False)
-        alpha = self.kd.token_alpha(corrected, mask.nonzero()[:, 0])
+        # The record each target token belongs to: its row, or in a packed row its sequence.
+        records = inputs["seq_idx"][mask] if "seq_idx" in inputs else mask.nonzero()[:, 0]
+        alpha = self.kd.token_alpha(corrected, records.long())
         if "t_pos" in teacher:
             loss, parts = self._xtok_loss(
                 outputs.logits, targets, teacher, alpha, num_items_in_batch

@@ -25,6 +25,7 @@ import torch
 from transformers import DynamicCache, GenerationConfig, LlamaForCausalLM
 from transformers.cache_utils import DynamicLayer
 
+from tasks.models.batching import pad_ids
 from tasks.progress import bar
 
 log = logging.getLogger(__name__)
@@ -109,13 +110,7 @@ class _Slots:
     @torch.no_grad()
     def prefill(self, requests: list[int], prompts: list[list[int]]) -> torch.Tensor:
         """Run the new prompts (left-padded together) and add their rows; their last logits."""
-        rows = [prompts[r] for r in requests]
-        width = max(map(len, rows))
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
+        ids, mask = pad_ids([prompts[r] for r in requests], self.pad_id, side="left")
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
@@ -284,12 +279,8 @@ def _padded(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less left padding
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]) :] = 1
+        ids, mask = pad_ids([prompts[i] for i in idx], pad_id, side="left")
+        width = ids.shape[1]
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config

@@ -8,8 +8,9 @@ import torch
 
 from tasks.distill.config import DistillConfig
 from tasks.distill.engine import prepare_signals
-from tasks.distill.signals import pad_batch, topk_of_batch
+from tasks.distill.signals import topk_of_batch
 from tasks.distill.teacher_cache import TeacherCache
+from tasks.models.batching import pad_batch
 from tasks.models.load import load_model_and_tokenizer
 from tests.tasks.distill.snapshots import save_snapshot, seed_records
 
