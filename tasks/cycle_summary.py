@@ -41,7 +41,7 @@ class StudentRow(StageResult):
     phone: str | None = None
     """Which file phones get and why."""
     teacher_cache: dict[str, float] | None = None
-    """Teacher-cache counts of the training (hits, misses, computed, hit_rate)."""
+    """Teacher-cache counts of the training (hits, misses, computed, hit_rate), seconds per part."""
 
 
 class CycleSummary(StageResult):

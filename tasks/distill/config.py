@@ -114,7 +114,7 @@ class DistillResult(StageResult):
 
     @property
     def teacher_cache(self) -> dict[str, float] | None:
-        """Teacher-cache counts of the run (hits, misses, computed, hit_rate), if recorded."""
+        """Teacher-cache counts (hits, misses, computed, hit_rate) and seconds, if recorded."""
         return self.metrics.get("teacher_cache")
 
     def to_dict(self) -> dict[str, Any]:

@@ -101,7 +101,8 @@ def remote_answers(
             cache.put(missing[i], {"ids": torch.zeros(0, dtype=torch.int32)}, meta)
 
         log.info("remote teacher %s: %d answers to fetch", teacher.name, len(missing))
-        client.chat([by_prompt[h][:-1] for h in missing], max_new_tokens, store)
+        with cache.stats.timed_teacher():
+            client.chat([by_prompt[h][:-1] for h in missing], max_new_tokens, store)
     return answered_from_cache(cache, records)
 
 
@@ -181,7 +182,8 @@ def fill_topk_remote(
             {"source": f"remote:{client.teacher.base_url}"},
         )
 
-    client.prompt_logprobs([r["input_ids"] for r in rows], k, store)
+    with cache.stats.timed_teacher():
+        client.prompt_logprobs([r["input_ids"] for r in rows], k, store)
     log.info(
         "remote teacher top-k: %d records computed, %d from cache", len(rows), cache.stats.hits
     )

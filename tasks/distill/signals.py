@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,24 +83,34 @@ def fill_topk_cache(
         first_index.setdefault(h, i)
     rows = list(data.select([first_index[h] for h in missing]))
     cache.stats.computed += len(rows)
-    model = load_teacher()
+    with cache.stats.timed("load"):
+        model = load_teacher()
     with bar(desc="teacher top-k", total=len(rows), unit="record") as shown:
         for batch_rows in _length_batches(rows, batch_size):
-            signals = topk_of_batch(model, pad_batch(batch_rows, pad_id), k, temperature)
+            with cache.stats.timed("teacher"):
+                signals = topk_of_batch(model, pad_batch(batch_rows, pad_id), k, temperature)
             for row, sig in zip(batch_rows, signals, strict=True):
                 cache.put(row["record_hash"], sig)
             shown.update(len(batch_rows))
+    dropped = weakref.ref(model)
     del model  # the teacher's memory goes back before the student loads
-    release_device_memory()
+    with cache.stats.timed("release"):
+        release_teacher(dropped)
     log.info("teacher top-k: %d records computed, %d from cache", len(rows), cache.stats.hits)
     return len(rows)
 
 
-def release_device_memory() -> None:
-    """Return freed CUDA blocks to the device once the teacher is dropped: on a 16 GB card it
-    and the student do not fit together (tasks/models/memory_plan.py plans them as separate
-    phases), and the caching allocator would otherwise keep the teacher's blocks reserved."""
-    gc.collect()
+def release_teacher(dropped: weakref.ref[Any]) -> None:
+    """Free a dropped teacher's memory before the student loads, and its CUDA blocks too.
+
+    On a 16 GB card the two do not fit together (tasks/models/memory_plan.py plans them as
+    separate phases), and the caching allocator would keep the teacher's blocks reserved.
+    Reference counting frees the teacher at `del`; a full garbage collection, which costs
+    about 0.2 s with models and datasets in memory (most of a mostly-cached cycle's signal
+    stage on a fast teacher), runs only when reference cycles kept it alive.
+    """
+    if dropped() is not None:
+        gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -227,14 +238,18 @@ def teacher_answers(
     _, missing = cache.split(list(by_prompt))
     cache.stats.computed += len(missing)
     if missing:
-        model = load_teacher()
+        with cache.stats.timed("load"):
+            model = load_teacher()
         prompts = [prompt_ids(tok, by_prompt[h]) for h in missing]
-        answers = generate_batch(model, tok, prompts, max_new_tokens, batch_size)
+        with cache.stats.timed("teacher"):
+            answers = generate_batch(model, tok, prompts, max_new_tokens, batch_size)
         for h, ans in zip(missing, answers, strict=True):
             text = str(tok.decode(ans, skip_special_tokens=True)).strip()
             cache.put(h, {"ids": torch.tensor(ans, dtype=torch.int32)}, {"text": text})
+        dropped = weakref.ref(model)
         del model
-        release_device_memory()
+        with cache.stats.timed("release"):
+            release_teacher(dropped)
     return answered_from_cache(cache, records)
 
 

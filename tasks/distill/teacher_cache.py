@@ -6,6 +6,9 @@ import hashlib
 import json
 import os
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,20 +28,49 @@ def default_cache_root() -> Path:
 
 @dataclass
 class CacheStats:
-    """Lookups answered from disk vs records that had to go through the teacher."""
+    """Lookups answered from disk vs records that had to go through the teacher, and the time.
+
+    `seconds` splits the signal stage's wall time into cache lookups, loading the teacher,
+    its work (forward passes or generation, on the records that missed), cache writes and
+    releasing its memory: on a fast teacher the fixed costs of a
+    mostly-cached cycle show up here, beside the teacher's own.
+    """
 
     hits: int = 0
     misses: int = 0
     computed: int = 0  # records actually sent through the teacher
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("lookup", "load", "teacher", "write", "release"), 0.0
+        )
+    )
+
+    @contextmanager
+    def timed(self, part: str) -> Iterator[None]:
+        """Add the block's wall time to `seconds[part]`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[part] += time.perf_counter() - started
+
+    @contextmanager
+    def timed_teacher(self) -> Iterator[None]:
+        """Teacher time of a block whose callbacks also write to the cache (remote teachers)."""
+        written = self.seconds["write"]
+        with self.timed("teacher"):
+            yield
+        self.seconds["teacher"] -= self.seconds["write"] - written  # counted as writes
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict with the hit rate."""
+        """JSON-friendly dict: counts, hit rate, and seconds per part (`lookup_s`, ...)."""
         total = self.hits + self.misses
         return {
             "hits": self.hits,
             "misses": self.misses,
             "computed": self.computed,
             "hit_rate": self.hits / total if total else 0.0,
+            **{f"{part}_s": round(v, 4) for part, v in self.seconds.items()},
         }
 
 
@@ -102,13 +134,14 @@ class TeacherCache:
         """(cached, missing) record hashes, counting hits and misses once per distinct record."""
         cached: list[str] = []
         missing: list[str] = []
-        for h in dict.fromkeys(record_hashes):
-            (cached if self.path(h).is_file() else missing).append(h)
-        if missing and self.shared is not None:  # filled by another host: one listing, fetched
-            fetched = self.shared.fetch_files(self.dir, [self.path(h) for h in missing])
-            got = {p.name.removesuffix(".safetensors") for p in fetched}
-            cached += [h for h in missing if h in got]
-            missing = [h for h in missing if h not in got]
+        with self.stats.timed("lookup"):
+            for h in dict.fromkeys(record_hashes):
+                (cached if self.path(h).is_file() else missing).append(h)
+            if missing and self.shared is not None:  # filled by another host: one listing
+                fetched = self.shared.fetch_files(self.dir, [self.path(h) for h in missing])
+                got = {p.name.removesuffix(".safetensors") for p in fetched}
+                cached += [h for h in missing if h in got]
+                missing = [h for h in missing if h not in got]
         self.stats.hits += len(cached)
         self.stats.misses += len(missing)
         return cached, missing
@@ -117,6 +150,12 @@ class TeacherCache:
         self, record_hash: str, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None
     ) -> None:
         """Write one entry atomically (temp file + rename): readers never see half a file."""
+        with self.stats.timed("write"):
+            self._put(record_hash, tensors, meta)
+
+    def _put(
+        self, record_hash: str, tensors: dict[str, torch.Tensor], meta: dict[str, str] | None
+    ) -> None:
         target = self.path(record_hash)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")

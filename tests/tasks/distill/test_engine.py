@@ -65,7 +65,8 @@ def test_sequence_kd_for_mismatched_vocabularies(make_snapshot, sqlite_db: Datab
     assert res.strategy == "sequence"
     assert "forced" in json.loads((tmp_path / "out/preflight.json").read_text())["reason"]
     # Generation is keyed by prompt; every prompt goes through the teacher once.
-    assert res.metrics["teacher_cache"] == {"hits": 0, "misses": 6, "computed": 6, "hit_rate": 0.0}
+    counts = {k: res.metrics["teacher_cache"][k] for k in ("hits", "misses", "computed")}
+    assert counts == {"hits": 0, "misses": 6, "computed": 6}
     assert (res.adapter_dir / "adapter_model.safetensors").is_file()
     with sqlite_db.transaction() as session:
         assert get_run(session=session, run_id=res.run_id).strategy == "sequence"

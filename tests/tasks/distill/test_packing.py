@@ -13,7 +13,7 @@ from peft import get_peft_model
 
 from tasks.distill.config import DistillConfig
 from tasks.distill.engine import prepare_signals, run_preflight
-from tasks.distill.packing import PackingPolicy
+from tasks.distill.packing import Batching, PackingPolicy
 from tasks.distill.signals import load_vocab_map
 from tasks.distill.train import sft_args, train_student
 from tasks.distill.trainer import TEACHER_COLUMNS, DistillTrainer, KDCollator, KDSettings
@@ -150,7 +150,7 @@ def test_auto_packs_where_padding_costs_more_than_a_packed_row() -> None:
 
 
 @pytest.mark.parametrize("batching", ["packed", "by_length"])
-def test_training_takes_the_batching_from_its_config(tmp_path: Path, batching: str) -> None:
+def test_training_takes_the_batching_from_its_config(tmp_path: Path, batching: Batching) -> None:
     student = "tiny-llama-student"
     prepared = _prepared(tmp_path, student)
     config = DistillConfig(

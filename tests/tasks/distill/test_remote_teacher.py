@@ -157,6 +157,9 @@ def test_teacher_stage_takes_its_answers_from_the_loopback_server(
     assert res.strategy == "sequence"
     assert "remote llama_cpp" in res.metrics["strategy_reason"]
     assert res.metrics["teacher_cache"]["computed"] == 5
+    # The time is split for a remote teacher too: its answers, and the cache writes.
+    spent = res.metrics["teacher_cache"]
+    assert spent["teacher_s"] > spent["write_s"] > 0
     with sqlite_db.transaction() as session:
         assert get_run(session=session, run_id=res.run_id).status == "succeeded"
 
