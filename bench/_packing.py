@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 from typing import Any
 
 import torch
+from _generation import emit, sync
 from datasets import Dataset
 from transformers import TrainerCallback
 
@@ -16,11 +16,6 @@ from tasks.distill.data import tokenize_record
 from tasks.distill.packing import Batching, PackingPolicy
 from tasks.distill.trainer import DistillTrainer, KDCollator, KDSettings
 from tasks.sampledata import training_tasks
-
-
-def emit(**row: Any) -> None:
-    """One JSON line, flushed."""
-    print(json.dumps(row), flush=True)
 
 
 def task_length_records(tok: Any, vocab: int, n: int, seed: int) -> Dataset:
@@ -68,17 +63,12 @@ class EpochTimer(TrainerCallback):
         self.device, self.total, self._t = device, 0.0, 0.0
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        _sync(self.device)
+        sync(self.device)
         self._t = time.perf_counter()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        _sync(self.device)
+        sync(self.device)
         self.total += time.perf_counter() - self._t
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def _epoch(

@@ -4,7 +4,7 @@ Prints JSON lines, one per figure, each with the baseline it was measured beside
 (a) plain SFT step, (b) KD step with cached top-k (goal b/a <= 1.10), (b2) the same with the
 cross-tokenizer loss (KL on shared tokens + ULD, every position aligned), (c) online KD step
 (teacher forward every step), (d) teacher cost of a second cycle with 10% new records over a
-full recompute (goal <= 0.12), (e) training FLOP utilisation, 6·params·tokens/step time over
+full recompute (goal <= 0.10), (e) training FLOP utilisation, 6·params·tokens/step time over
 a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s, in
 padded batches and continuously batched (goal >= 10x), (g) KD training tokens/s on records
 of the demo's lengths, each batching (auto, packed, by_length) over padded batches.
@@ -14,11 +14,13 @@ of the demo's lengths, each batching (auto, packed, by_length) over padded batch
     python bench/distill.py --device cuda --preset llama-1b
     python bench/distill.py --only f                     # (f) alone, SmolLM2 on CPU
     python bench/distill.py --only g                     # (g) alone
+    python bench/distill.py --only d                     # (d) alone
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import random
@@ -184,7 +186,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--records", type=int, default=None, help="first-cycle records for (d)")
     parser.add_argument("--gen-batch", type=int, default=None)
-    parser.add_argument("--only", choices=["f", "g"], default=None, help="run one section only")
+    parser.add_argument(
+        "--only", choices=["d", "f", "g"], default=None, help="run one section only"
+    )
     # On a shared (oversubscribed) CPU, OpenMP's spinning threads make small GEMMs slower with
     # 2 threads than with 1: measured here, batch-16 576x1536 linear 3.2 ms vs 0.62 ms.
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: all]")
@@ -233,6 +237,9 @@ def main() -> int:
     if opt.only == "g":
         packing_figure(teacher, student, tok, pad, vocab, batch, steps, tmp, opt.device, name)
         return 0
+    if opt.only == "d":
+        teacher_cost_figure(teacher, pad, vocab, batch, n_records, prompt_len, seq, tmp, opt.device)
+        return 0
     data = records(batch * (steps + 2), vocab, prompt_len, seq - prompt_len, seed=1)
     kd_data = with_topk(teacher, data, pad, 16, batch, tmp / "cache-steps")
     from tasks.distill.train import _fast_teacher_columns
@@ -268,42 +275,7 @@ def main() -> int:
         ratio_to_cached=t_online / t_kd,
     )
 
-    # (d) cycle 1 fills the cache; cycle 2 adds 10% new records; full = cycle 2 from scratch.
-    first = records(n_records, vocab, prompt_len, seq - prompt_len, seed=2)
-    new = records(max(1, n_records // 10), vocab, prompt_len, seq - prompt_len, seed=3)
-    second = concatenate_datasets([first, new])
-    timings = {}
-    for label, cache_dir, rows in (
-        ("cycle1", "c", first),
-        ("cycle2", "c", second),
-        ("full", "f", second),
-    ):
-        cache = TeacherCache.open(
-            kind="topk",
-            teacher_id="bench",
-            revision="0",
-            tokenizer_hash="x",
-            max_length=4096,
-            k=16,
-            temperature=2.0,
-            root=tmp / cache_dir,
-        )
-        sync(opt.device)
-        t = time.perf_counter()
-        fill_topk_cache(
-            cache, rows, lambda: teacher, k=16, temperature=2.0, batch_size=batch, pad_id=pad
-        )
-        sync(opt.device)
-        timings[label] = (time.perf_counter() - t, cache.stats.to_dict())
-    emit(
-        figure="d_second_cycle_teacher_cost_ratio",
-        value=timings["cycle2"][0] / timings["full"][0],
-        goal="<= 0.12",
-        second_cycle_s=timings["cycle2"][0],
-        full_recompute_s=timings["full"][0],
-        second_cycle_cache=timings["cycle2"][1],
-        records=len(second),
-    )
+    teacher_cost_figure(teacher, pad, vocab, batch, n_records, prompt_len, seq, tmp, opt.device)
 
     # (e) 6·params·tokens per step over the measured matmul peak, in the training dtype.
     params = sum(p.numel() for p in student.parameters())
@@ -330,6 +302,64 @@ def main() -> int:
     prompts = generation_prompts(tok, vocab, prompt_len, 4 * gen_batch, gen[1])
     generation(teacher, tok, pad, vocab, preset, prompts, gen_batch, opt.device, *gen)
     return 0
+
+
+def teacher_cost_figure(
+    teacher: Any,
+    pad: int,
+    vocab: int,
+    batch: int,
+    n_records: int,
+    prompt_len: int,
+    seq: int,
+    tmp: Path,
+    device: str,
+) -> None:
+    """(d) teacher cost of a second cycle with 10% new records over a full recompute."""
+    # Cycle 1 fills the cache; cycle 2 adds 10% new records; full = cycle 2 from scratch.
+    # Each gets its own copy of the teacher and drops it, as a cycle drops the teacher it
+    # loaded (the copy stands for the load, and is counted in load_s).
+    first = records(n_records, vocab, prompt_len, seq - prompt_len, seed=2)
+    new = records(max(1, n_records // 10), vocab, prompt_len, seq - prompt_len, seed=3)
+    second = concatenate_datasets([first, new])
+    timings = {}
+    for label, cache_dir, rows in (
+        ("cycle1", "c", first),
+        ("cycle2", "c", second),
+        ("full", "f", second),
+    ):
+        cache = TeacherCache.open(
+            kind="topk",
+            teacher_id="bench",
+            revision="0",
+            tokenizer_hash="x",
+            max_length=4096,
+            k=16,
+            temperature=2.0,
+            root=tmp / cache_dir,
+        )
+        sync(device)
+        t = time.perf_counter()
+        fill_topk_cache(
+            cache,
+            rows,
+            lambda: copy.deepcopy(teacher),
+            k=16,
+            temperature=2.0,
+            batch_size=batch,
+            pad_id=pad,
+        )
+        sync(device)
+        timings[label] = (time.perf_counter() - t, cache.stats.to_dict())
+    emit(
+        figure="d_second_cycle_teacher_cost_ratio",
+        value=timings["cycle2"][0] / timings["full"][0],
+        goal="<= 0.10",
+        second_cycle_s=timings["cycle2"][0],
+        full_recompute_s=timings["full"][0],
+        second_cycle_cache=timings["cycle2"][1],
+        records=len(second),
+    )
 
 
 def packing_figure(

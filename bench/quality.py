@@ -28,7 +28,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,6 +38,7 @@ from datasets import Dataset, DatasetDict  # noqa: E402
 
 from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.engine import distill  # noqa: E402
+from tasks.distill.packing import Batching  # noqa: E402
 from tasks.evaluate.bootstrap import paired_bootstrap  # noqa: E402
 from tasks.prepare.columns import NEGATIVE_FEATURES  # noqa: E402
 from tasks.sampledata import benchmark_tasks, training_tasks  # noqa: E402
@@ -170,6 +171,10 @@ def main() -> int:
         help="the student of --cycles [smollm2-pruned-student]",
     )  # fmt: skip
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate of the variants")
+    parser.add_argument(
+        "--batching", choices=get_args(Batching), default="auto",
+        help="training batches of the variants (DistillConfig.batching) [auto]",
+    )  # fmt: skip
     parser.add_argument("--phones", type=int, default=6, help="phones per cycle (--cycles)")
     parser.add_argument("--interactions", type=int, default=20,
                         help="interactions per phone per cycle (--cycles)")  # fmt: skip
@@ -183,10 +188,10 @@ def main() -> int:
     os.environ.setdefault("DISTILLERY_DATA_DIR", str(tmp / "data"))
     snap = feedback_snapshot(tmp / "snap", train, held)
     emit(figure="context", pair=opt.pair, teacher=teacher, student=student, train=len(train),
-         heldout=len(held), steps=opt.steps)  # fmt: skip
+         heldout=len(held), steps=opt.steps, batching=opt.batching)  # fmt: skip
     common = {"max_steps": opt.steps, "save_steps": 10**6, "logging_steps": 4, "max_length": 256,
               "per_device_batch_size": 4, "grad_accum": 1, "learning_rate": opt.lr, "top_k": 16,
-              "gen_max_new_tokens": opt.new_tokens}  # fmt: skip
+              "gen_max_new_tokens": opt.new_tokens, "batching": opt.batching}  # fmt: skip
     configs = {
         "sft_feedback": {"alpha": 1.0},
         "sft_teacher_answers": {"strategy": "sequence", "alpha": 1.0},

@@ -19,10 +19,11 @@ class PackingPolicy:
     (flash attention) does that at no extra cost, so `auto` always packs there. Other kernels
     (sdpa, eager) get a block-diagonal mask over the whole row and still compute every
     query-key pair in it: attention grows with the row's length squared. `auto` then compares
-    the two layouts' cost, tokens × (1 + context / (18·hidden)), where 18·hidden is roughly a
-    decoder layer's linear FLOPs per token over its attention FLOPs per context token
-    (≈ 72·hidden² over 4·hidden). Both layouts give the same loss and gradients, so a wrong
-    guess costs only time. Measured in `bench/distill.py (g)`.
+    the two layouts' cost, tokens × (1 + context / (6·hidden)), where 6·hidden is roughly a
+    decoder layer's linear FLOPs per token over its attention FLOPs per context token (≈
+    24·hidden² over 4·hidden, forward; the backward pass triples both). Both layouts give the
+    same loss and gradients, so a wrong guess costs only time. Measured in
+    `bench/distill.py (g)`.
     """
 
     batching: Batching = "auto"
@@ -45,7 +46,7 @@ class PackingPolicy:
             return True
         if self.hidden_size <= 0:  # unknown width: the layout that cannot grow quadratically
             return False
-        scale = 18 * self.hidden_size
+        scale = 6 * self.hidden_size
         total, longest = sum(lengths), max(lengths)
         packed = total * (1 + total / scale)
         padded = len(lengths) * longest * (1 + longest / scale)

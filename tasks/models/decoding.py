@@ -6,7 +6,7 @@ longer runs until its longest answer ends. Padded batches (`padded`, and the fal
 transformers' `generate` on left-padded groups of prompts of similar length.
 
 Why our own loop: on this project's own prompts the answers end far before the budget (mean
-36 of 128 tokens for SmolLM2-360M), so padded batches spend most steps on finished rows, and
+36 of 128 tokens for SmolLM2-135M), so padded batches spend most steps on finished rows, and
 transformers' continuous batching (`generate_batch`, paged attention) measured no faster than
 padded batches on CPU (`bench/distill.py --only f`). The loop below calls the model's own
 forward with its own `DynamicCache`; it only adds rows to and drops rows from that cache.
