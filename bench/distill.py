@@ -20,7 +20,6 @@ of the demo's lengths, each batching (auto, packed, by_length) over padded batch
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import random
@@ -36,14 +35,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 from _generation import generation, sync  # noqa: E402
 from _packing import packing, task_length_records  # noqa: E402
+from _teacher_cost import bench_cache, second_cycle_cost  # noqa: E402
 from _xtok import as_xtok, loss_costs  # noqa: E402
-from datasets import Dataset, concatenate_datasets  # noqa: E402
+from datasets import Dataset  # noqa: E402
 from peft import get_peft_model  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
 
 from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.signals import fill_topk_cache  # noqa: E402
-from tasks.distill.teacher_cache import TeacherCache  # noqa: E402
 from tasks.distill.train import sft_args  # noqa: E402
 from tasks.distill.trainer import DistillTrainer, KDCollator, KDSettings  # noqa: E402
 from tasks.models.adapters import lora_config  # noqa: E402
@@ -145,16 +144,7 @@ def with_topk(teacher: Any, data: Dataset, pad: int, k: int, batch: int, root: P
     """`data` with cached teacher top-k columns (filled here)."""
     from tasks.distill.signals import attach_topk
 
-    cache = TeacherCache.open(
-        kind="topk",
-        teacher_id="bench",
-        revision="0",
-        tokenizer_hash="x",
-        max_length=4096,
-        k=k,
-        temperature=2.0,
-        root=root,
-    )
+    cache = bench_cache(root, k)
     fill_topk_cache(
         cache, data, lambda: teacher, k=k, temperature=2.0, batch_size=batch, pad_id=pad
     )
@@ -315,51 +305,10 @@ def teacher_cost_figure(
     tmp: Path,
     device: str,
 ) -> None:
-    """(d) teacher cost of a second cycle with 10% new records over a full recompute."""
-    # Cycle 1 fills the cache; cycle 2 adds 10% new records; full = cycle 2 from scratch.
-    # Each gets its own copy of the teacher and drops it, as a cycle drops the teacher it
-    # loaded (the copy stands for the load, and is counted in load_s).
+    """(d) on `n_records` first-cycle records and 10% new ones (bench/_teacher_cost.py)."""
     first = records(n_records, vocab, prompt_len, seq - prompt_len, seed=2)
     new = records(max(1, n_records // 10), vocab, prompt_len, seq - prompt_len, seed=3)
-    second = concatenate_datasets([first, new])
-    timings = {}
-    for label, cache_dir, rows in (
-        ("cycle1", "c", first),
-        ("cycle2", "c", second),
-        ("full", "f", second),
-    ):
-        cache = TeacherCache.open(
-            kind="topk",
-            teacher_id="bench",
-            revision="0",
-            tokenizer_hash="x",
-            max_length=4096,
-            k=16,
-            temperature=2.0,
-            root=tmp / cache_dir,
-        )
-        sync(device)
-        t = time.perf_counter()
-        fill_topk_cache(
-            cache,
-            rows,
-            lambda: copy.deepcopy(teacher),
-            k=16,
-            temperature=2.0,
-            batch_size=batch,
-            pad_id=pad,
-        )
-        sync(device)
-        timings[label] = (time.perf_counter() - t, cache.stats.to_dict())
-    emit(
-        figure="d_second_cycle_teacher_cost_ratio",
-        value=timings["cycle2"][0] / timings["full"][0],
-        goal="<= 0.10",
-        second_cycle_s=timings["cycle2"][0],
-        full_recompute_s=timings["full"][0],
-        second_cycle_cache=timings["cycle2"][1],
-        records=len(second),
-    )
+    second_cycle_cost(teacher, first, new, pad, batch, tmp, device)
 
 
 def packing_figure(
