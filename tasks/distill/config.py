@@ -66,6 +66,11 @@ class DistillConfig:
     # with the same loss and gradients. "by_length" pads batches of records of similar length:
     # less padding, but other records train together (tasks/distill/packing.py).
     batching: Batching = "auto"
+    # Token slots per training batch (padding counted unless the batch is packed) instead of a
+    # fixed record count: short records then train many at a time, long ones few, and every
+    # step does about the same work. None: per_device_batch_size records a batch. A GPU wants
+    # about 32k tokens per optimizer step (batch_tokens × grad_accum).
+    batch_tokens: int | None = None
     train_split: str = "train"
     eval_split: str = "validation"
 
@@ -78,6 +83,8 @@ class DistillConfig:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be at least 1, got {self.top_k}")
+        if self.batch_tokens is not None and self.batch_tokens < 1:
+            raise ValueError(f"batch_tokens must be at least 1 (or null), got {self.batch_tokens}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (paths as strings)."""

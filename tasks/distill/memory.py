@@ -40,14 +40,18 @@ def workload(
     s_preset = get_preset(student)
     remote = remote_teacher(teacher) is not None
     s_shape = preset_shape(student)
+    max_length = config.max_length or s_preset.max_seq_len
+    batch = config.per_device_batch_size or s_preset.per_device_batch_size
+    if config.batch_tokens is not None:  # the budget's tokens as records of the longest length
+        batch = -(-config.batch_tokens // max_length)
     return Workload(
         teacher=s_shape if remote else preset_shape(teacher),
         student=s_shape,
         lora_targets=s_preset.lora_targets,
         lora_rank=config.lora_r or s_preset.lora_r,
-        batch=config.per_device_batch_size or s_preset.per_device_batch_size,
+        batch=batch,
         grad_accum=config.grad_accum or s_preset.grad_accum,
-        max_length=config.max_length or s_preset.max_seq_len,
+        max_length=max_length,
         teacher_batch=config.teacher_batch_size,
         weight_bytes=weight_bytes,
         teacher_4bit=not remote and _four_bit(get_preset(teacher), config, nf4_possible),
@@ -81,7 +85,11 @@ def plan_memory(
     first = estimate(work, capacity)
     where = f"{first.peak / GIB:.1f} GiB of {capacity / GIB:.1f} GiB on {device}"
     if first.fits:
-        return config, f"memory plan: {where}, batch {work.batch} × {work.grad_accum}", first
+        return (
+            config,
+            f"memory plan: {where}, batch {_batch(config, work)} × {work.grad_accum}",
+            first,
+        )
     fitted = fit_batch(work, capacity)
     if fitted is None:
         raise MemoryPlanError(
@@ -91,15 +99,24 @@ def plan_memory(
             "(pip install bitsandbytes on CUDA), gradient_checkpointing, or a larger device"
         )
     chosen = estimate(fitted, capacity)
-    line = (
-        f"memory plan: batch {work.batch} needs {where}; training with batch {fitted.batch} × "
-        f"accumulation {fitted.grad_accum} (the same effective batch), teacher signals "
-        f"{fitted.teacher_batch} records at a time: {chosen.peak / GIB:.1f} GiB"
-    )
     adjusted = replace(
         config,
         per_device_batch_size=fitted.batch,
+        batch_tokens=None if config.batch_tokens is None else fitted.batch * fitted.max_length,
         grad_accum=fitted.grad_accum,
         teacher_batch_size=fitted.teacher_batch,
     )
+    line = (
+        f"memory plan: batch {_batch(config, work)} needs {where}; training with batch "
+        f"{_batch(adjusted, fitted)} × accumulation {fitted.grad_accum} (the same effective "
+        f"batch), teacher signals {fitted.teacher_batch} records at a time: "
+        f"{chosen.peak / GIB:.1f} GiB"
+    )
     return adjusted, line, chosen
+
+
+def _batch(config: DistillConfig, work: Workload) -> str:
+    """A training batch as the config states it: a record count, or a token budget."""
+    if config.batch_tokens is None:
+        return str(work.batch)
+    return f"{config.batch_tokens} tokens"

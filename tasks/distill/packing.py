@@ -40,6 +40,14 @@ class PackingPolicy:
 
     def packs(self, lengths: list[int]) -> bool:
         """Whether records of these token lengths go into one row."""
+        return self._packs(len(lengths), sum(lengths), max(lengths))
+
+    def slots(self, count: int, total: int, longest: int) -> int:
+        """Token slots a batch of `count` records (`total` tokens, the longest `longest`) fills
+        in the layout this policy gives it: its tokens when packed, else count × longest."""
+        return total if self._packs(count, total, longest) else count * longest
+
+    def _packs(self, count: int, total: int, longest: int) -> bool:
         if self.batching != "auto":
             return self.batching == "packed"  # padded and by_length pad
         if self.varlen:
@@ -47,7 +55,6 @@ class PackingPolicy:
         if self.hidden_size <= 0:  # unknown width: the layout that cannot grow quadratically
             return False
         scale = 6 * self.hidden_size
-        total, longest = sum(lengths), max(lengths)
         packed = total * (1 + total / scale)
-        padded = len(lengths) * longest * (1 + longest / scale)
+        padded = count * longest * (1 + longest / scale)
         return packed < padded

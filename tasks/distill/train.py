@@ -137,6 +137,7 @@ def train_student(
         processing_class=tok,
         data_collator=KDCollator(tok.pad_token_id, PackingPolicy.for_model(config.batching, model)),
         kd=kd,
+        batch_tokens=config.batch_tokens,
         callbacks=[*(callbacks or []), TrainingBar(f"training {student}")],
     )
     # Our bar shows loss and ETA; the trainer's printer would add a raw dict per logged step.

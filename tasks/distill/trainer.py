@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
+from transformers.trainer_utils import seed_worker
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from tasks.distill.loss import kd_loss, mix_weights
 from tasks.distill.packing import PackingPolicy
 from tasks.distill.signals import target_mask
+from tasks.distill.token_budget import TokenBudgetBatches, record_lengths
 from tasks.distill.xtok import xtok_divergence
 from tasks.models.batching import pad_batch
 
@@ -92,14 +96,46 @@ class KDSettings:
 
 
 class DistillTrainer(SFTTrainer):
-    """Overrides compute_loss only: KD when the batch carries teacher signals (or online)."""
+    """SFTTrainer with a KD loss when the batch carries teacher signals (or online), and
+    batches filled to a token budget when one is set."""
 
     def __init__(
-        self, *args: Any, kd: KDSettings | None = None, online_teacher: Any = None, **kwargs: Any
+        self,
+        *args: Any,
+        kd: KDSettings | None = None,
+        online_teacher: Any = None,
+        batch_tokens: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.kd = kd or KDSettings()
         self.online_teacher = online_teacher  # benchmark baseline: teacher forward every step
+        self.batch_tokens = batch_tokens  # None: the args' fixed record count per batch
+
+    def get_train_dataloader(self) -> DataLoader:
+        """Batches filled to `batch_tokens` when set (tasks/distill/token_budget.py)."""
+        if self.batch_tokens is None or self.train_dataset is None:
+            return super().get_train_dataloader()
+        # A batch's slots are counted in the layout the collator will give it.
+        batches = TokenBudgetBatches(
+            record_lengths(self.train_dataset),
+            self.batch_tokens,
+            getattr(self.data_collator, "packing", PackingPolicy("padded")),
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+        args = self.args
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=batches,
+            collate_fn=self.data_collator,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=args.dataloader_pin_memory,
+            worker_init_fn=partial(
+                seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index
+            ),
+        )
+        # Several processes: accelerate hands each one its share of the batches.
+        return self.accelerator.prepare(loader)
 
     def compute_loss(
         self,
