@@ -60,6 +60,6 @@ def show_tracebacks() -> bool:
     from tasks.settings import PipelineSettings
 
     try:
-        return PipelineSettings().debug
+        return PipelineSettings.read().debug
     except ValidationError:  # DISTILLERY_DEBUG=2 and the like: asked for, so shown
         return True

@@ -212,7 +212,7 @@ def run_demo(options: DemoOptions) -> DemoOutcome:
     quiet_progress_bars()
     show_stage_logs()
     progress = Progress()
-    settings = StorageSettings()
+    settings = StorageSettings.read()
     progress.line(f"data in {settings.data_dir.resolve()} ({settings.resolved_database_url()})")
     with progress.stage("database ready (migrations applied)"):
         get_database(settings)

@@ -85,7 +85,7 @@ def data_erasure(sweep: bool = True) -> list[ErasureRow]:
 def retention(days: int | None = None, dry_run: bool = False) -> RetentionResult:
     """Erase interactions received more than `days` days ago (default: the
     DISTILLERY_RETENTION_DAYS setting; unset, retention is off and nothing happens)."""
-    days = days if days is not None else StorageSettings().retention_days
+    days = days if days is not None else StorageSettings.read().retention_days
     database = get_database()
     if not days:
         print("retention is off: DISTILLERY_RETENTION_DAYS is not set; nothing erased")

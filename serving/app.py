@@ -44,15 +44,16 @@ def create_app(
 ) -> FastAPI:
     """Build the service; without arguments it uses the environment's settings, database and
     artifact root (the store's: StorageSettings declares it, once)."""
-    settings = settings or ServiceSettings()
-    database = database or get_database(StorageSettings())
+    settings = settings or ServiceSettings.read()
+    storage = StorageSettings.read()
+    database = database or get_database(storage)
     upload_model = feedback_model(settings)
-    root = (artifact_root or StorageSettings().resolved_artifact_root()).resolve()
+    root = (artifact_root or storage.resolved_artifact_root()).resolve()
     state = ServiceState(
         settings=settings,
         database=database,
         artifact_root=root,
-        store=ArtifactStore.from_settings(local_root=root),
+        store=ArtifactStore.from_settings(storage, local_root=root),
         schema_head=database.head_revision(),
         feedback_model=upload_model,
     )

@@ -58,7 +58,7 @@ class ArtifactStore:
     ) -> ArtifactStore:
         """The store the settings (the environment, by default) name; `local_root` overrides
         the artifact root (a registry or service given its own)."""
-        settings = settings or StorageSettings()
+        settings = settings or StorageSettings.read()
         root = Path(local_root).resolve() if local_root else settings.resolved_artifact_root()
         url = settings.artifact_store.rstrip("/") if settings.artifact_store else None
         if url and _local_path(url) == root:

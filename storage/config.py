@@ -2,17 +2,59 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PREFIX = "DISTILLERY_"
+ENV_FILE = ".env"
 
-class StorageSettings(BaseSettings):
+# One parsed group per (class, environment): `read()` returns it until a DISTILLERY_ variable,
+# the working directory or `.env` changes (tests and the CLI's --data-dir change them).
+_READ: dict[tuple[type, tuple[Any, ...]], BaseSettings] = {}
+
+
+def _environment() -> tuple[Any, ...]:
+    """What a group's values depend on: DISTILLERY_ variables, working directory, `.env`."""
+    cwd = Path.cwd()
+    try:
+        env_file = (cwd / ENV_FILE).stat().st_mtime_ns
+    except OSError:
+        env_file = None
+    own = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(PREFIX)))
+    return cwd, env_file, own
+
+
+class DistillerySettings(BaseSettings):
+    """A group of DISTILLERY_<NAME> variables (or `.env` lines), frozen once read.
+
+    Every group (storage, registry, pipeline, service) derives from this one class, so the
+    prefix, the `.env` file and how a group is read are declared once. Entry points (the CLI,
+    a flow, the service factory) call `read()` and pass the group down; functions that take
+    a group accept it as a parameter and fall back to `read()` only when none is given.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, env_file=ENV_FILE, extra="ignore", frozen=True
+    )
+
+    @classmethod
+    def read(cls) -> Self:
+        """This group as the environment sets it, parsed once per distinct environment."""
+        key = (cls, _environment())
+        found = _READ.get(key)
+        if found is None:
+            if len(_READ) > 64:  # environments a long test session went through
+                _READ.clear()
+            found = _READ[key] = cls()
+        return found  # type: ignore[return-value]
+
+
+class StorageSettings(DistillerySettings):
     """Storage locations; every field can be set as DISTILLERY_<NAME> or in `.env`."""
-
-    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(
         Path(".distillery"), description="the embedded database, logs and rebuildable caches"

@@ -126,7 +126,7 @@ def get_database(
     `migrate=None` applies migrations automatically only for SQLite (the zero set-up default);
     server databases are migrated explicitly with `distillery db upgrade`.
     """
-    settings = settings or StorageSettings()
+    settings = settings or StorageSettings.read()
     url = settings.resolved_database_url()
     db = _databases.get(url)
     if db is None:

@@ -33,7 +33,7 @@ class Layout:
     @classmethod
     def from_settings(cls, settings: StorageSettings | None = None) -> Layout:
         """The layout the settings (the environment, by default) name."""
-        settings = settings or StorageSettings()
+        settings = settings or StorageSettings.read()
         return cls(settings.data_dir.resolve(), settings.resolved_artifact_root())
 
     # --- this host: database, logs, rebuildable caches (data dir) ---

@@ -157,7 +157,7 @@ def student_plan(student: str, snapshot_id: int, min_new_records: int) -> Studen
         cold_start = None
         if (
             stable is not None
-            and StorageSettings().erasure_retrain
+            and StorageSettings.read().erasure_retrain
             and stable.version in tainted_versions(session=session, student=student)
         ):
             cold_start = (

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 def bars_enabled() -> bool:
     """False when $DISTILLERY_PROGRESS is 0/false (bars are on by default)."""
-    return PipelineSettings().progress
+    return PipelineSettings.read().progress
 
 
 def progress(

@@ -81,8 +81,8 @@ def hub_token(settings: RegistrySettings) -> str | None:
 
 def configured_registry(database_url: str | None = None) -> Registry:
     """The registry the settings name, on the configured (or given) database."""
-    settings = RegistrySettings()
-    storage = StorageSettings()
+    settings = RegistrySettings.read()
+    storage = StorageSettings.read()
     database = _database(database_url, storage)
     token = None
     if settings.registry == "hub":
@@ -280,7 +280,7 @@ def start_canary(
     A rollout still running is of an older candidate: this version passed the gate against
     stable since, so that one ends (aborted, "superseded"). A retry finds its own rollout.
     """
-    database = _database(database_url, StorageSettings())
+    database = _database(database_url, StorageSettings.read())
     for running in rollouts.rollouts(database, student):
         if running.status != "active":
             continue
@@ -318,7 +318,7 @@ def promote(
     database_url: str | None = None,
 ) -> ChannelMove:
     """Point `channel` of `student` at a published version."""
-    database = _database(database_url, StorageSettings())
+    database = _database(database_url, StorageSettings.read())
     return open_registry(database).promote(
         student, version, channel=channel, reason=reason, actor=actor
     )

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.config import DistillerySettings
 
 
-class PipelineSettings(BaseSettings):
+class PipelineSettings(DistillerySettings):
     """How the pipeline's tools behave on this machine."""
-
-    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
 
     progress: bool = Field(True, description="progress bars with rate and ETA; 0 in scheduled logs")
     debug: bool = Field(False, description="show the traceback behind a one-line error")

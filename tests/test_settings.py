@@ -7,7 +7,12 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from cli.commands.settings import GROUPS, PREFIX, settings_markdown
+from storage.config import StorageSettings
+from storage.registry.config import RegistrySettings
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = re.compile(r"DISTILLERY_[A-Z0-9_]*[A-Z0-9]")
@@ -75,3 +80,41 @@ def test_docs_list_every_setting() -> None:
     text = (REPO / "docs" / "settings.md").read_text()
     block = text.split("do not edit by hand -->\n")[1].split("<!-- end of reference -->")[0]
     assert block == settings_markdown(), "regenerate docs/settings.md from `distillery settings`"
+
+
+def test_every_setting_says_what_it_does() -> None:
+    bare = [
+        f"{PREFIX}{name.upper()}"
+        for cls in GROUPS.values()
+        for name, field in cls.model_fields.items()
+        if not (field.description or "").strip()
+    ]
+    assert not bare, f"give these a Field(description=...): {bare}"
+
+
+def test_a_group_is_read_once_per_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "a"))
+    first = StorageSettings.read()
+    assert StorageSettings.read() is first
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "b"))
+    assert StorageSettings.read().data_dir == tmp_path / "b"
+    (tmp_path / ".env").write_text("DISTILLERY_REGISTRY=hub\n")
+    assert RegistrySettings.read().registry == "hub"
+    with pytest.raises(ValidationError):  # frozen: no stage can change what another reads
+        first.data_dir = tmp_path  # type: ignore[misc]
+
+
+def test_modules_read_groups_through_read() -> None:
+    """Entry points call `<Group>.read()` and pass it on; nothing parses the environment anew."""
+    fresh = re.compile(r"\b(Storage|Registry|Pipeline|Service)Settings\(\)")
+    sources = [p for p in _tracked() if p.suffix == ".py" and p.parts[len(REPO.parts)] in PACKAGES]
+    wrong = [
+        f"{path.relative_to(REPO)}:{n}"
+        for path in sources
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if fresh.search(line)
+    ]
+    assert not wrong, wrong

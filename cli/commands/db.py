@@ -17,7 +17,7 @@ def upgrade(
     revision: Annotated[str, typer.Option(help="target revision")] = "head",
 ) -> int:
     """Apply migrations up to REVISION and print the database's revision."""
-    db = Database(StorageSettings().resolved_database_url())
+    db = Database(StorageSettings.read().resolved_database_url())
     db.upgrade(revision)
     print(f"{db.url.render_as_string(hide_password=True)}: revision {db.current_revision()}")
     return 0
@@ -26,6 +26,6 @@ def upgrade(
 @app.command()
 def current() -> int:
     """Print the database's schema revision."""
-    db = Database(StorageSettings().resolved_database_url())
+    db = Database(StorageSettings.read().resolved_database_url())
     print(f"{db.url.render_as_string(hide_password=True)}: revision {db.current_revision()}")
     return 0

@@ -44,7 +44,7 @@ def list_(
     ] = None,
 ) -> int:
     """Devices with status, role, platform, app version and interaction count, one a line."""
-    db = get_database(StorageSettings())
+    db = get_database(StorageSettings.read())
     with db.transaction() as session:
         rows = list_devices(session=session, status=status, role=role)
     print(
@@ -62,7 +62,7 @@ def list_(
 
 def _set(device_ids: list[str], status: str) -> int:
     """Set the status of the named devices; exit 1 naming any unknown id."""
-    db = get_database(StorageSettings())
+    db = get_database(StorageSettings.read())
     with db.transaction(write=True) as session:
         found = set_status(session=session, device_ids=device_ids, status=status)
     return _report(device_ids, dict.fromkeys(found, status))
@@ -97,7 +97,7 @@ def _set_role(device_ids: list[str], role: str, actor: str | None) -> int:
     A reviewer reads other users' prompts and answers, so who was granted that, by whom and
     when is recorded beside erasures (`distillery data audit`).
     """
-    db = get_database(StorageSettings())
+    db = get_database(StorageSettings.read())
     with db.transaction(write=True) as session:
         found = set_role(session=session, device_ids=device_ids, role=role)
         query = select(Device.id, Device.status).where(Device.id.in_(found))

@@ -142,7 +142,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _database() -> Database:
-    return get_database(StorageSettings())
+    return get_database(StorageSettings.read())
 
 
 def _when(at: datetime | None) -> str:

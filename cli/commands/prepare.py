@@ -76,7 +76,7 @@ def prepare(
         from storage.db import get_database
         from tasks.prepare import build_snapshot
 
-        settings = StorageSettings()
+        settings = StorageSettings.read()
         info = build_snapshot(
             get_database(settings),
             config=config,

@@ -42,7 +42,7 @@ def quality(
     versions over the days both answered on."""
     if (candidate is None) != (reference is None) or (candidate and not student):
         raise UserError("--candidate and --reference go together, with MODEL named")
-    with get_database(StorageSettings()).transaction() as session:
+    with get_database(StorageSettings.read()).transaction() as session:
         live = LiveQuality.read(session, days=days, model_name=student)
     if candidate and reference and student:
         a, b, diffs = live.compare(student, candidate, reference)

@@ -9,21 +9,19 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings
 
 from serving.settings import ServiceSettings
-from storage.config import StorageSettings
+from storage.config import PREFIX, DistillerySettings, StorageSettings
 from storage.registry.config import RegistrySettings
 from tasks.settings import PipelineSettings
 
 # Each variable is declared in exactly one of these (tests/test_settings.py checks it).
-GROUPS: dict[str, type[BaseSettings]] = {
+GROUPS: dict[str, type[DistillerySettings]] = {
     "storage: where data lives": StorageSettings,
     "registry: where versions are published": RegistrySettings,
     "pipeline: the tools that prepare, train and export": PipelineSettings,
     "service: the phone-facing API and the web chat": ServiceSettings,
 }
-PREFIX = "DISTILLERY_"
 
 
 def _shown(value: Any) -> str:
@@ -57,7 +55,7 @@ def settings(
 ) -> int:
     """Every setting with its value on this machine (environment and .env; secrets masked)."""
     for title, cls in GROUPS.items():
-        values = cls()
+        values = cls.read()
         if as_json:
             shown = {f"{PREFIX}{n.upper()}": _shown(getattr(values, n)) for n in cls.model_fields}
             print(json.dumps({"group": title.split(":")[0], "settings": shown}))

@@ -9,7 +9,9 @@ from storage.config import StorageSettings
 from storage.models import Base
 
 config = context.config
-engine = config.attributes.get("engine") or create_engine(StorageSettings().resolved_database_url())
+engine = config.attributes.get("engine") or create_engine(
+    StorageSettings.read().resolved_database_url()
+)
 
 with engine.connect() as connection:
     context.configure(

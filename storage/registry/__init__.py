@@ -46,8 +46,8 @@ def open_registry(
     token: str | None = None,
 ) -> Registry:
     """The configured backend; `token` is only used by the Hub backend."""
-    settings = settings or RegistrySettings()
-    root = (storage or StorageSettings()).resolved_artifact_root()
+    settings = settings or RegistrySettings.read()
+    root = (storage or StorageSettings.read()).resolved_artifact_root()
     if settings.registry == "hub":
         from storage.registry.hub import HubRegistry
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.config import DistillerySettings
 
 
-class RegistrySettings(BaseSettings):
+class RegistrySettings(DistillerySettings):
     """Registry backend settings; the Hub token is deliberately not one of them.
 
     The token comes only from HF_TOKEN or a Prefect Secret block (read by tasks/publish.py).
     """
-
-    model_config = SettingsConfigDict(env_prefix="DISTILLERY_", env_file=".env", extra="ignore")
 
     registry: Literal["local", "hub"] = Field(
         "local", description="local (files served by the service) or hub (Hugging Face Hub)"

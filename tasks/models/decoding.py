@@ -54,7 +54,7 @@ def decoding_setting() -> Decoding:
     """DISTILLERY_DECODING: continuous (default) or padded."""
     from tasks.settings import PipelineSettings
 
-    return PipelineSettings().decoding
+    return PipelineSettings.read().decoding
 
 
 def greedy_answers(

@@ -33,7 +33,7 @@ def hub_kernels_on() -> bool:
     """DISTILLERY_HUB_KERNELS, read when a guarded package is imported."""
     from tasks.settings import PipelineSettings
 
-    return PipelineSettings().hub_kernels
+    return PipelineSettings.read().hub_kernels
 
 
 class _OfflineLoader(importlib.abc.Loader):

@@ -86,7 +86,7 @@ def cache_dir() -> Path:
     """$DISTILLERY_CACHE_DIR or ~/.cache/distillery: fixtures fetched once, outside the repo."""
     from tasks.settings import PipelineSettings
 
-    return PipelineSettings().cache_dir
+    return PipelineSettings.read().cache_dir
 
 
 def sdist_path(version: str = LLAMA_CPP_PYTHON_VERSION) -> Path:

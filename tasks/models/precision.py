@@ -61,7 +61,7 @@ def device_precision(device: str) -> Precision:
     """The setting-aware choice for this device, said once per process in one log line."""
     from tasks.settings import PipelineSettings
 
-    precision = choose_precision(device, forced=PipelineSettings().precision)
+    precision = choose_precision(device, forced=PipelineSettings.read().precision)
     if precision.reason not in _said:
         _said.add(precision.reason)
         log.info("precision on %s: %s", device, precision.reason)

@@ -79,14 +79,14 @@ class RemoteTeacher:
 
 def remote_file() -> Path:
     """The file remote teachers are read from."""
-    return PipelineSettings().remote_teachers or layout().remote_teachers_file()
+    return PipelineSettings.read().remote_teachers or layout().remote_teachers_file()
 
 
 def load_remote_teachers(path: Path | None = None) -> dict[str, RemoteTeacher]:
     """Every remote teacher in the file (none when there is no file)."""
     path = path or remote_file()
     if not path.is_file():
-        if PipelineSettings().remote_teachers:
+        if PipelineSettings.read().remote_teachers:
             raise RemotePresetError(f"{REMOTE_FILE_ENV} names {path}, which does not exist")
         return {}
     try:

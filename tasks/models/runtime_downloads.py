@@ -43,7 +43,7 @@ def allow_runtime_downloads() -> bool:
     The setting wins over a USE_HUB_KERNELS already in the environment, so that one switch
     decides. Raises HubKernelsOfflineError when the setting is on and the Hub is offline.
     """
-    if not PipelineSettings().hub_kernels:
+    if not PipelineSettings.read().hub_kernels:
         os.environ["USE_HUB_KERNELS"] = "NO"
         return False
     if hf_offline():

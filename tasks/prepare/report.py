@@ -55,7 +55,9 @@ def snapshot_summary(
     settle_seconds: float | None = None,
 ) -> SnapshotSummary:
     """I/O step (idempotent, so it may retry): build or reuse a snapshot, return its summary."""
-    settings = StorageSettings(database_url=database_url) if database_url else StorageSettings()
+    settings = (
+        StorageSettings(database_url=database_url) if database_url else StorageSettings.read()
+    )
     root = Path(artifact_root) if artifact_root else settings.resolved_artifact_root()
     info = build_snapshot(
         get_database(settings),

@@ -58,7 +58,7 @@ def build_snapshot(
     READERS for windows of READER_MIN_ROWS rows or more, else 0) read and examine rows
     beside this one, which keeps the ordered steps.
     """
-    settings = StorageSettings()
+    settings = StorageSettings.read()
     if settle_seconds is None:
         settle = settings.settle_seconds(db.url.render_as_string(hide_password=False))
     else:

@@ -175,7 +175,7 @@ def load_tasks(path: str | Path | None = None) -> tuple[SampleTask, ...]:
     or `benchmark`; by prompt hash when absent). Self-instruct records (`instruction`,
     `context`, `response`, `source`) are read too.
     """
-    chosen = path or PipelineSettings().sample_data
+    chosen = path or PipelineSettings.read().sample_data
     if not chosen:
         return _builtin()
     source = Path(chosen)

@@ -28,7 +28,7 @@ COLUMNS = {"dataset_snapshots": ("path",), "training_runs": ("output_dir", "adap
 def _rewrite(to_relative: bool) -> None:
     from storage.config import StorageSettings
 
-    root = PurePosixPath(StorageSettings().resolved_artifact_root().as_posix())
+    root = PurePosixPath(StorageSettings.read().resolved_artifact_root().as_posix())
     conn = op.get_bind()
     for table, columns in COLUMNS.items():
         for column in columns:
