@@ -1,16 +1,16 @@
-"""bench/distill.py (g): KD training on records of real lengths: padded, by length, packed."""
+"""bench/distill.py (g): KD training on records of real lengths: padded, by length, packed,
+and filled to a token budget."""
 
 from __future__ import annotations
 
 import dataclasses
 import random
-import time
 from typing import Any
 
 import torch
-from _generation import emit, sync
+from _generation import emit
+from _timing import StepTimer
 from datasets import Dataset
-from transformers import TrainerCallback
 
 from tasks.distill.data import tokenize_record
 from tasks.distill.packing import Batching, PackingPolicy
@@ -50,25 +50,15 @@ class CountingCollator:
     inner: KDCollator
     slots: int = 0
 
+    @property
+    def packing(self) -> PackingPolicy:
+        """The wrapped collator's, which the trainer's token budget counts slots by."""
+        return self.inner.packing
+
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = self.inner(examples)
         self.slots += batch["input_ids"].numel()
         return batch
-
-
-class EpochTimer(TrainerCallback):
-    """Summed wall-clock time of the optimizer steps."""
-
-    def __init__(self, device: str) -> None:
-        self.device, self.total, self._t = device, 0.0, 0.0
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        sync(self.device)
-        self._t = time.perf_counter()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        sync(self.device)
-        self.total += time.perf_counter() - self._t
 
 
 def _epoch(
@@ -78,14 +68,17 @@ def _epoch(
     args: Any,
     device: str,
     batching: Batching,
+    batch_tokens: int | None = None,
 ) -> dict[str, float]:
-    """One pass over `data`: seconds, token slots fed, final training loss."""
+    """One pass over `data`: seconds, steps, token slots fed, final training loss."""
     args = dataclasses.replace(
         args, train_sampling_strategy="group_by_length" if batching == "by_length" else "random"
     )
+    if batch_tokens is not None:  # as many steps as the budget's batches: one whole epoch
+        args = dataclasses.replace(args, max_steps=-1, num_train_epochs=1.0)
     policy = PackingPolicy.for_model(batching, student)
     collator = CountingCollator(KDCollator(tok.pad_token_id, policy))
-    timer = EpochTimer(device)
+    timer = StepTimer(device)
     trainer = DistillTrainer(
         model=student,
         args=args,
@@ -94,27 +87,44 @@ def _epoch(
         data_collator=collator,
         callbacks=[timer],
         kd=KDSettings(alpha=0.5, temperature=2.0, top_k=16),
+        batch_tokens=batch_tokens,
     )
     loss = trainer.train().training_loss
-    return {"seconds": timer.total, "slots": collator.slots, "loss": loss}
+    return {
+        "seconds": sum(timer.times),
+        "steps": len(timer.times),
+        "slots": collator.slots,
+        "loss": loss,
+    }
 
 
 def packing(student: Any, tok: Any, data: Dataset, args: Any, device: str) -> None:
-    """(g) KD training tokens/s with cached top-k: padded (before), by_length, packed, auto.
+    """(g) KD training tokens/s with cached top-k: padded (before), by_length, packed, auto,
+    and auto / by_length batches filled to a token budget.
 
     Each variant trains one epoch from the same adapter state: the student's LoRA weights are
-    restored between runs so every variant does the same work.
+    restored between runs so every variant does the same work. The budget is the padded
+    batches' mean token slots per step, padding included: the same memory per step, with
+    real tokens where padding was.
     """
     real = sum(len(r) for r in data["input_ids"])
     start = {k: v.detach().clone() for k, v in student.state_dict().items() if "lora_" in k}
     # Warm-up (allocator, lazy initialisation), so the first variant measured pays no more.
     warm = data.select(range(min(len(data), 2 * args.per_device_train_batch_size)))
     _epoch(student, tok, warm, dataclasses.replace(args, max_steps=2), device, "padded")
-    runs = {}
-    variants: list[Batching] = ["padded", "by_length", "packed", "auto"]
-    for batching in variants:
+    student.load_state_dict(start, strict=False)
+    runs = {"padded": _epoch(student, tok, data, args, device, "padded")}
+    budget = round(runs["padded"]["slots"] / runs["padded"]["steps"])
+    variants: list[tuple[str, Batching, int | None]] = [
+        ("by_length", "by_length", None),
+        ("packed", "packed", None),
+        ("auto", "auto", None),
+        ("auto+tokens", "auto", budget),
+        ("by_length+tokens", "by_length", budget),
+    ]
+    for name, batching, tokens in variants:
         student.load_state_dict(start, strict=False)
-        runs[batching] = _epoch(student, tok, data, args, device, batching)
+        runs[name] = _epoch(student, tok, data, args, device, batching, tokens)
     base = runs["padded"]
     emit(
         figure="g_auto_train_tokens_per_s",
@@ -125,6 +135,8 @@ def packing(student: Any, tok: Any, data: Dataset, args: Any, device: str) -> No
         ratio_to_padded={k: base["seconds"] / r["seconds"] for k, r in runs.items()},
         padding_share={k: 1 - real / r["slots"] for k, r in runs.items()},
         train_loss={k: round(r["loss"], 4) for k, r in runs.items()},
+        steps={k: r["steps"] for k, r in runs.items()},
+        batch_tokens=budget,
         records=len(data),
         mean_tokens=real / len(data),
     )

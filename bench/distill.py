@@ -7,7 +7,8 @@ cross-tokenizer loss (KL on shared tokens + ULD, every position aligned), (c) on
 full recompute (goal <= 0.10), (e) training FLOP utilisation, 6·params·tokens/step time over
 a matmul peak measured here (goal >= 75%), (f) batched over unbatched generation tokens/s, in
 padded batches and continuously batched (goal >= 10x), (g) KD training tokens/s on records
-of the demo's lengths, each batching (auto, packed, by_length) over padded batches.
+of the demo's lengths, each batching (auto, packed, by_length) over padded batches, and
+batches filled to a token budget (`batch_tokens`) instead of a record count.
 
     python bench/distill.py --quick                      # tiny models, seconds
     python bench/distill.py                              # SmolLM2 pair on CPU (minutes)
@@ -36,10 +37,11 @@ import torch  # noqa: E402
 from _generation import generation, sync  # noqa: E402
 from _packing import packing, task_length_records  # noqa: E402
 from _teacher_cost import bench_cache, second_cycle_cost  # noqa: E402
+from _timing import StepTimer  # noqa: E402
 from _xtok import as_xtok, loss_costs  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from peft import get_peft_model  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM, TrainerCallback  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
 from tasks.distill.config import DistillConfig  # noqa: E402
 from tasks.distill.signals import fill_topk_cache  # noqa: E402
@@ -101,21 +103,6 @@ def records(n: int, vocab: int, prompt_len: int, answer_len: int, seed: int) -> 
         rows["labels"].append([-100] * prompt_len + ids[prompt_len:])
         rows["record_hash"].append(f"{seed:04d}{i:060d}")
     return Dataset.from_dict(rows)
-
-
-class StepTimer(TrainerCallback):
-    """Wall-clock time of each optimizer step."""
-
-    def __init__(self, device: str) -> None:
-        self.device, self.times, self._t = device, [], 0.0
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        sync(self.device)
-        self._t = time.perf_counter()
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        sync(self.device)
-        self.times.append(time.perf_counter() - self._t)
 
 
 def step_time(

@@ -175,6 +175,15 @@ def main() -> int:
         "--batching", choices=get_args(Batching), default="auto",
         help="training batches of the variants (DistillConfig.batching) [auto]",
     )  # fmt: skip
+    parser.add_argument(
+        "--batch-tokens", type=int, default=None,
+        help="token slots per training batch of the variants (DistillConfig.batch_tokens) "
+        "[none: 4 records a batch]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="training seed of the variants (DistillConfig.seed: adapter init, record order) [0]",
+    )  # fmt: skip
     parser.add_argument("--phones", type=int, default=6, help="phones per cycle (--cycles)")
     parser.add_argument("--interactions", type=int, default=20,
                         help="interactions per phone per cycle (--cycles)")  # fmt: skip
@@ -188,10 +197,12 @@ def main() -> int:
     os.environ.setdefault("DISTILLERY_DATA_DIR", str(tmp / "data"))
     snap = feedback_snapshot(tmp / "snap", train, held)
     emit(figure="context", pair=opt.pair, teacher=teacher, student=student, train=len(train),
-         heldout=len(held), steps=opt.steps, batching=opt.batching)  # fmt: skip
+         heldout=len(held), steps=opt.steps, batching=opt.batching,
+         batch_tokens=opt.batch_tokens, seed=opt.seed)  # fmt: skip
     common = {"max_steps": opt.steps, "save_steps": 10**6, "logging_steps": 4, "max_length": 256,
               "per_device_batch_size": 4, "grad_accum": 1, "learning_rate": opt.lr, "top_k": 16,
-              "gen_max_new_tokens": opt.new_tokens, "batching": opt.batching}  # fmt: skip
+              "gen_max_new_tokens": opt.new_tokens, "batching": opt.batching,
+              "batch_tokens": opt.batch_tokens, "seed": opt.seed}  # fmt: skip
     configs = {
         "sft_feedback": {"alpha": 1.0},
         "sft_teacher_answers": {"strategy": "sequence", "alpha": 1.0},
