@@ -13,7 +13,7 @@ PREFIX = "DISTILLERY_"
 ENV_FILE = ".env"
 
 # One parsed group per (class, environment): `read()` returns it until a DISTILLERY_ variable,
-# the working directory or `.env` changes (tests and the CLI's --data-dir change them).
+# the working directory or `.env` changes (tests and the benches set DISTILLERY_DATA_DIR).
 _READ: dict[tuple[type, tuple[Any, ...]], BaseSettings] = {}
 
 
