@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -59,19 +60,24 @@ def emit(**row: Any) -> None:
     print(json.dumps(row), flush=True)
 
 
-def load_tasks(n_train: int, n_heldout: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load_tasks(
+    n_train: int, n_heldout: int, draw: str = "kinds", seed: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training rows, held-out rows) from the built-in sample tasks: prompt, answer, checkable.
 
-    Held-out rows are the fixed benchmark split, which no training row shares a prompt with;
-    both are interleaved by category, so a prefix mixes checkable and open tasks.
+    Held-out rows are the fixed benchmark split, which no training row shares a prompt with,
+    interleaved by category. Training rows are a prefix of the tasks interleaved by category
+    (`kinds`: every kind of task about equally often, as the demo's phones ask), or a random
+    sample of them (`pool`: in the sample data's proportions, 27 % arithmetic).
     """
 
     def as_row(t: Any) -> dict[str, Any]:
         return {"prompt": t.prompt, "answer": t.answer, "checkable": t.checkable}
 
-    train = [as_row(t) for t in training_tasks()][:n_train]
+    tasks = training_tasks()
+    picked = tasks[:n_train] if draw == "kinds" else random.Random(seed).sample(tasks, n_train)
     held = [as_row(t) for t in benchmark_tasks()][:n_heldout]
-    return train, held
+    return [as_row(t) for t in picked], held
 
 
 def feedback_snapshot(path: Path, train: list[dict[str, Any]], held: list[dict[str, Any]]) -> Path:
@@ -184,6 +190,11 @@ def main() -> int:
         "--seed", type=int, default=0,
         help="training seed of the variants (DistillConfig.seed: adapter init, record order) [0]",
     )  # fmt: skip
+    parser.add_argument(
+        "--draw", choices=["kinds", "pool"], default="kinds",
+        help="training records: every kind of task in turn, or a random sample of the pool "
+        "(its proportions; --seed) [kinds]",
+    )  # fmt: skip
     parser.add_argument("--phones", type=int, default=6, help="phones per cycle (--cycles)")
     parser.add_argument("--interactions", type=int, default=20,
                         help="interactions per phone per cycle (--cycles)")  # fmt: skip
@@ -192,13 +203,13 @@ def main() -> int:
         return cycles(opt)
     wanted = {"base", *opt.variants, *(AFTER[v] for v in opt.variants if v in AFTER)}
     teacher, student = PAIRS[opt.pair]
-    train, held = load_tasks(opt.train, opt.heldout)
+    train, held = load_tasks(opt.train, opt.heldout, opt.draw, opt.seed)
     tmp = Path(tempfile.mkdtemp(prefix="bench-quality-"))
     os.environ.setdefault("DISTILLERY_DATA_DIR", str(tmp / "data"))
     snap = feedback_snapshot(tmp / "snap", train, held)
     emit(figure="context", pair=opt.pair, teacher=teacher, student=student, train=len(train),
          heldout=len(held), steps=opt.steps, batching=opt.batching,
-         batch_tokens=opt.batch_tokens, seed=opt.seed)  # fmt: skip
+         batch_tokens=opt.batch_tokens, seed=opt.seed, draw=opt.draw)  # fmt: skip
     common = {"max_steps": opt.steps, "save_steps": 10**6, "logging_steps": 4, "max_length": 256,
               "per_device_batch_size": 4, "grad_accum": 1, "learning_rate": opt.lr, "top_k": 16,
               "gen_max_new_tokens": opt.new_tokens, "batching": opt.batching,

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ import httpx
 from simulator.phones import (
     OUTCOME_MIX,
     Outcome,
+    TaskPool,
     expect_status,
     load_seed_tasks,
     make_interaction,
@@ -155,7 +155,7 @@ async def rollout_round(
     """Phones register and poll the manifest (more join until the canary's cohort holds
     `min_cohort_phones`, or `max_phones` joined), then each uploads what its users did."""
     config.check()
-    tasks = load_seed_tasks(config.records)
+    pool = TaskPool(load_seed_tasks(config.records))
     gate = asyncio.Semaphore(_CONCURRENT)
     phones: list[_Phone] = []
 
@@ -195,7 +195,7 @@ async def rollout_round(
         for k, phone in enumerate(group):
             report.served[phone.device_id] = channel
             dealt = deck[k * config.per_phone : (k + 1) * config.per_phone]
-            uploads.append(_upload(client, config, tasks, phone, dealt, cohort, gate))
+            uploads.append(_upload(client, config, pool, phone, dealt, cohort, gate))
     await asyncio.gather(*uploads)
     return report
 
@@ -237,7 +237,7 @@ async def _post_retrying(
 async def _upload(
     client: httpx.AsyncClient,
     config: RolloutRoundConfig,
-    tasks: Sequence[dict[str, Any]],
+    pool: TaskPool,
     phone: _Phone,
     dealt: list[Outcome],
     cohort: CohortReport,
@@ -251,7 +251,7 @@ async def _upload(
     for k, outcome in enumerate(dealt):
         created = now - timedelta(minutes=len(dealt) - k)
         item, kind = make_interaction(
-            rng.choice(tasks), rng, model, created, config.pii_rate, outcome=outcome
+            pool.draw(rng), rng, model, created, config.pii_rate, outcome=outcome
         )
         batch.append(item)
         cohort.outcomes[kind] = cohort.outcomes.get(kind, 0) + 1

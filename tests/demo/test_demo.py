@@ -1,4 +1,4 @@
-"""`distillery demo` as a newcomer runs it: a fresh data dir, one cycle, a manifest a phone reads.
+"""`distillery demo` as a newcomer runs it: a fresh data dir, one cycle, a delta a phone reads.
 
 Slow (minutes: the real SmolLM2 pair); CI runs it once as its demo step.
 """
@@ -55,9 +55,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def test_demo_on_a_fresh_data_dir_ends_with_a_decision_and_a_readable_manifest(
-    tmp_path: Path,
-) -> None:
+def test_demo_on_a_fresh_data_dir_publishes_a_delta_a_phone_can_read(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLERY_")}
     env["DISTILLERY_DATA_DIR"] = str(data)
@@ -75,24 +73,21 @@ def test_demo_on_a_fresh_data_dir_ends_with_a_decision_and_a_readable_manifest(
     assert "✓ perpetual cycle" in out
     manifest = _printed_manifest(out)
     assert manifest.channel == "stable"
-    row = re.search(rf"^\[.*\]\s+{STUDENT}: (\w+)( v(\d+))? — (.+)$", out, re.MULTILINE)
+    # Seed 0 on a fresh data dir: the gate passes v1 on its answers (ROUGE-L +0.062
+    # [+0.025, +0.105] here), so a rejection is a regression of the recipe, not bad luck.
+    row = re.search(rf"^\[.*\]\s+{STUDENT}: published v1 — promote: ", out, re.MULTILINE)
     assert row, out[-3000:]
-    status, version, reason = row.group(1), row.group(3), row.group(4)
-    published = {m.student: m for m in manifest.models}
-    if status == "published":
-        # The phone sees the version the cycle published, and every file it lists is on disk
-        # with the checksum the phone will verify.
-        entry = published[STUDENT]
-        assert entry.version == int(str(version))
-        for file in entry.files:
-            (path,) = (data / "artifacts").rglob(str(file.file_name))
-            assert _sha256(path) == file.sha256
-    else:
-        # The gate said no: the line names the decision and its failed checks, and phones
-        # keep what they had (nothing, on a fresh data dir).
-        assert status == "rejected", out[-3000:]
-        assert reason.startswith("reject: ") and "failed" in reason
-        assert STUDENT not in published
+    entry = {m.student: m for m in manifest.models}[STUDENT]
+    assert entry.version == 1
+    # Every file it lists is on disk with the checksum the phone will verify.
+    for file in entry.files:
+        (path,) = (data / "artifacts").rglob(str(file.file_name))
+        assert _sha256(path) == file.sha256
+    # Whichever rung the phone file is, a phone holding the base takes only the adapter.
+    assert entry.base is not None and entry.adapter is not None, out[-3000:]
+    assert entry.adapter.base_sha256 == entry.base.sha256
+    assert entry.base.quantization == entry.quantization
+    assert entry.adapter.size and entry.size and entry.adapter.size < entry.size / 10
     # No host path in the database: every text and JSON column of every table is searched
     # for the data dir (files inside the store are recorded relative to it).
     assert _host_paths(data) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from serving.app import create_app
 from serving.settings import ServiceSettings
-from simulator.phones import SimulationConfig, degrade, load_seed_tasks, simulate
+from simulator.phones import SimulationConfig, TaskPool, degrade, load_seed_tasks, simulate
 from storage.db import Database
 from storage.models import Interaction
 from tasks.prepare import PrepareConfig, build_snapshot, load_snapshot
@@ -86,3 +87,18 @@ def test_degrade_is_reproducible_and_differs() -> None:
     answer = "The quick brown fox jumps over the lazy dog near the river bank."
     first = degrade(answer, random.Random(1))
     assert first == degrade(answer, random.Random(1)) and first != answer
+
+
+def test_users_ask_every_kind_of_task_about_equally_often() -> None:
+    tasks = load_seed_tasks()
+    in_pool = Counter(t["category"] for t in tasks)
+    assert max(in_pool.values()) > 20 * min(in_pool.values())  # 108 arithmetic, 4 code tasks
+    pool = TaskPool(tasks)
+    rng = random.Random(0)
+    drawn = Counter(pool.draw(rng)["category"] for _ in range(5000))
+    assert set(drawn) == set(in_pool)
+    assert max(drawn.values()) < 1.25 * min(drawn.values())
+    # The same seed draws the same tasks.
+    one, other = random.Random(5), random.Random(5)
+    draws = [pool.draw(one)["prompt"] for _ in range(20)]
+    assert draws == [pool.draw(other)["prompt"] for _ in range(20)] and len(set(draws)) > 10
