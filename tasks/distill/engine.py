@@ -16,6 +16,7 @@ from transformers import TrainerCallback
 
 from storage.artifact_store import artifact_store
 from storage.db import Database
+from storage.layout import layout
 from storage.repo import runs
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.data import load_snapshot, tokenize_records, training_records
@@ -235,13 +236,23 @@ def record_start(
             teacher=teacher,
             strategy=pre.strategy,
             strategy_reason=pre.reason,
-            config={
-                **config.to_dict(),
-                "teacher_adapter_dir": str(teacher_adapter_dir) if teacher_adapter_dir else None,
-            },
+            config=recorded_config(config, teacher_adapter_dir),
             snapshot_id=snapshot_id,
             output_dir=str(output_dir.resolve()),
         ).id
+
+
+def recorded_config(config: DistillConfig, teacher_adapter_dir: Path | None) -> dict[str, Any]:
+    """The run's config as the database keeps it: files in the store by their key, so the
+    row reads the same on every host (the StorePath columns do this for their own paths)."""
+    where = layout()
+    warm, teacher = config.warm_start_adapter, teacher_adapter_dir
+    return {
+        **config.to_dict(),
+        "warm_start_adapter": where.stored(warm) if warm else None,
+        "replay_snapshots": [where.stored(p) for p in config.replay_snapshots],
+        "teacher_adapter_dir": where.stored(teacher) if teacher else None,
+    }
 
 
 def record_finish(db: Database, run_id: int, metrics: dict[str, Any], adapter_dir: Path) -> None:

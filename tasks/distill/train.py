@@ -16,6 +16,7 @@ from transformers import PrinterCallback, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig
 
+from storage.layout import layout
 from tasks.distill.config import DistillConfig
 from tasks.distill.packing import PackingPolicy
 from tasks.distill.signals import load_vocab_map
@@ -48,7 +49,8 @@ def warm_start(config: DistillConfig) -> tuple[Path | None, str]:
     ]
     if changed:
         return None, f"fresh adapter: the config changes the stable adapter's {', '.join(changed)}"
-    return Path(adapter), f"continues {adapter}"
+    # Named by its key in the store: the note goes into the run's row, read on every host.
+    return Path(adapter), f"continues {layout().stored(adapter)}"
 
 
 def load_student(student: str, config: DistillConfig, device: str) -> tuple[Any, Any, str]:

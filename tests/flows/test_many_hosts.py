@@ -91,7 +91,8 @@ def test_a_cycle_on_another_host_warm_starts_and_gates_on_the_stable_version(
     reports = store_fs.glob(f"{store_base}/eval/runs/{STUDENT}-*/report/report.md")
     assert len(reports) == 2, reports
     # Warm-started from v1's adapter, fetched from the store into B's own root...
-    assert v2_run.config["warm_start_adapter"] == str(b_root / v1_key)
+    assert v2_run.config["warm_start_adapter"] == v1_key  # its key, not B's path
+    assert v2_run.metrics["warm_start"] == f"continues {v1_key}"
     assert (b_root / v1_key / "adapter_config.json").is_file()
     # ...and gated against v1 (not the base): it had to improve on the stable version.
     assert v2.gate["rule"] == "stable", v2.gate

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from flows.perpetual import perpetual_cycle
+from storage.artifact_store import artifact_store
 from storage.models import Channel, Evaluation, ModelVersion, TrainingRun
 from tasks.config import CycleConfig
 from tasks.cycle import ensure_training_limit, training_slot
@@ -126,7 +127,11 @@ def test_cycle_publishes_skips_isolates_failures_and_warm_starts(
         assert v2 is not None
         v2_run = session.get(TrainingRun, v2.training_run_id)
         assert v2_run is not None
-        assert v2_run.config["warm_start_adapter"] == str(Path(v1_run.output_dir) / "adapter")
+        # Recorded by its key in the store, never this host's path (v1_run's output_dir is
+        # read back local, through StorePath).
+        v1_key = artifact_store().key(Path(v1_run.output_dir) / "adapter")
+        assert v2_run.config["warm_start_adapter"] == v1_key
+        assert v2_run.metrics["warm_start"] == f"continues {v1_key}"
         # Version 2 had to improve on the stable v1 on its new split, not merely hold.
         assert v2.gate["rule"] == "stable" and v2.gate["promote"], v2.gate
         improved = [c for c in v2.gate["checks"] if c["name"].startswith("improves_on_stable")]
