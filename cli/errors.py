@@ -15,7 +15,9 @@ def explain(exc: BaseException) -> str | None:
     """One or two lines for an expected failure, None for a bug (which keeps its traceback)."""
     from sqlalchemy.exc import OperationalError
 
-    if isinstance(exc, UserError):
+    from storage.config import InvalidSettings
+
+    if isinstance(exc, UserError | InvalidSettings):
         return str(exc)
     from pydantic import ValidationError
 

@@ -30,7 +30,9 @@ from cli.commands import (
     settings,
     simulate,
 )
+from cli.commands.settings import GROUPS, misspelled
 from cli.errors import explain, show_tracebacks
+from storage.config import InvalidSettings, Settings
 
 app = typer.Typer(
     name="distillery",
@@ -47,6 +49,18 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+@app.callback()
+def _read_settings(ctx: typer.Context) -> None:
+    # Every command runs under one Settings read here, so a bad DISTILLERY_ value stops the
+    # command before any work; `distillery settings` reads them itself, to show them all.
+    if ctx.resilient_parsing or ctx.invoked_subcommand == "settings":
+        return
+    for typo, meant in misspelled():
+        print(f"⚠ {typo} is not a setting; did you mean {meant}?", file=sys.stderr)
+    ctx.with_resource(Settings.read(*GROUPS.values()).active())
+
 
 # The loop, in the order a newcomer meets it.
 app.command("demo")(demo.demo)
@@ -92,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = explain(exc)
         if message is None:
             raise
-        if show_tracebacks():
+        # A settings error names every bad variable already; its traceback would add nothing.
+        if not isinstance(exc, InvalidSettings) and show_tracebacks():
             traceback.print_exc()
         print(f"✗ {message}", file=sys.stderr)
         return 2

@@ -6,9 +6,11 @@ from prefect import flow
 
 from tasks.distill.config import DistillConfig, DistillResult
 from tasks.distill.prefect_tasks import distill_task
+from tasks.settings import with_pipeline_settings
 
 
 @flow(name="distill", log_prints=True)
+@with_pipeline_settings
 def distill_flow(
     snapshot_path: str,
     teacher: str,

@@ -22,12 +22,14 @@ from tasks.cycle import training_slot
 from tasks.cycle_tasks import distill_target_task, heal_student_task, plan_target_task
 from tasks.distill.config import DistillResult
 from tasks.prepare.summary import SnapshotSummary
+from tasks.settings import with_pipeline_settings
 from tasks.stage_runs import here, trained_run
 from tasks.target import CycleTarget
 from tasks.teacher_tasks import resolve_teacher_task
 
 
 @flow(name="distill-stage", persist_result=False, log_prints=False)
+@with_pipeline_settings
 def distill_stage(target: CycleTarget, snapshot: SnapshotSummary, config: CycleConfig) -> int:
     """Plan and train one target on this worker's host; the id of its training run."""
     snapshot = here(snapshot)  # the snapshot's folder under this host's artifact root

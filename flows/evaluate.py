@@ -29,6 +29,7 @@ from tasks.evaluate.verdict import MetricsBySet, Verdict, answers_line
 from tasks.evaluate.yardstick import Yardstick, card_fields, measure, summary_line
 from tasks.models.remote import is_remote
 from tasks.results import StageResult
+from tasks.settings import with_pipeline_settings
 
 # The flow's metrics summary holds what the model card shows (the publisher renders it).
 HEADLINE = (*CARD_METRICS, "entropy_spikes")
@@ -79,6 +80,7 @@ def compare_with_references(paths: dict[str, str], config: EvaluateConfig) -> di
 
 
 @flow(name="evaluate-candidate", log_prints=True)
+@with_pipeline_settings
 def evaluate_candidate_flow(
     student_preset: str,
     candidate_adapter_dir: str,
@@ -183,6 +185,7 @@ class LiveEvaluation(StageResult):
 
 
 @flow(name="reevaluate-live-versions", log_prints=True)
+@with_pipeline_settings
 def reevaluate_live_versions_flow(
     config: EvaluateConfig | None = None, out_dir: str | None = None
 ) -> LiveEvaluation:

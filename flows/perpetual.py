@@ -27,12 +27,14 @@ from tasks.cycle_tasks import (
     record_gate_decision_task,
 )
 from tasks.prepare.summary import SnapshotSummary
+from tasks.settings import with_pipeline_settings
 from tasks.target import CycleTarget
 from tasks.teacher_tasks import resolve_teacher_task
 
 
 # log_prints off: libraries that capture stdout (dill, via datasets) would flood the run log.
 @flow(name="target-cycle", persist_result=True, log_prints=False)
+@with_pipeline_settings
 def target_cycle(target: CycleTarget, snapshot: SnapshotSummary, config: CycleConfig) -> StudentRow:
     """One student, or one agent's adapter over it, on one snapshot: a summary row.
 
@@ -106,6 +108,7 @@ def _target_row(target: CycleTarget, snapshot: SnapshotSummary, config: CycleCon
 
 
 @flow(name="perpetual-cycle", persist_result=True, log_prints=True)
+@with_pipeline_settings
 def perpetual_cycle(config: CycleConfig | None = None) -> State[CycleSummary]:
     """Prepare a snapshot from new feedback and run every configured student (then every
     student's agents) on it.

@@ -7,9 +7,11 @@ from prefect import flow
 from tasks.prepare.config import PrepareConfig
 from tasks.prepare.prefect_tasks import build_snapshot_task, publish_report_task
 from tasks.prepare.summary import SnapshotSummary
+from tasks.settings import with_pipeline_settings
 
 
 @flow(name="prepare", log_prints=True)
+@with_pipeline_settings
 def prepare_flow(
     config: PrepareConfig | None = None,
     database_url: str | None = None,

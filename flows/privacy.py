@@ -13,6 +13,7 @@ from storage.models import utcnow
 from storage.repo.erasure import ErasureScope, count_scope, erase_rows, record_event
 from tasks.privacy.redact import ErasureDone, finish_erasures, finish_one, sweep_here
 from tasks.results import StageResult
+from tasks.settings import with_pipeline_settings
 
 RETENTION_ACTOR = "retention"
 
@@ -58,6 +59,7 @@ def _row(done: ErasureDone) -> ErasureRow:
 
 
 @flow(name="data-erasure", log_prints=True)
+@with_pipeline_settings
 def data_erasure(sweep: bool = True) -> list[ErasureRow]:
     """Finish every pending erasure: snapshot files rewritten without the rows, teacher cache
     entries forgotten, the versions built on them listed. `sweep`: also clean the snapshot
@@ -82,6 +84,7 @@ def data_erasure(sweep: bool = True) -> list[ErasureRow]:
 
 
 @flow(name="retention", log_prints=True)
+@with_pipeline_settings
 def retention(days: int | None = None, dry_run: bool = False) -> RetentionResult:
     """Erase interactions received more than `days` days ago (default: the
     DISTILLERY_RETENTION_DAYS setting; unset, retention is off and nothing happens)."""

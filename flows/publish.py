@@ -10,6 +10,7 @@ from storage.registry import ChannelMove
 from tasks.publish import PublishedVersion, VersionLineage, gate_says_promote
 from tasks.publish_tasks import promote_task, publish_version_task
 from tasks.results import StageResult
+from tasks.settings import with_pipeline_settings
 
 
 class PublishOutcome(StageResult):
@@ -22,6 +23,7 @@ class PublishOutcome(StageResult):
 
 
 @flow(name="publish")
+@with_pipeline_settings
 def publish_flow(
     student: str,
     files: list[dict[str, Any]],

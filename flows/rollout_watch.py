@@ -9,6 +9,7 @@ from storage.db import get_database
 from storage.registry import rollouts
 from storage.repo.rollout_policy import RolloutDecision, RolloutPolicy, judge
 from tasks.results import StageResult
+from tasks.settings import with_pipeline_settings
 
 ACTOR = "rollout-watch"
 
@@ -42,6 +43,7 @@ def _apply(student: str, decision: RolloutDecision, line: str) -> None:
 
 
 @flow(name="rollout-watch", log_prints=True)
+@with_pipeline_settings
 def rollout_watch(
     days: int = 14, policy: RolloutPolicy | None = None, dry_run: bool = False
 ) -> list[WatchRow]:

@@ -12,6 +12,7 @@ from tasks.config import TeacherConfig
 from tasks.cycle import training_slot
 from tasks.distill.config import DistillResult
 from tasks.results import StageResult
+from tasks.settings import with_pipeline_settings
 from tasks.teacher_tasks import (
     finetune_teacher_task,
     record_teacher_adapter_task,
@@ -36,6 +37,7 @@ class TeacherOutcome(StageResult):
 
 
 @flow(name="teacher-finetune", persist_result=True, log_prints=True)
+@with_pipeline_settings
 def teacher_finetune(config: TeacherConfig | None = None) -> TeacherOutcome:
     """SFT a LoRA on the teacher with the newest snapshot; later cycles distill from it.
 

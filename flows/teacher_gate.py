@@ -22,9 +22,11 @@ from tasks.evaluate.prefect_tasks import (
     write_report_task,
 )
 from tasks.evaluate.sets import snapshot_set_name
+from tasks.settings import with_pipeline_settings
 
 
 @flow(name="evaluate-teacher-adapter", log_prints=True)
+@with_pipeline_settings
 def evaluate_teacher_adapter(
     teacher: str,
     new_adapter_dir: str,

@@ -30,7 +30,7 @@ from serving.schemas import feedback_model, field_path
 from serving.settings import ServiceSettings
 from serving.state import ServiceState, app_version
 from storage.artifact_store import ArtifactStore
-from storage.config import StorageSettings
+from storage.config import Settings, StorageSettings
 from storage.db import Database, get_database
 
 DOCS_PATH = "/api/docs"
@@ -41,11 +41,19 @@ def create_app(
     settings: ServiceSettings | None = None,
     database: Database | None = None,
     artifact_root: Path | None = None,
+    storage: StorageSettings | None = None,
 ) -> FastAPI:
-    """Build the service; without arguments it uses the environment's settings, database and
-    artifact root (the store's: StorageSettings declares it, once)."""
-    settings = settings or ServiceSettings.read()
-    storage = StorageSettings.read()
+    """Build the service from the groups passed in; those not given are read together here,
+    once (a bad DISTILLERY_ value stops it before it serves), from `distillery serve`'s
+    settings or the environment."""
+    missing = [
+        cls
+        for cls, given in ((ServiceSettings, settings), (StorageSettings, storage))
+        if given is None
+    ]
+    read = Settings.current(*missing)
+    settings = settings or read.get(ServiceSettings)
+    storage = storage or read.get(StorageSettings)
     database = database or get_database(storage)
     upload_model = feedback_model(settings)
     root = (artifact_root or storage.resolved_artifact_root()).resolve()

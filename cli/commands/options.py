@@ -6,13 +6,23 @@ from typing import Annotated, Any
 
 import click
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from tasks.config import QUANTIZATIONS
 from tasks.models.presets import DEPTH_MARK, UnknownPresetError, get_preset, preset_names
 from tasks.models.remote import remote_teacher_names
 
-# Remote teachers (tasks/models/remote.py) are read from their file when the CLI starts.
-TEACHERS = preset_names("teacher") + remote_teacher_names()
+
+def _teacher_names() -> list[str]:
+    """Presets, then remote teachers (tasks/models/remote.py) read from their file now."""
+    try:
+        return preset_names("teacher") + remote_teacher_names()
+    except (ValidationError, SettingsError):  # a bad DISTILLERY_ value: the command names it
+        return preset_names("teacher")
+
+
+TEACHERS = _teacher_names()
 STUDENTS = preset_names("student")
 
 

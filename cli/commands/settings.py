@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +13,7 @@ import typer
 from pydantic import SecretStr
 
 from serving.settings import ServiceSettings
-from storage.config import PREFIX, DistillerySettings, StorageSettings
+from storage.config import PREFIX, DistillerySettings, InvalidSettings, Settings, StorageSettings
 from storage.registry.config import RegistrySettings
 from tasks.settings import PipelineSettings
 
@@ -22,6 +24,27 @@ GROUPS: dict[str, type[DistillerySettings]] = {
     "pipeline: the tools that prepare, train and export": PipelineSettings,
     "service: the phone-facing API and the web chat": ServiceSettings,
 }
+
+
+def variables() -> list[str]:
+    """Every setting's variable name, group by group."""
+    return [f"{PREFIX}{name.upper()}" for cls in GROUPS.values() for name in cls.model_fields]
+
+
+def misspelled() -> list[tuple[str, str]]:
+    """(set variable, the setting it resembles) for DISTILLERY_ names that are near-misses.
+
+    Only near-misses: the converter's subprocess and the test suite use a few other
+    DISTILLERY_ names that are not settings and must pass silently.
+    """
+    known = variables()
+    out = []
+    for name in sorted(os.environ):
+        if name.startswith(PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+            if close:
+                out.append((name, close[0]))
+    return out
 
 
 def _shown(value: Any) -> str:
@@ -54,8 +77,16 @@ def settings(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per group")] = False,
 ) -> int:
     """Every setting with its value on this machine (environment and .env; secrets masked)."""
+    status = 0
+    for typo, meant in misspelled():
+        print(f"⚠ {typo} is not a setting; did you mean {meant}?", file=sys.stderr)
     for title, cls in GROUPS.items():
-        values = cls.read()
+        try:
+            values = Settings.read(cls).get(cls)
+        except InvalidSettings as exc:
+            print(f"✗ {title.split(':')[0]}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            status = 2
+            continue
         if as_json:
             shown = {f"{PREFIX}{n.upper()}": _shown(getattr(values, n)) for n in cls.model_fields}
             print(json.dumps({"group": title.split(":")[0], "settings": shown}))
@@ -65,4 +96,4 @@ def settings(
             key = f"{PREFIX}{name.upper()}"
             note = "  (from the environment)" if key in os.environ else ""
             print(f"  {key}={_shown(getattr(values, name))}{note}")
-    return 0
+    return status

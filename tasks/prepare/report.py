@@ -55,9 +55,9 @@ def snapshot_summary(
     settle_seconds: float | None = None,
 ) -> SnapshotSummary:
     """I/O step (idempotent, so it may retry): build or reuse a snapshot, return its summary."""
-    settings = (
-        StorageSettings(database_url=database_url) if database_url else StorageSettings.read()
-    )
+    settings = StorageSettings.read()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
     root = Path(artifact_root) if artifact_root else settings.resolved_artifact_root()
     info = build_snapshot(
         get_database(settings),
