@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from storage.registry import ChannelMove
-from tasks.publish import PublishedVersion, VersionLineage, gate_says_promote
+from storage.registry.types import FileSpec
+from tasks.evaluate.gate import GateDecision
+from tasks.publish import PublishedVersion, VersionLineage
 from tasks.publish_tasks import promote_task, publish_version_task
 from tasks.results import StageResult
 from tasks.settings import with_pipeline_settings
@@ -26,24 +26,24 @@ class PublishOutcome(StageResult):
 @with_pipeline_settings
 def publish_flow(
     student: str,
-    files: list[dict[str, Any]],
+    files: list[FileSpec],
     metadata: VersionLineage,
-    metrics: dict[str, Any] | None = None,
-    gate: dict[str, Any] | None = None,
+    metrics: dict[str, dict[str, float]] | None = None,
+    gate: GateDecision | None = None,
     database_url: str | None = None,
 ) -> PublishOutcome:
     """Publish (atomic, idempotent) then move 'stable' when the gate decided to promote.
 
-    `files` are the export task's file entries (path, quantization; size and sha256 are
-    checked or computed); `metadata` is the version's lineage (a form in the Prefect UI);
-    `metrics` are scores per set as stored (a JSON blob) and `gate` the gate's decision.
+    `files` are the export stage's files (path, quantization; size and sha256 are checked
+    or computed); `metadata` is the version's lineage, `metrics` the scores per eval set and
+    `gate` the gate's decision: each a form in the Prefect UI.
     """
     published = publish_version_task(
         student, files, metadata, metrics, gate, database_url=database_url
     )
     promotion = None
-    if gate_says_promote(gate):
-        reasons = "; ".join((gate or {}).get("reasons", [])[:3])
+    if gate is not None and gate.promote:
+        reasons = "; ".join(gate.reasons[:3])
         promotion = promote_task(
             student,
             published.version,

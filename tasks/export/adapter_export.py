@@ -11,16 +11,17 @@ import logging
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storage.registry.types import FileSpec
 from tasks.export.adapter_gguf import (
     DEFAULT_ADAPTER_TYPE,
     AdapterConversionError,
     convert_lora_to_gguf,
 )
-from tasks.export.adapter_parity import check_adapter_parity
+from tasks.export.adapter_parity import AdapterParity, check_adapter_parity
 from tasks.export.adapter_runtime import AdapterError
 from tasks.export.convert import ConversionError, GGUFMetadata
 from tasks.export.files import GGUFFile, describe
@@ -33,24 +34,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DeltaExport:
-    """Publishable base + adapter entries (dicts with role and meta), parity, or why not."""
+    """Publishable base + adapter files (with role and meta), their parity, or why not."""
 
-    files: list[dict[str, Any]] = field(default_factory=list)
-    parity: list[dict[str, Any]] = field(default_factory=list)
+    files: list[FileSpec] = field(default_factory=list)
+    parity: list[AdapterParity] = field(default_factory=list)
     skipped: str | None = None
 
 
-def _entry(gguf_file: GGUFFile, role: str, meta: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "path": str(gguf_file.path),
-        "name": gguf_file.path.name,
-        "quantization": gguf_file.quantization,
-        "size": gguf_file.size,
-        "sha256": gguf_file.sha256,
-        "format": "gguf",
-        "role": role,
-        "meta": dict(meta),
-    }
+def _entry(gguf_file: GGUFFile, role: str, meta: Mapping[str, Any]) -> FileSpec:
+    return FileSpec(
+        path=gguf_file.path,
+        name=gguf_file.path.name,
+        quantization=gguf_file.quantization,
+        size=gguf_file.size,
+        sha256=gguf_file.sha256,
+        format="gguf",
+        role=role,
+        meta=dict(meta),
+    )
 
 
 def base_gguf(
@@ -118,7 +119,7 @@ def export_delta(
     except (LlamaCppUnavailable, AdapterError) as exc:  # no judge here: publish no delta
         log.warning("adapter path of %s not checked: %s", name, exc)
         return DeltaExport(skipped=f"adapter path not checked in llama.cpp: {exc}")
-    result = DeltaExport(parity=[asdict(parity)])
+    result = DeltaExport(parity=[parity])
     if not parity.passed:
         log.warning("adapter path of %s not publishable: %s", name, parity.reason)
         result.skipped = f"parity failed: {parity.reason}"

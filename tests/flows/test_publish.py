@@ -29,6 +29,7 @@ METADATA = {
 }
 PROMOTE = {"promote": True, "reasons": ["all checks passed"]}
 REJECT = {"promote": False, "reasons": ["bleu regressed"]}
+GOOD, WORSE = {"test": {"bleu": 20.0}}, {"test": {"bleu": 9.0}}
 
 
 @pytest.fixture
@@ -54,10 +55,14 @@ def exported(directory: Path) -> list[dict[str, Any]]:
 def test_flow_publishes_and_promotes_only_when_the_gate_says_so(
     harness: None, env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first = publish_flow("smol", exported(tmp_path / "a"), METADATA, {"bleu": 20.0}, PROMOTE, env)
+    first = publish_flow(
+        "smol", exported(tmp_path / "a"), METADATA, {"test": {"bleu": 20.0}}, PROMOTE, env
+    )
     assert first.published.version == 1
     assert first.promotion is not None and first.promotion.to_version == 1
-    second = publish_flow("smol", exported(tmp_path / "b"), METADATA, {"bleu": 9.0}, REJECT, env)
+    second = publish_flow(
+        "smol", exported(tmp_path / "b"), METADATA, {"test": {"bleu": 9.0}}, REJECT, env
+    )
     assert second.published.status == "published" and second.promotion is None
 
     assert main(["models", "list"]) == 0

@@ -214,6 +214,6 @@ def test_the_phone_ladder_offers_the_delta_at_the_rung_phones_get(
         llama_dir, adapter, tmp_path / "export", ("PHONE",), parity_texts, name="tiny",
         adapter_gguf=True, base_revision="r1", base_cache=tmp_path / "bases",
     )  # fmt: skip
-    base = next(f for f in report.delta_files if f["role"] == "base")
-    assert base["quantization"] == report.phone_file
+    base = next(f for f in report.delta_files if f.role == "base")
+    assert base.quantization == report.phone_file
     assert report.adapter_reason == f"base {report.phone_file} + adapter pass parity"
