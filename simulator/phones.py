@@ -2,10 +2,10 @@
 
 Interactions come from the sample data's training tasks only (the benchmark tasks are for
 evaluation and never uploaded; see tasks/sampledata), every kind of task about equally often
-(TaskPool). A phone's "model answer" is the
-reference answer, sometimes reproducibly degraded; ratings, corrections, PII
-and re-sent duplicates are drawn from the seed, so the same seed sends the same uploads
-(re-running it against the same service yields only duplicates: uploads are idempotent).
+(TaskPool). A phone's "model answer" is the reference answer, sometimes reproducibly
+degraded; ratings, corrections, PII and re-sent duplicates are drawn from the seed, so the
+same seed sends the same uploads (re-running it against the same service yields only
+duplicates: uploads are idempotent).
 """
 
 from __future__ import annotations
