@@ -30,7 +30,7 @@ from cli.commands import (
     settings,
     simulate,
 )
-from cli.commands.settings import GROUPS, misspelled
+from cli.commands.settings import GROUPS, warn_misspelled
 from cli.errors import explain, show_tracebacks
 from storage.config import InvalidSettings, Settings
 
@@ -57,8 +57,7 @@ def _read_settings(ctx: typer.Context) -> None:
     # command before any work; `distillery settings` reads them itself, to show them all.
     if ctx.resilient_parsing or ctx.invoked_subcommand == "settings":
         return
-    for typo, meant in misspelled():
-        print(f"⚠ {typo} is not a setting; did you mean {meant}?", file=sys.stderr)
+    warn_misspelled()
     ctx.with_resource(Settings.read(*GROUPS.values()).active())
 
 

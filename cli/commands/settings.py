@@ -31,20 +31,18 @@ def variables() -> list[str]:
     return [f"{PREFIX}{name.upper()}" for cls in GROUPS.values() for name in cls.model_fields]
 
 
-def misspelled() -> list[tuple[str, str]]:
-    """(set variable, the setting it resembles) for DISTILLERY_ names that are near-misses.
+def warn_misspelled() -> None:
+    """A warning on stderr for each DISTILLERY_ name that is a near-miss of a setting's.
 
     Only near-misses: the converter's subprocess and the test suite use a few other
     DISTILLERY_ names that are not settings and must pass silently.
     """
     known = variables()
-    out = []
     for name in sorted(os.environ):
         if name.startswith(PREFIX) and name not in known:
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
             if close:
-                out.append((name, close[0]))
-    return out
+                print(f"⚠ {name} is not a setting; did you mean {close[0]}?", file=sys.stderr)
 
 
 def _shown(value: Any) -> str:
@@ -78,8 +76,7 @@ def settings(
 ) -> int:
     """Every setting with its value on this machine (environment and .env; secrets masked)."""
     status = 0
-    for typo, meant in misspelled():
-        print(f"⚠ {typo} is not a setting; did you mean {meant}?", file=sys.stderr)
+    warn_misspelled()
     for title, cls in GROUPS.items():
         try:
             values = Settings.read(cls).get(cls)
